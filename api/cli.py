@@ -1,0 +1,87 @@
+"""The ``gigatwin`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from connectors.linefile import read_line
+from twin.errors import TwinError
+from twin.simulate import simulate
+
+__all__ = ["main"]
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of hours, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gigatwin", description="GigaTwin: a digital twin of battery-cell production lines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="simulate a line file and print its KPIs")
+    sim.add_argument("line", help="the line file (YAML)")
+    sim.add_argument("--hours", type=_positive, required=True, help="simulated hours measured after the warm-up")
+    sim.add_argument("--warmup", type=float, default=0.0, help="simulated hours run first and discarded (default 0)")
+    sim.add_argument("--replications", type=int, default=1, help="independent replications (default 1)")
+    sim.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    sim.add_argument("--workers", type=int, default=0, help="processes for replications (default: one per core)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def _summary(result: dict[str, Any]) -> str:
+    tp = result["throughput_per_hour"]
+    lines = [
+        f"line {result['line']}  (config {result['config_hash']}, seed {result['seed']}, "
+        f"{result['replications']} replication(s) of {result['hours']:g} h after {result['warmup']:g} h warm-up)",
+        f"throughput   {tp['mean']:.1f} good units/h  ± {tp['ci95']:.1f} (95 % CI)",
+        f"scrap rate   {100 * result['scrap_rate']:.2f} %",
+        f"WIP          {result['wip_mean']:.0f} units;  "
+        f"lead time {result['lead_time_mean_h'] or float('nan'):.1f} h (Little's law)",
+        f"bottleneck   {result['bottleneck']}  ({result['bottleneck_method']})",
+        "",
+        f"{'station':<10}{'good/h':>10}{'working':>9}{'starved':>9}{'blocked':>9}{'down':>8}{'avail':>8}{'OEE':>7}{'scrapped':>10}",
+    ]
+    for sid, st in result["stations"].items():
+        f = st["state_fractions"]
+        lines.append(
+            f"{sid:<10}{st['throughput_per_hour']:>10.1f}{f['working']:>9.1%}{f['starved']:>9.1%}{f['blocked']:>9.1%}"
+            f"{f['down']:>8.1%}{st['availability']:>8.1%}{st['oee']:>7.1%}{st['scrapped']:>10.0f}"
+        )
+    lines.append("")
+    lines.append(f"{'buffer after':<14}{'mean level':>12}{'capacity':>10}")
+    for sid, b in result["buffers"].items():
+        cap = "inf" if b["capacity"] is None else str(b["capacity"])
+        lines.append(f"{sid:<14}{b['mean_level']:>12.1f}{cap:>10}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        line = read_line(args.line)
+        if args.replications < 1:
+            raise TwinError(f"--replications must be at least 1, got {args.replications}")
+        workers = args.workers or (os.cpu_count() or 1)
+        result = simulate(
+            line, hours=args.hours, warmup=args.warmup, replications=args.replications, seed=args.seed, workers=workers
+        ).to_dict()
+    except (TwinError, ValueError) as exc:
+        print(f"gigatwin: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else _summary(result))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# GigaTwin's test command: sets up everything it needs (virtual environment, packages, the Debian
+# services the integration tests start), then runs the linters, the type checker, the layer contracts
+# and the default test suite. Extra arguments go to pytest (e.g. `-m slow` for the long statistical runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v mosquitto >/dev/null 2>&1 || ! command -v influxd >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing the Debian packages mosquitto and influxdb"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto influxdb >/dev/null
+  else
+    echo "note: mosquitto/influxdb are missing and this is not root; run: sudo apt-get install mosquitto influxdb" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  "$PY" -m venv .venv
+fi
+echo "== installing gigatwin with its dev tools"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+
+echo "== ruff";        .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "== mypy";        .venv/bin/mypy
+echo "== import-linter"; .venv/bin/lint-imports
+echo "== pytest";      .venv/bin/python -m pytest "$@"

@@ -1,0 +1,171 @@
+"""Buffers between stations: counts of units with a capacity, blocking after service, FIFO service of machines.
+
+A buffer holds fungible units (the line moves counts, not identities). Machines ask for units with
+:meth:`Buffer.get` and hand finished units over with :meth:`Buffer.put`; requests are served first come,
+first served. A capacity of 0 is a direct hand-off: a machine's finished units pass straight into a
+waiting downstream machine, and the upstream machine stays BLOCKED until one takes them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import simpy
+
+from twin.events import BufferLevel, Event
+
+__all__ = ["Buffer", "GetRequest", "PutRequest", "Sink", "Source"]
+
+Emit = Callable[[Event], None] | None
+
+
+class GetRequest:
+    """A machine's request for up to ``want`` units; its ``event`` succeeds with the number loaded."""
+
+    __slots__ = ("batch", "event", "have", "timeout", "want")
+
+    def __init__(self, event: simpy.Event, want: int, batch: bool, timeout: float | None, have: int) -> None:
+        self.event = event
+        self.want = want
+        self.batch = batch
+        self.timeout = timeout
+        self.have = have
+
+
+class PutRequest:
+    """A machine's hand-over of finished units; its ``event`` succeeds when all ``left`` units are placed."""
+
+    __slots__ = ("event", "left")
+
+    def __init__(self, event: simpy.Event, left: int) -> None:
+        self.event = event
+        self.left = left
+
+
+class Buffer:
+    """The units waiting after station ``station``: ``capacity`` None is unbounded, 0 a direct hand-off."""
+
+    def __init__(self, env: simpy.Environment, station: str, capacity: int | None, emit: Emit, level: int = 0) -> None:
+        self.env = env
+        self.station = station
+        self.capacity = capacity
+        self.level = level
+        self._emit = emit
+        self._getters: deque[GetRequest] = deque()
+        self._putters: deque[PutRequest] = deque()
+
+    @property
+    def held_upstream(self) -> int:
+        """Finished units still held by blocked upstream machines."""
+        return sum(p.left for p in self._putters)
+
+    def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0) -> GetRequest:
+        """Ask for units: a unit request takes 1 to ``want`` as soon as any are there; a batch request
+        fills up to ``want`` and starts early ``timeout`` hours after its first unit (never, if None)."""
+        req = GetRequest(self.env.event(), want, batch, timeout, have)
+        self._getters.append(req)
+        if have and batch and timeout is not None:
+            self._arm(req)
+        self._settle()
+        return req
+
+    def put(self, units: int) -> PutRequest:
+        """Hand over ``units`` finished units; the request's event succeeds once all are placed."""
+        req = PutRequest(self.env.event(), units)
+        self._putters.append(req)
+        self._settle()
+        return req
+
+    def cancel(self, req: GetRequest) -> int:
+        """Withdraw a pending get; returns the units it had already loaded."""
+        if not req.event.triggered:
+            self._getters.remove(req)
+        return req.have
+
+    def _arm(self, req: GetRequest) -> None:
+        assert req.timeout is not None
+        self.env.timeout(req.timeout).callbacks.append(lambda _ev: self._expire(req))
+
+    def _expire(self, req: GetRequest) -> None:
+        if req.event.triggered or req not in self._getters:
+            return
+        self._getters.remove(req)
+        req.event.succeed(req.have)
+        self._settle()
+
+    def _settle(self) -> None:
+        before = self.level
+        getters, putters, cap = self._getters, self._putters, self.capacity
+        while True:
+            if getters:
+                g = getters[0]
+                need = g.want - g.have
+                take = 0
+                if self.level > 0:
+                    take = need if need < self.level else self.level
+                    self.level -= take
+                elif putters and cap == 0:
+                    p = putters[0]
+                    take = need if need < p.left else p.left
+                    p.left -= take
+                    if p.left == 0:
+                        putters.popleft()
+                        p.event.succeed()
+                if take:
+                    first = g.have == 0
+                    g.have += take
+                    if not g.batch or g.have >= g.want:
+                        getters.popleft()
+                        g.event.succeed(g.have)
+                    elif first and g.timeout is not None:
+                        self._arm(g)
+                    continue
+            if putters and (cap is None or self.level < cap):
+                p = putters[0]
+                room = p.left if cap is None else min(p.left, cap - self.level)
+                self.level += room
+                p.left -= room
+                if p.left == 0:
+                    putters.popleft()
+                    p.event.succeed()
+                continue
+            break
+        if self._emit is not None and self.level != before:
+            self._emit(BufferLevel(self.env.now, self.station, self.level))
+
+
+class Source:
+    """Unlimited supply before the first station: every request is filled at once."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.level = 0
+        self.capacity: int | None = None
+
+    def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0) -> GetRequest:
+        """Fill the request completely, now."""
+        req = GetRequest(self.env.event(), want, batch, timeout, want)
+        req.event.succeed(want)
+        return req
+
+    def cancel(self, req: GetRequest) -> int:
+        """Nothing to withdraw: requests are filled at once."""
+        return req.have
+
+
+class Sink:
+    """Shipping after the last station: takes everything at once."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.level = 0
+        self.capacity: int | None = None
+        self.shipped = 0
+
+    def put(self, units: int) -> PutRequest:
+        """Ship ``units`` now."""
+        self.shipped += units
+        req = PutRequest(self.env.event(), 0)
+        req.event.succeed()
+        return req

@@ -1,0 +1,447 @@
+"""The SimPy processes of a station: its machines (load, work, fail, repair, scrap, hand over) or its store.
+
+Operating-basis failures need no process of their own: a working machine knows how much operating time
+is left before each mode fails and stops its work there, so a starved or blocked machine cannot fail.
+Calendar-basis failures run a process per machine and mode that interrupts the work in progress; the
+interrupted units resume their remaining work after the repair.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from twin.distributions import Sampler, named_stream
+from twin.engine.buffer import Buffer, GetRequest, PutRequest, Sink, Source
+from twin.events import Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
+from twin.schema import FailureMode, Station
+from twin.snapshot import MachineSnapshot, StationSnapshot, StoreLot
+
+__all__ = ["DelayStation", "Machine", "ProcessStation"]
+
+Emit = Callable[[Event], None] | None
+Inlet = Buffer | Source
+Outlet = Buffer | Sink
+
+WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
+
+
+class _Scrap:
+    """Scrap decisions for one station on its own random stream."""
+
+    __slots__ = ("_block", "_i", "_rng", "p")
+
+    def __init__(self, p: float, rng: np.random.Generator) -> None:
+        self.p = p
+        self._rng = rng
+        self._block: list[float] = []
+        self._i = 0
+
+    def of(self, units: int) -> int:
+        """How many of ``units`` are scrapped."""
+        if self.p == 0.0 or units == 0:
+            return 0
+        if units == 1:
+            if self._i >= len(self._block):
+                self._block = self._rng.random(512).tolist()
+                self._i = 0
+            u = self._block[self._i]
+            self._i += 1
+            return 1 if u < self.p else 0
+        return int(self._rng.binomial(units, self.p))
+
+
+class _Mode:
+    """A failure mode as one machine sees it: its samplers and its crew."""
+
+    __slots__ = ("basis", "crew", "name", "ttf", "ttr")
+
+    def __init__(self, spec: FailureMode, ttf: Sampler, ttr: Sampler, crew: simpy.Resource | None) -> None:
+        self.name = spec.name
+        self.basis = spec.basis
+        self.ttf = ttf
+        self.ttr = ttr
+        self.crew = crew
+
+
+class Machine:
+    """One machine of a process station, running as a SimPy process."""
+
+    def __init__(self, station: ProcessStation, index: int, start: MachineSnapshot | None) -> None:
+        self.station = station
+        self.index = index
+        self.env = station.env
+        self.state: MachineState | None = None
+        self.reason = ""
+        self.units = 0
+        self.work_left = 0.0
+        self.step_start = 0.0
+        self.working = False
+        self.down = False
+        self.up_event: simpy.Event | None = None
+        self.repair_end = 0.0
+        self.repair_mode = ""
+        self.get_req: GetRequest | None = None
+        self.put_req: PutRequest | None = None
+        spec, entropy, crews = station.spec, station.entropy, station.crews
+        self.modes: list[_Mode] = []
+        for f in spec.failures:
+            base = f"{spec.id}/{index}/{f.name}"
+            assert not isinstance(f.ttf, int | float) and not isinstance(f.ttr, int | float)
+            self.modes.append(
+                _Mode(
+                    f,
+                    Sampler(f.ttf, named_stream(entropy, base + "/ttf")),
+                    Sampler(f.ttr, named_stream(entropy, base + "/ttr")),
+                    crews.get(f.crew) if f.crew else None,
+                )
+            )
+        self.op_modes = [m for m in self.modes if m.basis == "operating"]
+        given = start.ttf_left_h if start is not None else {}
+        # operating clocks: operating hours left; calendar clocks: absolute time of the next failure
+        self.ttf_left: dict[str, float] = {m.name: given.get(m.name, m.ttf.draw()) for m in self.op_modes}
+        self.calendar_due: dict[str, float] = {}
+        self.process = self.env.process(self._run(start))
+        for m in self.modes:
+            if m.basis == "calendar":
+                self.calendar_due[m.name] = self.env.now + given.get(m.name, m.ttf.draw())
+                self.env.process(self._calendar_failures(m))
+
+    # -- states -----------------------------------------------------------------------------------------
+    def _set(self, state: MachineState, reason: str = "") -> None:
+        if state is self.state and reason == self.reason:
+            return
+        self.state = state
+        self.reason = reason
+        emit = self.station.emit
+        if emit is not None:
+            emit(StateChanged(self.env.now, self.station.id, self.index, state, reason))
+
+    # -- the machine's life -------------------------------------------------------------------------------
+    def _run(self, start: MachineSnapshot | None) -> Generator[simpy.Event, Any, None]:
+        st = self.station
+        env = self.env
+        emit = st.emit
+        inlet, outlet = st.inlet, st.outlet
+        want = st.spec.batch_size or st.spec.lot
+        batch = st.spec.batch_size is not None
+        timeout = st.spec.batch_timeout
+        per_batch = batch
+        cycle = st.cycle
+        scrap = st.scrap
+        sid, idx = st.id, self.index
+
+        phase = "load"
+        have = 0
+        if start is not None:
+            have = start.units
+            if start.state == WORKING:
+                phase, self.work_left = "work", start.work_left_h
+            elif start.state == BLOCKED:
+                phase = "put"
+            elif start.state == DOWN:
+                mode = next(m for m in self.modes if m.name == start.reason)
+                self.units = have
+                yield from self._repair(mode, start.repair_left_h)
+                if have:
+                    phase, self.work_left = "work", start.work_left_h
+            if phase == "load" and not batch:
+                have = 0  # a unit machine idles empty
+        while True:
+            if phase == "load":
+                req = inlet.get(want, batch, timeout, have)
+                if not req.event.triggered:
+                    self._set(STARVED)
+                    self.get_req = req
+                    have = int((yield req.event))
+                    self.get_req = None
+                    if self.down:
+                        assert self.up_event is not None
+                        yield self.up_event
+                else:
+                    have = req.have
+                if emit is not None:
+                    emit(UnitsLoaded(env.now, sid, idx, have))
+                self.units = have
+                self.work_left = cycle.draw() if per_batch else cycle.draw_sum(have)
+                phase = "work"
+            if phase == "work":
+                self.units = have
+                self._set(WORKING)
+                yield from self._work()
+                bad = scrap.of(have)
+                good = have - bad
+                if emit is not None:
+                    emit(UnitsCompleted(env.now, sid, idx, good, bad))
+                have = good
+            # hand over (phase "work" falls through to "put")
+            if have:
+                self.units = have
+                put = outlet.put(have)
+                if not put.event.triggered:
+                    self._set(BLOCKED)
+                    self.put_req = put
+                    yield put.event
+                    self.put_req = None
+                    if self.down:
+                        assert self.up_event is not None
+                        yield self.up_event
+            have = 0
+            self.units = 0
+            phase = "load"
+
+    def _work(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        op_modes, ttf_left = self.op_modes, self.ttf_left
+        while self.work_left > 0:
+            step = self.work_left
+            failing: _Mode | None = None
+            for m in op_modes:
+                left = ttf_left[m.name]
+                if left < step:
+                    step, failing = left, m
+            self.step_start = env.now
+            self.working = True
+            try:
+                yield env.timeout(step)
+            except simpy.Interrupt as intr:
+                self.working = False
+                done = env.now - self.step_start
+                self.work_left -= done
+                for m in op_modes:
+                    ttf_left[m.name] -= done
+                cause = intr.cause
+                assert isinstance(cause, _Mode)
+                yield from self._repair(cause, cause.ttr.draw())
+                self.calendar_due[cause.name] = env.now + cause.ttf.draw()
+                self._set(WORKING)
+                continue
+            self.working = False
+            self.work_left -= step
+            for m in op_modes:
+                ttf_left[m.name] -= step
+            if failing is not None:
+                yield from self._repair(failing, failing.ttr.draw())
+                ttf_left[failing.name] = failing.ttf.draw()
+                self._set(WORKING)
+        self.work_left = 0.0
+
+    def _repair(self, mode: _Mode, duration: float) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        self.down = True
+        self.up_event = env.event()
+        self.repair_mode = mode.name
+        self._set(DOWN, mode.name)
+        if mode.crew is not None:
+            self.repair_end = float("inf")
+            with mode.crew.request() as req:
+                yield req
+                self.repair_end = env.now + duration
+                yield env.timeout(duration)
+        else:
+            self.repair_end = env.now + duration
+            yield env.timeout(duration)
+        self.down = False
+        up, self.up_event = self.up_event, None
+        up.succeed()
+
+    def _calendar_failures(self, mode: _Mode) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        while True:
+            due = self.calendar_due[mode.name]
+            if due > env.now:
+                yield env.timeout(due - env.now)
+                if self.calendar_due[mode.name] != due:
+                    continue  # rescheduled after an interrupt-driven repair
+            while self.down:
+                assert self.up_event is not None
+                yield self.up_event
+            if self.working:
+                self.process.interrupt(mode)
+                # the machine repairs itself and sets the next due time; wait for it to come back up
+                yield env.timeout(0)
+                continue
+            # idle (starved or blocked): down in place; the machine waits for the repair before going on
+            before, reason = self.state, self.reason
+            yield from self._repair(mode, mode.ttr.draw())
+            self.calendar_due[mode.name] = env.now + mode.ttf.draw()
+            if self.state is DOWN and before is not None:
+                self._set(before, reason)
+
+    # -- snapshot -----------------------------------------------------------------------------------------
+    def snapshot(self) -> MachineSnapshot:
+        """This machine now."""
+        now = self.env.now
+        ttf = dict(self.ttf_left)
+        work_left = self.work_left
+        if self.working:
+            done = now - self.step_start
+            work_left -= done
+            ttf = {k: v - done for k, v in ttf.items()}
+        for name, due in self.calendar_due.items():
+            ttf[name] = max(due - now, 0.0)
+        state = self.state or STARVED
+        units = self.units
+        if state is STARVED:
+            units = self.get_req.have if self.get_req is not None else 0
+        if state is BLOCKED and self.put_req is not None:
+            units = self.put_req.left
+        return MachineSnapshot(
+            state=state,
+            units=units,
+            work_left_h=max(work_left, 0.0),
+            repair_left_h=max(self.repair_end - now, 0.0) if state is DOWN else 0.0,
+            reason=self.reason if state is DOWN else "",
+            ttf_left_h={k: max(v, 0.0) for k, v in ttf.items()},
+        )
+
+
+class ProcessStation:
+    """A group of identical parallel machines sharing an inlet and an outlet."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: Station,
+        inlet: Inlet,
+        outlet: Outlet,
+        entropy: int | tuple[int, ...],
+        crews: dict[str, simpy.Resource],
+        emit: Emit,
+        start: StationSnapshot | None,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.id = spec.id
+        self.inlet = inlet
+        self.outlet = outlet
+        self.entropy = entropy
+        self.crews = crews
+        self.emit = emit
+        assert spec.cycle_time is not None and not isinstance(spec.cycle_time, int | float)
+        self.cycle = Sampler(spec.cycle_time, named_stream(entropy, f"{spec.id}/cycle"))
+        self.scrap = _Scrap(spec.scrap, named_stream(entropy, f"{spec.id}/scrap"))
+        given = start.machines if start is not None else []
+        self.machines = [Machine(self, i, given[i] if i < len(given) else None) for i in range(spec.machines)]
+
+    def snapshot(self) -> StationSnapshot:
+        """This station now."""
+        return StationSnapshot(machines=[m.snapshot() for m in self.machines])
+
+
+class DelayStation:
+    """A storage step: up to ``capacity`` units each stay at least their dwell, then leave in order of readiness."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: Station,
+        inlet: Inlet,
+        outlet: Outlet,
+        entropy: int | tuple[int, ...],
+        emit: Emit,
+        start: StationSnapshot | None,
+    ) -> None:
+        assert spec.capacity is not None and spec.dwell is not None and not isinstance(spec.dwell, int | float)
+        self.env = env
+        self.spec = spec
+        self.id = spec.id
+        self.inlet = inlet
+        self.outlet = outlet
+        self.emit = emit
+        self.capacity = spec.capacity
+        self.dwell = Sampler(spec.dwell, named_stream(entropy, f"{spec.id}/dwell"))
+        self.scrap = _Scrap(spec.scrap, named_stream(entropy, f"{spec.id}/scrap"))
+        self.lots: list[tuple[float, int, int]] = []  # (ready time, sequence, units)
+        self._seq = 0
+        self.occupancy = 0
+        self.held = 0
+        self.full = False
+        self._arrived: simpy.Event | None = None
+        self._room: simpy.Event | None = None
+        self._releasing: tuple[float, int] | None = None
+        for lot in start.lots if start is not None else []:
+            self._admit(lot.units, env.now + lot.dwell_left_h)
+        env.process(self._intake())
+        env.process(self._release())
+
+    def _admit(self, units: int, ready: float) -> None:
+        heapq.heappush(self.lots, (ready, self._seq, units))
+        self._seq += 1
+        self.occupancy += units
+
+    def _report(self) -> None:
+        if self.emit is not None:
+            self.emit(StoreOccupancy(self.env.now, self.id, self.occupancy - self.held, self.held, self.full))
+
+    def _intake(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        emit = self.emit
+        while True:
+            free = self.capacity - self.occupancy
+            if free <= 0:
+                if not self.full:
+                    self.full = True
+                    self._report()
+                self._room = env.event()
+                yield self._room
+                continue
+            if self.full:
+                self.full = False
+                self._report()
+            req = self.inlet.get(free)
+            units = int((yield req.event))
+            self._admit(units, env.now + self.dwell.draw())
+            if emit is not None:
+                emit(UnitsLoaded(env.now, self.id, 0, units))
+            self._report()
+            if self._arrived is not None:
+                ev, self._arrived = self._arrived, None
+                ev.succeed()
+
+    def _release(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        emit = self.emit
+        while True:
+            if not self.lots:
+                self._arrived = env.event()
+                yield self._arrived
+                continue
+            ready = self.lots[0][0]
+            if ready > env.now:
+                yield env.timeout(ready - env.now)
+                continue
+            ready, _seq, units = heapq.heappop(self.lots)
+            bad = self.scrap.of(units)
+            good = units - bad
+            if emit is not None:
+                emit(UnitsCompleted(env.now, self.id, 0, good, bad))
+            if bad:
+                self.occupancy -= bad
+                self._report()
+            if good:
+                put = self.outlet.put(good)
+                if not put.event.triggered:
+                    self.held = good
+                    self._releasing = (ready, good)
+                    self._report()
+                    yield put.event
+                    self._releasing = None
+                    self.held = 0
+                self.occupancy -= good
+                self._report()
+            if self._room is not None:
+                ev, self._room = self._room, None
+                ev.succeed()
+
+    def snapshot(self) -> StationSnapshot:
+        """This store now: its lots with their dwell left (a lot held at the exit has none left)."""
+        now = self.env.now
+        lots = [StoreLot(units=u, dwell_left_h=max(r - now, 0.0)) for r, _s, u in sorted(self.lots)]
+        if self._releasing is not None:
+            lots.insert(0, StoreLot(units=self._releasing[1], dwell_left_h=0.0))
+        return StationSnapshot(lots=lots)

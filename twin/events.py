@@ -1,0 +1,89 @@
+"""The event vocabulary: what happens on a line, simulated or real.
+
+The engine emits these; the live state and the KPI reducer consume them; the telemetry codec (later)
+translates them to and from the wire. Times are in hours on the run's clock. Events are immutable
+named tuples because the engine makes millions of them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+__all__ = [
+    "BufferLevel",
+    "Event",
+    "MachineState",
+    "StateChanged",
+    "StoreOccupancy",
+    "UnitsCompleted",
+    "UnitsLoaded",
+]
+
+
+class MachineState(StrEnum):
+    """What a machine is doing."""
+
+    WORKING = "WORKING"
+    STARVED = "STARVED"
+    """Waiting for material (includes a batch machine waiting for its batch to fill)."""
+    BLOCKED = "BLOCKED"
+    """Holding finished units because the next buffer is full."""
+    DOWN = "DOWN"
+    """Broken down: waiting for a repair crew or under repair."""
+    SETUP = "SETUP"
+    PLANNED_STOP = "PLANNED_STOP"
+
+
+class StateChanged(NamedTuple):
+    """Machine ``machine`` of ``station`` entered ``state`` at ``t`` (``reason``: a failure mode, or empty)."""
+
+    t: float
+    station: str
+    machine: int
+    state: MachineState
+    reason: str
+
+
+class UnitsLoaded(NamedTuple):
+    """A machine (or a store) of ``station`` took ``units`` from its input at ``t``."""
+
+    t: float
+    station: str
+    machine: int
+    units: int
+
+
+class UnitsCompleted(NamedTuple):
+    """A machine (or a store) of ``station`` finished ``good + scrap`` units at ``t``; scrap leaves the line at once."""
+
+    t: float
+    station: str
+    machine: int
+    good: int
+    scrap: int
+
+
+class BufferLevel(NamedTuple):
+    """The buffer after ``station`` held ``level`` units from ``t`` on."""
+
+    t: float
+    station: str
+    level: int
+
+
+class StoreOccupancy(NamedTuple):
+    """A delay station held ``dwelling`` units still in their dwell and ``held`` units ready but blocked at its exit.
+
+    ``intake_blocked`` is true while material waits to enter because the store is full.
+    """
+
+    t: float
+    station: str
+    dwelling: int
+    held: int
+    intake_blocked: bool
+
+
+Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy
+"""Any event of the vocabulary."""

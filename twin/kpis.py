@@ -1,0 +1,315 @@
+"""KPIs of a line over a time window, computed from the event stream alone.
+
+The same reducer serves the simulator and (later) the live plant, so equal events give equal KPIs.
+
+Definitions (per station, over the window of length T):
+- state fractions: machine-hours in each state over ``machines * T``; a delay station counts its
+  capacity as slots: ``working`` = units dwelling, ``blocked`` = units held at its exit, ``starved`` = empty slots.
+- availability = 1 - down fraction; quality = good / (good + scrap);
+  OEE = good units x ideal time per unit / (machines x T) (ISO 22400 style: fully productive time over
+  planned time); performance = OEE / (availability x quality), so starved and blocked time count as
+  performance losses. Over short windows, units started before the window but finished inside it can
+  lift performance a little above 1.
+- bottleneck: the *average active period* method (Roser, Nakano and Tanaka, "A practical bottleneck
+  detection method", Winter Simulation Conference 2001): a station is active while none of its machines
+  is starved or blocked (a delay station: while it is full and nothing is held at its exit); the station
+  with the longest mean active period limits the line.
+- lead time: Little's law, mean WIP over the exit rate (good units shipped plus units scrapped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
+from twin.schema import Line
+from twin.snapshot import LineSnapshot
+
+__all__ = ["BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "initial_wip"]
+
+_STATE_KEYS = {s: s.value.lower() for s in MachineState}
+_WAITING = (MachineState.STARVED, MachineState.BLOCKED)
+
+
+@dataclass(frozen=True)
+class StationKpis:
+    """One station's KPIs over a window."""
+
+    state_fractions: dict[str, float]
+    throughput_per_hour: float
+    good: int
+    scrapped: int
+    availability: float
+    performance: float
+    quality: float
+    oee: float
+    active_period_mean_h: float
+
+
+@dataclass(frozen=True)
+class BufferKpis:
+    """One buffer's KPIs over a window."""
+
+    mean_level: float
+    capacity: int | None
+
+
+@dataclass(frozen=True)
+class RunKpis:
+    """A run's KPIs over the window ``[start_h, end_h]``."""
+
+    start_h: float
+    end_h: float
+    throughput_per_hour: float
+    good: int
+    scrapped: int
+    started: int
+    scrap_rate: float
+    wip_mean: float
+    lead_time_mean_h: float
+    bottleneck: str
+    stations: dict[str, StationKpis] = field(default_factory=dict)
+    buffers: dict[str, BufferKpis] = field(default_factory=dict)
+
+
+def initial_wip(snapshot: LineSnapshot | None) -> int:
+    """Units in the line in a starting state (buffers, machines and stores)."""
+    if snapshot is None:
+        return 0
+    total = sum(snapshot.buffers.values())
+    for st in snapshot.stations.values():
+        total += sum(m.units for m in st.machines) + sum(lot.units for lot in st.lots)
+    return total
+
+
+class _Integral:
+    """The time integral of a step function, clipped to a window."""
+
+    __slots__ = ("area", "since", "value", "w0", "w1")
+
+    def __init__(self, value: float, since: float, w0: float, w1: float) -> None:
+        self.value, self.since, self.area, self.w0, self.w1 = value, since, 0.0, w0, w1
+
+    def step(self, t: float, value: float) -> None:
+        a = self.since if self.since > self.w0 else self.w0
+        b = t if t < self.w1 else self.w1
+        if b > a:
+            self.area += self.value * (b - a)
+        self.value, self.since = value, t
+
+
+class _Station:
+    __slots__ = (
+        "active",
+        "active_since",
+        "capacity",
+        "durations",
+        "good",
+        "id",
+        "ideal",
+        "is_store",
+        "last_state",
+        "machines",
+        "periods",
+        "scrap",
+        "since",
+        "waiting",
+    )
+
+    def __init__(self, sid: str, machines: int, ideal: float, is_store: bool, capacity: int) -> None:
+        self.id = sid
+        self.machines = machines
+        self.ideal = ideal
+        self.is_store = is_store
+        self.capacity = capacity
+        self.last_state: list[MachineState | None] = [None] * machines
+        self.since = [0.0] * machines
+        self.durations: dict[MachineState, float] = dict.fromkeys(MachineState, 0.0)
+        self.waiting = machines  # machines not known to be active
+        self.active = False
+        self.active_since = 0.0
+        self.periods: list[float] = []
+        self.good = 0
+        self.scrap = 0
+
+
+class KpiReducer:
+    """Folds events into KPIs over the window ``[start_h, end_h]``; call it with each event, then :meth:`result`.
+
+    ``begin_h`` is when the event stream begins and ``wip0`` how many units the line held then.
+    """
+
+    def __init__(self, line: Line, start_h: float, end_h: float, begin_h: float = 0.0, wip0: int = 0) -> None:
+        if end_h <= start_h:
+            raise ValueError(f"the KPI window must have end_h > start_h, got [{start_h}, {end_h}]")
+        self.line = line
+        self.w0, self.w1 = start_h, end_h
+        self.first = line.stations[0].id
+        self.last = line.stations[-1].id
+        self._st: dict[str, _Station] = {}
+        for s in line.stations:
+            if s.kind == "delay":
+                assert s.dwell is not None and s.capacity is not None and not isinstance(s.dwell, int | float)
+                ideal = s.dwell.mean_value / s.capacity
+                self._st[s.id] = _Station(s.id, 1, ideal, True, s.capacity)
+            else:
+                assert s.cycle_time is not None and not isinstance(s.cycle_time, int | float)
+                per_unit = s.cycle_time.mean_value / (s.batch_size or 1)
+                self._st[s.id] = _Station(s.id, s.machines, per_unit / s.machines, False, 0)
+        self._buffers = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations[:-1]}
+        self._dwell = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
+        self._held = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
+        self._wip = _Integral(float(wip0), begin_h, start_h, end_h)
+        self.started = 0
+        self.shipped = 0
+        self.scrapped = 0
+        self.time = begin_h
+
+    def seed_buffers(self, snapshot: LineSnapshot | None) -> None:
+        """Start buffer levels from a snapshot (its buffers emit no event until they change)."""
+        if snapshot is None:
+            return
+        for sid, level in snapshot.buffers.items():
+            self._buffers[sid].value = float(level)
+
+    # -- events ---------------------------------------------------------------------------------------------
+    def __call__(self, ev: Event) -> None:
+        t = ev.t
+        if t < self.time:
+            raise ValueError(f"event at t={t} h arrived after t={self.time} h: {ev!r}")
+        self.time = t
+        kind = type(ev)
+        if kind is StateChanged:
+            assert isinstance(ev, StateChanged)
+            self._state(self._st[ev.station], ev.machine, t, ev.state)
+        elif kind is BufferLevel:
+            assert isinstance(ev, BufferLevel)
+            self._buffers[ev.station].step(t, ev.level)
+        elif kind is UnitsCompleted:
+            assert isinstance(ev, UnitsCompleted)
+            st = self._st[ev.station]
+            wip = self._wip
+            if ev.scrap:
+                wip.step(t, wip.value - ev.scrap)
+            if ev.station == self.last and ev.good:
+                wip.step(t, wip.value - ev.good)
+            if self.w0 <= t <= self.w1:
+                st.good += ev.good
+                st.scrap += ev.scrap
+                self.scrapped += ev.scrap
+                if ev.station == self.last:
+                    self.shipped += ev.good
+        elif kind is UnitsLoaded:
+            assert isinstance(ev, UnitsLoaded)
+            if ev.station == self.first:
+                self._wip.step(t, self._wip.value + ev.units)
+                if self.w0 <= t <= self.w1:
+                    self.started += ev.units
+        elif kind is StoreOccupancy:
+            assert isinstance(ev, StoreOccupancy)
+            self._dwell[ev.station].step(t, ev.dwelling)
+            self._held[ev.station].step(t, ev.held)
+            st = self._st[ev.station]
+            self._activity(st, t, ev.intake_blocked and ev.held == 0)
+
+    def _state(self, st: _Station, m: int, t: float, state: MachineState) -> None:
+        prev = st.last_state[m]
+        if prev is not None:
+            a = st.since[m] if st.since[m] > self.w0 else self.w0
+            b = t if t < self.w1 else self.w1
+            if b > a:
+                st.durations[prev] += b - a
+        st.last_state[m] = state
+        st.since[m] = t
+        was_waiting = prev is None or prev in _WAITING
+        now_waiting = state in _WAITING
+        if was_waiting != now_waiting:
+            st.waiting += 1 if now_waiting else -1
+            self._activity(st, t, st.waiting == 0)
+
+    def _activity(self, st: _Station, t: float, active: bool) -> None:
+        if active == st.active:
+            return
+        if st.active:
+            a = st.active_since if st.active_since > self.w0 else self.w0
+            b = t if t < self.w1 else self.w1
+            if b > a:
+                st.periods.append(b - a)
+        st.active = active
+        st.active_since = t
+
+    # -- results --------------------------------------------------------------------------------------------
+    def result(self) -> RunKpis:
+        """The KPIs over the window (the event stream must have reached the window's end)."""
+        w0, w1 = self.w0, self.w1
+        span = w1 - w0
+        stations: dict[str, StationKpis] = {}
+        for sid, st in self._st.items():
+            if st.is_store:
+                dwell, held = self._dwell[sid], self._held[sid]
+                dwell.step(w1, dwell.value)
+                held.step(w1, held.value)
+                working = dwell.area / (st.capacity * span)
+                blocked = held.area / (st.capacity * span)
+                fractions = {
+                    "working": working,
+                    "starved": max(0.0, 1.0 - working - blocked),
+                    "blocked": blocked,
+                    "down": 0.0,
+                }
+            else:
+                durations = dict(st.durations)
+                for m, state in enumerate(st.last_state):
+                    if state is not None:
+                        a = st.since[m] if st.since[m] > w0 else w0
+                        if w1 > a:
+                            durations[state] += w1 - a
+                total = st.machines * span
+                fractions = {"working": 0.0, "starved": 0.0, "blocked": 0.0, "down": 0.0}
+                for state, d in durations.items():
+                    if d > 0 or _STATE_KEYS[state] in fractions:
+                        fractions[_STATE_KEYS[state]] = d / total
+            periods = list(st.periods)
+            if st.active:
+                a = st.active_since if st.active_since > w0 else w0
+                if w1 > a:
+                    periods.append(w1 - a)
+            availability = 1.0 - fractions["down"]
+            done = st.good + st.scrap
+            quality = st.good / done if done else 1.0
+            oee = st.good * st.ideal / span
+            denom = availability * quality
+            stations[sid] = StationKpis(
+                state_fractions=fractions,
+                throughput_per_hour=st.good / span,
+                good=st.good,
+                scrapped=st.scrap,
+                availability=availability,
+                performance=oee / denom if denom > 0 else 0.0,
+                quality=quality,
+                oee=oee,
+                active_period_mean_h=sum(periods) / len(periods) if periods else 0.0,
+            )
+        buffers = {}
+        for s in self.line.stations[:-1]:
+            integral = self._buffers[s.id]
+            integral.step(w1, integral.value)
+            buffers[s.id] = BufferKpis(mean_level=integral.area / span, capacity=s.buffer_after)
+        self._wip.step(w1, self._wip.value)
+        wip_mean = self._wip.area / span
+        exits = self.shipped + self.scrapped
+        bottleneck = max(stations, key=lambda k: stations[k].active_period_mean_h)
+        return RunKpis(
+            start_h=w0,
+            end_h=w1,
+            throughput_per_hour=self.shipped / span,
+            good=self.shipped,
+            scrapped=self.scrapped,
+            started=self.started,
+            scrap_rate=self.scrapped / exits if exits else 0.0,
+            wip_mean=wip_mean,
+            lead_time_mean_h=wip_mean * span / exits if exits else float("nan"),
+            bottleneck=bottleneck,
+            stations=stations,
+            buffers=buffers,
+        )
