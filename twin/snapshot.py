@@ -26,6 +26,8 @@ class MachineSnapshot(_Model):
     state: MachineState = MachineState.STARVED
     units: int = Field(default=0, ge=0)
     """Units in the machine: loaded (STARVED on a partial batch), in process (WORKING, DOWN) or finished and held (BLOCKED)."""
+    finished: bool = False
+    """DOWN: the units are finished and wait to be handed over (the machine broke down while blocked)."""
     work_left_h: float = Field(default=0.0, ge=0)
     repair_left_h: float = Field(default=0.0, ge=0)
     reason: str = ""

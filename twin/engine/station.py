@@ -146,9 +146,12 @@ class Machine:
             elif start.state == DOWN:
                 mode = next(m for m in self.modes if m.name == start.reason)
                 self.units = have
+                self.work_left = start.work_left_h
                 yield from self._repair(mode, start.repair_left_h)
-                if have:
-                    phase, self.work_left = "work", start.work_left_h
+                if have and start.finished:
+                    phase = "put"
+                elif have and (start.work_left_h > 0 or not batch):
+                    phase = "work"
             if phase == "load" and not batch:
                 have = 0  # a unit machine idles empty
         while True:
@@ -159,15 +162,15 @@ class Machine:
                     self.get_req = req
                     have = int((yield req.event))
                     self.get_req = None
-                    if self.down:
-                        assert self.up_event is not None
-                        yield self.up_event
                 else:
                     have = req.have
                 if emit is not None:
                     emit(UnitsLoaded(env.now, sid, idx, have))
                 self.units = have
                 self.work_left = cycle.draw() if per_batch else cycle.draw_sum(have)
+                if self.down:  # broke down (calendar) while loading: repair before starting
+                    assert self.up_event is not None
+                    yield self.up_event
                 phase = "work"
             if phase == "work":
                 self.units = have
@@ -187,6 +190,7 @@ class Machine:
                     self.put_req = put
                     yield put.event
                     self.put_req = None
+                    self.units = 0
                     if self.down:
                         assert self.up_event is not None
                         yield self.up_event
@@ -252,17 +256,19 @@ class Machine:
     def _calendar_failures(self, mode: _Mode) -> Generator[simpy.Event, Any, None]:
         env = self.env
         while True:
+            if self.down:
+                # a failure that falls due during another repair strikes when the machine is back up
+                assert self.up_event is not None
+                yield self.up_event
+                continue
             due = self.calendar_due[mode.name]
             if due > env.now:
                 yield env.timeout(due - env.now)
-                if self.calendar_due[mode.name] != due:
-                    continue  # rescheduled after an interrupt-driven repair
-            while self.down:
-                assert self.up_event is not None
-                yield self.up_event
+                continue  # the due time may have moved meanwhile; look again
             if self.working:
+                # the machine repairs itself and sets the next due time
+                self.calendar_due[mode.name] = float("inf")
                 self.process.interrupt(mode)
-                # the machine repairs itself and sets the next due time; wait for it to come back up
                 yield env.timeout(0)
                 continue
             # idle (starved or blocked): down in place; the machine waits for the repair before going on
@@ -285,14 +291,15 @@ class Machine:
         for name, due in self.calendar_due.items():
             ttf[name] = max(due - now, 0.0)
         state = self.state or STARVED
-        units = self.units
-        if state is STARVED:
-            units = self.get_req.have if self.get_req is not None else 0
-        if state is BLOCKED and self.put_req is not None:
-            units = self.put_req.left
+        units, finished = self.units, False
+        if self.put_req is not None:
+            units, finished = self.put_req.left, True
+        elif self.get_req is not None:
+            units = self.get_req.have
         return MachineSnapshot(
             state=state,
             units=units,
+            finished=finished and state is DOWN,
             work_left_h=max(work_left, 0.0),
             repair_left_h=max(self.repair_end - now, 0.0) if state is DOWN else 0.0,
             reason=self.reason if state is DOWN else "",
@@ -363,7 +370,7 @@ class DelayStation:
         self.full = False
         self._arrived: simpy.Event | None = None
         self._room: simpy.Event | None = None
-        self._releasing: tuple[float, int] | None = None
+        self._releasing: PutRequest | None = None
         for lot in start.lots if start is not None else []:
             self._admit(lot.units, env.now + lot.dwell_left_h)
         env.process(self._intake())
@@ -427,7 +434,7 @@ class DelayStation:
                 put = self.outlet.put(good)
                 if not put.event.triggered:
                     self.held = good
-                    self._releasing = (ready, good)
+                    self._releasing = put
                     self._report()
                     yield put.event
                     self._releasing = None
@@ -442,6 +449,6 @@ class DelayStation:
         """This store now: its lots with their dwell left (a lot held at the exit has none left)."""
         now = self.env.now
         lots = [StoreLot(units=u, dwell_left_h=max(r - now, 0.0)) for r, _s, u in sorted(self.lots)]
-        if self._releasing is not None:
-            lots.insert(0, StoreLot(units=self._releasing[1], dwell_left_h=0.0))
+        if self._releasing is not None and self._releasing.left:
+            lots.insert(0, StoreLot(units=self._releasing.left, dwell_left_h=0.0))
         return StationSnapshot(lots=lots)
