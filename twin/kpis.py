@@ -19,7 +19,9 @@ Definitions (per station, over the window of length T):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
 from twin.schema import Line
@@ -164,6 +166,13 @@ class KpiReducer:
         self.shipped = 0
         self.scrapped = 0
         self.time = begin_h
+        self._dispatch: dict[type, Callable[[Any, float], None]] = {
+            StateChanged: self._on_state,
+            BufferLevel: self._on_buffer,
+            UnitsCompleted: self._on_completed,
+            UnitsLoaded: self._on_loaded,
+            StoreOccupancy: self._on_store,
+        }
 
     def seed_buffers(self, snapshot: LineSnapshot | None) -> None:
         """Start buffer levels from a snapshot (its buffers emit no event until they change)."""
@@ -178,39 +187,39 @@ class KpiReducer:
         if t < self.time:
             raise ValueError(f"event at t={t} h arrived after t={self.time} h: {ev!r}")
         self.time = t
-        kind = type(ev)
-        if kind is StateChanged:
-            assert isinstance(ev, StateChanged)
-            self._state(self._st[ev.station], ev.machine, t, ev.state)
-        elif kind is BufferLevel:
-            assert isinstance(ev, BufferLevel)
-            self._buffers[ev.station].step(t, ev.level)
-        elif kind is UnitsCompleted:
-            assert isinstance(ev, UnitsCompleted)
+        # dispatch on the exact type: this runs for every event of every run
+        self._dispatch[type(ev)](ev, t)
+
+    def _on_state(self, ev: StateChanged, t: float) -> None:
+        self._state(self._st[ev.station], ev.machine, t, ev.state)
+
+    def _on_buffer(self, ev: BufferLevel, t: float) -> None:
+        self._buffers[ev.station].step(t, ev.level)
+
+    def _on_completed(self, ev: UnitsCompleted, t: float) -> None:
+        wip = self._wip
+        last = ev.station == self.last
+        gone = ev.scrap + ev.good if last else ev.scrap
+        if gone:
+            wip.step(t, wip.value - gone)
+        if self.w0 <= t <= self.w1:
             st = self._st[ev.station]
-            wip = self._wip
-            if ev.scrap:
-                wip.step(t, wip.value - ev.scrap)
-            if ev.station == self.last and ev.good:
-                wip.step(t, wip.value - ev.good)
+            st.good += ev.good
+            st.scrap += ev.scrap
+            self.scrapped += ev.scrap
+            if last:
+                self.shipped += ev.good
+
+    def _on_loaded(self, ev: UnitsLoaded, t: float) -> None:
+        if ev.station == self.first:
+            self._wip.step(t, self._wip.value + ev.units)
             if self.w0 <= t <= self.w1:
-                st.good += ev.good
-                st.scrap += ev.scrap
-                self.scrapped += ev.scrap
-                if ev.station == self.last:
-                    self.shipped += ev.good
-        elif kind is UnitsLoaded:
-            assert isinstance(ev, UnitsLoaded)
-            if ev.station == self.first:
-                self._wip.step(t, self._wip.value + ev.units)
-                if self.w0 <= t <= self.w1:
-                    self.started += ev.units
-        elif kind is StoreOccupancy:
-            assert isinstance(ev, StoreOccupancy)
-            self._dwell[ev.station].step(t, ev.dwelling)
-            self._held[ev.station].step(t, ev.held)
-            st = self._st[ev.station]
-            self._activity(st, t, ev.intake_blocked and ev.held == 0)
+                self.started += ev.units
+
+    def _on_store(self, ev: StoreOccupancy, t: float) -> None:
+        self._dwell[ev.station].step(t, ev.dwelling)
+        self._held[ev.station].step(t, ev.held)
+        self._activity(self._st[ev.station], t, ev.intake_blocked and ev.held == 0)
 
     def _state(self, st: _Station, m: int, t: float, state: MachineState) -> None:
         prev = st.last_state[m]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
@@ -16,8 +16,12 @@ from twin.snapshot import LineSnapshot
 
 __all__ = ["Engine", "Observer"]
 
-Observer = Callable[[Event], None]
-"""Anything that takes events: the KPI reducer, the live state, a telemetry publisher."""
+
+class Observer(Protocol):
+    """Anything that takes events: the KPI reducer, the live state, a telemetry publisher."""
+
+    def __call__(self, event: Event, /) -> None:
+        """Take one event."""
 
 
 class Engine:
