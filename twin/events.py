@@ -16,6 +16,7 @@ __all__ = [
     "MachineState",
     "StateChanged",
     "StoreOccupancy",
+    "UnitsArrived",
     "UnitsCompleted",
     "UnitsLoaded",
 ]
@@ -64,6 +65,13 @@ class UnitsCompleted(NamedTuple):
     scrap: int
 
 
+class UnitsArrived(NamedTuple):
+    """``units`` were released into the line at ``t``, to queue before its first station (lines with an arrival process)."""
+
+    t: float
+    units: int
+
+
 class BufferLevel(NamedTuple):
     """The buffer after ``station`` held ``level`` units from ``t`` on."""
 
@@ -85,5 +93,5 @@ class StoreOccupancy(NamedTuple):
     intake_blocked: bool
 
 
-Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy
+Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy | UnitsArrived
 """Any event of the vocabulary."""

@@ -23,7 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
+from twin.events import (
+    BufferLevel,
+    Event,
+    MachineState,
+    StateChanged,
+    StoreOccupancy,
+    UnitsArrived,
+    UnitsCompleted,
+    UnitsLoaded,
+)
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
 
@@ -78,7 +87,7 @@ def initial_wip(snapshot: LineSnapshot | None) -> int:
     """Units in the line in a starting state (buffers, machines and stores)."""
     if snapshot is None:
         return 0
-    total = sum(snapshot.buffers.values())
+    total = sum(snapshot.buffers.values()) + snapshot.arrivals_queued
     for st in snapshot.stations.values():
         total += sum(m.units for m in st.machines) + sum(lot.units for lot in st.lots)
     return total
@@ -172,7 +181,10 @@ class KpiReducer:
             UnitsCompleted: self._on_completed,
             UnitsLoaded: self._on_loaded,
             StoreOccupancy: self._on_store,
+            UnitsArrived: self._on_arrived,
         }
+        # with an arrival process units start when released into the line, not when the first station loads them
+        self._arrivals = line.arrival is not None
 
     def seed_buffers(self, snapshot: LineSnapshot | None) -> None:
         """Start buffer levels from a snapshot (its buffers emit no event until they change)."""
@@ -210,8 +222,13 @@ class KpiReducer:
             if last:
                 self.shipped += ev.good
 
+    def _on_arrived(self, ev: UnitsArrived, t: float) -> None:
+        self._wip.step(t, self._wip.value + ev.units)
+        if self.w0 <= t <= self.w1:
+            self.started += ev.units
+
     def _on_loaded(self, ev: UnitsLoaded, t: float) -> None:
-        if ev.station == self.first:
+        if ev.station == self.first and not self._arrivals:
             self._wip.step(t, self._wip.value + ev.units)
             if self.w0 <= t <= self.w1:
                 self.started += ev.units

@@ -55,6 +55,8 @@ class LineSnapshot(_Model):
 
     time_h: float = 0.0
     buffers: dict[str, int] = Field(default_factory=dict)
+    arrivals_queued: int = Field(default=0, ge=0)
+    """Units released into the line and waiting before its first station (lines with an arrival process)."""
     stations: dict[str, StationSnapshot] = Field(default_factory=dict)
 
     def check(self, line: Line) -> None:

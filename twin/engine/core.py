@@ -10,7 +10,7 @@ import simpy
 from twin.distributions import Sampler, named_stream
 from twin.engine.buffer import Buffer, Sink, Source
 from twin.engine.station import DelayStation, ProcessStation
-from twin.events import Event
+from twin.events import Event, UnitsArrived
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
 
@@ -71,7 +71,8 @@ class Engine:
         if line.arrival is None:
             self.source = Source(env)
         else:
-            self.source = Buffer(env, "_arrivals", None, None)
+            queued = start.arrivals_queued if start is not None else 0
+            self.source = Buffer(env, "_arrivals", None, None, level=queued)
             env.process(self._arrivals(self.source))
         self.buffers: dict[str, Buffer] = {}
         self.sink = Sink(env)
@@ -99,8 +100,11 @@ class Engine:
         arrival = self.line.arrival
         assert arrival is not None and not isinstance(arrival.interarrival, int | float)
         gap = Sampler(arrival.interarrival, named_stream(self.seed, "arrivals"))
+        emit = self._emit_fn()
         while True:
             yield self.env.timeout(gap.draw())
+            if emit is not None:
+                emit(UnitsArrived(self.env.now, arrival.lot))
             into.put(arrival.lot)
 
     @property
@@ -122,5 +126,6 @@ class Engine:
         return LineSnapshot(
             time_h=self.env.now,
             buffers={sid: b.level for sid, b in self.buffers.items()},
+            arrivals_queued=self.source.level,
             stations={s.id: s.snapshot() for s in self.stations},
         )
