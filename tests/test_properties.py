@@ -56,7 +56,10 @@ def lines(draw: st.DrawFn) -> Line:
             station["buffer_after"] = draw(st.sampled_from([0, 1, 3, None]))
         stations.append(station)
     if draw(st.booleans()) and draw(st.booleans()):
-        arrival = {"interarrival": {"dist": "exponential", "mean": draw(st.sampled_from([0.5, 2.0]))}, "lot": draw(st.integers(1, 3))}
+        arrival = {
+            "interarrival": {"dist": "exponential", "mean": draw(st.sampled_from([0.5, 2.0]))},
+            "lot": draw(st.integers(1, 3)),
+        }
         return make_line(*stations, arrival=arrival)
     return make_line(*stations)
 
