@@ -23,7 +23,9 @@ fi
 echo "== installing gigatwin with its dev tools"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
-echo "== ruff";        .venv/bin/ruff check . && .venv/bin/ruff format --check .
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy";        .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== pytest";      .venv/bin/python -m pytest "$@"

@@ -28,7 +28,6 @@ __all__ = [
     "Uniform",
     "Weibull",
     "named_stream",
-    "sampler",
 ]
 
 _DURATION_FIELDS = ("value", "mean", "scale", "low", "mode", "high")
@@ -210,23 +209,33 @@ def _coerce_constant(value: Any) -> Any:
 Distribution = Annotated[_Tagged, BeforeValidator(_coerce_constant)]
 """A duration distribution: a bare duration or one of the tagged forms."""
 
-_BLOCK = 512
+_FIRST_BLOCK, _MAX_BLOCK = 16, 512
 
 
 class Sampler:
-    """Draws from one distribution on one named random stream, a block at a time (numpy is slow per scalar)."""
+    """Draws from one distribution on one named random stream, a block at a time (numpy is slow per scalar).
 
-    __slots__ = ("_block", "_dist", "_i", "_rng", "constant")
+    The stream is made on the first draw and blocks grow from 16 to 512 values, so the many samplers a big
+    line has (a repair time per machine and failure mode) cost nothing until they are used.
+    """
 
-    def __init__(self, dist: _Dist, rng: np.random.Generator) -> None:
+    __slots__ = ("_block", "_dist", "_entropy", "_i", "_name", "_next", "_rng", "constant")
+
+    def __init__(self, dist: _Dist, entropy: int | tuple[int, ...], name: str) -> None:
         self._dist = dist
-        self._rng = rng
+        self._entropy = entropy
+        self._name = name
+        self._rng: np.random.Generator | None = None
         self._block: list[float] = []
         self._i = 0
+        self._next = _FIRST_BLOCK
         self.constant: float | None = dist.value if isinstance(dist, Constant) else None
 
     def _refill(self) -> None:
-        d, rng, n = self._dist, self._rng, _BLOCK
+        if self._rng is None:
+            self._rng = named_stream(self._entropy, self._name)
+        d, rng, n = self._dist, self._rng, self._next
+        self._next = min(2 * n, _MAX_BLOCK)
         if isinstance(d, Exponential):
             arr = rng.exponential(d.mean, n)
         elif isinstance(d, Lognormal):
@@ -277,8 +286,3 @@ def named_stream(entropy: int | tuple[int, ...], name: str) -> np.random.Generat
     key = zlib.crc32(name.encode("utf-8"))
     ent = list(entropy) if isinstance(entropy, tuple) else entropy
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(ent, spawn_key=(key,))))
-
-
-def sampler(dist: _Dist, entropy: int | tuple[int, ...], name: str) -> Sampler:
-    """A sampler of ``dist`` on the stream ``name`` of the run seeded by ``entropy``."""
-    return Sampler(dist, named_stream(entropy, name))

@@ -115,10 +115,10 @@ class Buffer:
                 if take:
                     first = g.have == 0
                     g.have += take
-                    if not g.batch or g.have >= g.want:
+                    if g.have >= g.want:
                         getters.popleft()
                         g.event.succeed(g.have)
-                    elif first and g.timeout is not None:
+                    elif first and g.batch and g.timeout is not None:
                         self._arm(g)
                     continue
             if putters and (cap is None or self.level < cap):
@@ -129,6 +129,11 @@ class Buffer:
                 if p.left == 0:
                     putters.popleft()
                     p.event.succeed()
+                continue
+            if getters and not getters[0].batch and getters[0].have:
+                # a unit request takes everything there is now, up to its want, then starts
+                g = getters.popleft()
+                g.event.succeed(g.have)
                 continue
             break
         if self._emit is not None and self.level != before:

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from twin.distributions import Sampler, named_stream
+from twin.distributions import Sampler
 from twin.engine.buffer import Buffer, Sink, Source
 from twin.engine.station import DelayStation, ProcessStation
 from twin.events import Event, UnitsArrived
@@ -99,7 +99,7 @@ class Engine:
     def _arrivals(self, into: Buffer) -> Generator[simpy.Event, Any, None]:
         arrival = self.line.arrival
         assert arrival is not None and not isinstance(arrival.interarrival, int | float)
-        gap = Sampler(arrival.interarrival, named_stream(self.seed, "arrivals"))
+        gap = Sampler(arrival.interarrival, self.seed, "arrivals")
         emit = self._emit_fn()
         while True:
             yield self.env.timeout(gap.draw())

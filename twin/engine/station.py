@@ -33,13 +33,22 @@ WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, Ma
 class _Scrap:
     """Scrap decisions for one station on its own random stream."""
 
-    __slots__ = ("_block", "_i", "_rng", "p")
+    __slots__ = ("_block", "_entropy", "_i", "_name", "_rng", "p")
 
-    def __init__(self, p: float, rng: np.random.Generator) -> None:
+    def __init__(self, p: float, entropy: int | tuple[int, ...], name: str) -> None:
         self.p = p
-        self._rng = rng
+        self._entropy = entropy
+        self._name = name
+        self._rng: np.random.Generator | None = None  # made on first use: most lines have stations without scrap
         self._block: list[float] = []
         self._i = 0
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The station's scrap stream."""
+        if self._rng is None:
+            self._rng = named_stream(self._entropy, self._name)
+        return self._rng
 
     def of(self, units: int) -> int:
         """How many of ``units`` are scrapped."""
@@ -47,12 +56,12 @@ class _Scrap:
             return 0
         if units == 1:
             if self._i >= len(self._block):
-                self._block = self._rng.random(512).tolist()
+                self._block = self.rng.random(512).tolist()
                 self._i = 0
             u = self._block[self._i]
             self._i += 1
             return 1 if u < self.p else 0
-        return int(self._rng.binomial(units, self.p))
+        return int(self.rng.binomial(units, self.p))
 
 
 class _Mode:
@@ -95,20 +104,20 @@ class Machine:
             self.modes.append(
                 _Mode(
                     f,
-                    Sampler(f.ttf, named_stream(entropy, base + "/ttf")),
-                    Sampler(f.ttr, named_stream(entropy, base + "/ttr")),
+                    Sampler(f.ttf, entropy, base + "/ttf"),
+                    Sampler(f.ttr, entropy, base + "/ttr"),
                     crews.get(f.crew) if f.crew else None,
                 )
             )
         self.op_modes = [m for m in self.modes if m.basis == "operating"]
         given = start.ttf_left_h if start is not None else {}
         # operating clocks: operating hours left; calendar clocks: absolute time of the next failure
-        self.ttf_left: dict[str, float] = {m.name: given.get(m.name, m.ttf.draw()) for m in self.op_modes}
+        self.ttf_left: dict[str, float] = {m.name: given[m.name] if m.name in given else m.ttf.draw() for m in self.op_modes}
         self.calendar_due: dict[str, float] = {}
         self.process = self.env.process(self._run(start))
         for m in self.modes:
             if m.basis == "calendar":
-                self.calendar_due[m.name] = self.env.now + given.get(m.name, m.ttf.draw())
+                self.calendar_due[m.name] = self.env.now + (given[m.name] if m.name in given else m.ttf.draw())
                 self.env.process(self._calendar_failures(m))
 
     # -- states -----------------------------------------------------------------------------------------
@@ -330,8 +339,8 @@ class ProcessStation:
         self.crews = crews
         self.emit = emit
         assert spec.cycle_time is not None and not isinstance(spec.cycle_time, int | float)
-        self.cycle = Sampler(spec.cycle_time, named_stream(entropy, f"{spec.id}/cycle"))
-        self.scrap = _Scrap(spec.scrap, named_stream(entropy, f"{spec.id}/scrap"))
+        self.cycle = Sampler(spec.cycle_time, entropy, f"{spec.id}/cycle")
+        self.scrap = _Scrap(spec.scrap, entropy, f"{spec.id}/scrap")
         given = start.machines if start is not None else []
         self.machines = [Machine(self, i, given[i] if i < len(given) else None) for i in range(spec.machines)]
 
@@ -361,8 +370,8 @@ class DelayStation:
         self.outlet = outlet
         self.emit = emit
         self.capacity = spec.capacity
-        self.dwell = Sampler(spec.dwell, named_stream(entropy, f"{spec.id}/dwell"))
-        self.scrap = _Scrap(spec.scrap, named_stream(entropy, f"{spec.id}/scrap"))
+        self.dwell = Sampler(spec.dwell, entropy, f"{spec.id}/dwell")
+        self.scrap = _Scrap(spec.scrap, entropy, f"{spec.id}/scrap")
         self.lots: list[tuple[float, int, int]] = []  # (ready time, sequence, units)
         self._seq = 0
         self.occupancy = 0
@@ -372,7 +381,10 @@ class DelayStation:
         self._room: simpy.Event | None = None
         self._releasing: PutRequest | None = None
         for lot in start.lots if start is not None else []:
-            self._admit(lot.units, env.now + lot.dwell_left_h)
+            self.lots.append((env.now + lot.dwell_left_h, self._seq, lot.units))
+            self._seq += 1
+            self.occupancy += lot.units
+        heapq.heapify(self.lots)
         env.process(self._intake())
         env.process(self._release())
 
