@@ -85,8 +85,20 @@ def run_once(
     return reducer.result()
 
 
-def _run_star(args: tuple[Line, float, tuple[int, int], float, LineSnapshot | None]) -> RunKpis:
-    return run_once(*args)
+# Set once per worker process by the pool's initializer, so a large starting snapshot is sent to each
+# worker once rather than with every replication.
+_WORKER_JOB: tuple[Line, float, float, LineSnapshot | None] | None = None
+
+
+def _init_worker(line: Line, hours: float, warmup: float, start: LineSnapshot | None) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = (line, hours, warmup, start)
+
+
+def _run_seed(seed: tuple[int, int]) -> RunKpis:
+    assert _WORKER_JOB is not None, "replication worker started without its job"
+    line, hours, warmup, start = _WORKER_JOB
+    return run_once(line, hours, seed, warmup, start)
 
 
 @dataclass(frozen=True)
@@ -167,12 +179,13 @@ def simulate(
     """
     if replications < 1:
         raise ValueError(f"replications must be at least 1, got {replications}")
-    jobs = [(line, hours, s, warmup, start) for s in replication_seeds(seed, replications)]
+    seeds = replication_seeds(seed, replications)
     if workers > 1 and replications > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, replications)) as pool:
-            runs = list(pool.map(_run_star, jobs, chunksize=max(1, replications // (4 * workers))))
+        workers = min(workers, replications)
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(line, hours, warmup, start)) as pool:
+            runs = list(pool.map(_run_seed, seeds, chunksize=max(1, replications // (4 * workers))))
     else:
-        runs = [_run_star(j) for j in jobs]
+        runs = [run_once(line, hours, s, warmup, start) for s in seeds]
     return SimulationResult(
         line=line.name, config_hash=line.config_hash(), seed=seed, hours=hours, warmup=warmup, replications=runs
     )

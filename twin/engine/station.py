@@ -316,7 +316,23 @@ class Machine:
         )
 
 
-class ProcessStation:
+class _StationBase:
+    """What every station has: its place between an inlet and an outlet, its events and its scrap stream."""
+
+    def __init__(
+        self, env: simpy.Environment, spec: Station, inlet: Inlet, outlet: Outlet, entropy: int | tuple[int, ...], emit: Emit
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.id = spec.id
+        self.inlet = inlet
+        self.outlet = outlet
+        self.entropy = entropy
+        self.emit = emit
+        self.scrap = _Scrap(spec.scrap, entropy, f"{spec.id}/scrap")
+
+
+class ProcessStation(_StationBase):
     """A group of identical parallel machines sharing an inlet and an outlet."""
 
     def __init__(
@@ -330,17 +346,10 @@ class ProcessStation:
         emit: Emit,
         start: StationSnapshot | None,
     ) -> None:
-        self.env = env
-        self.spec = spec
-        self.id = spec.id
-        self.inlet = inlet
-        self.outlet = outlet
-        self.entropy = entropy
+        super().__init__(env, spec, inlet, outlet, entropy, emit)
         self.crews = crews
-        self.emit = emit
         assert spec.cycle_time is not None and not isinstance(spec.cycle_time, int | float)
         self.cycle = Sampler(spec.cycle_time, entropy, f"{spec.id}/cycle")
-        self.scrap = _Scrap(spec.scrap, entropy, f"{spec.id}/scrap")
         given = start.machines if start is not None else []
         self.machines = [Machine(self, i, given[i] if i < len(given) else None) for i in range(spec.machines)]
 
@@ -349,7 +358,7 @@ class ProcessStation:
         return StationSnapshot(machines=[m.snapshot() for m in self.machines])
 
 
-class DelayStation:
+class DelayStation(_StationBase):
     """A storage step: up to ``capacity`` units each stay at least their dwell, then leave in order of readiness."""
 
     def __init__(
@@ -363,15 +372,9 @@ class DelayStation:
         start: StationSnapshot | None,
     ) -> None:
         assert spec.capacity is not None and spec.dwell is not None and not isinstance(spec.dwell, int | float)
-        self.env = env
-        self.spec = spec
-        self.id = spec.id
-        self.inlet = inlet
-        self.outlet = outlet
-        self.emit = emit
+        super().__init__(env, spec, inlet, outlet, entropy, emit)
         self.capacity = spec.capacity
         self.dwell = Sampler(spec.dwell, entropy, f"{spec.id}/dwell")
-        self.scrap = _Scrap(spec.scrap, entropy, f"{spec.id}/scrap")
         self.lots: list[tuple[float, int, int]] = []  # (ready time, sequence, units)
         self._seq = 0
         self.occupancy = 0
