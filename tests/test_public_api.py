@@ -27,7 +27,7 @@ def test_twin_exports_exactly_its_public_names() -> None:
             "StoreLot",
             "StoreOccupancy",
             "TwinError",
-            "UnitsArrived",
+            "UnitsReleased",
             "UnitsCompleted",
             "UnitsLoaded",
             "load_line_data",

@@ -2,7 +2,7 @@
 
 from twin.engine import Engine, Observer
 from twin.errors import LineError, SnapshotError, TwinError
-from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsArrived, UnitsCompleted, UnitsLoaded
+from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded, UnitsReleased
 from twin.kpis import KpiReducer, RunKpis
 from twin.schema import Line, Station, load_line_data
 from twin.simulate import SimulationResult, run_once, simulate
@@ -28,9 +28,9 @@ __all__ = [
     "StoreLot",
     "StoreOccupancy",
     "TwinError",
-    "UnitsArrived",
     "UnitsCompleted",
     "UnitsLoaded",
+    "UnitsReleased",
     "load_line_data",
     "run_once",
     "simulate",

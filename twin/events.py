@@ -16,9 +16,9 @@ __all__ = [
     "MachineState",
     "StateChanged",
     "StoreOccupancy",
-    "UnitsArrived",
     "UnitsCompleted",
     "UnitsLoaded",
+    "UnitsReleased",
 ]
 
 
@@ -65,8 +65,8 @@ class UnitsCompleted(NamedTuple):
     scrap: int
 
 
-class UnitsArrived(NamedTuple):
-    """``units`` were released into the line at ``t``, to queue before its first station (lines with an arrival process)."""
+class UnitsReleased(NamedTuple):
+    """``units`` entered the line at ``t``: taken by its first station from unlimited supply, or arrived to queue before it."""
 
     t: float
     units: int
@@ -93,5 +93,5 @@ class StoreOccupancy(NamedTuple):
     intake_blocked: bool
 
 
-Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy | UnitsArrived
+Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy | UnitsReleased
 """Any event of the vocabulary."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twin.events import (
     BufferLevel,
@@ -29,12 +29,14 @@ from twin.events import (
     MachineState,
     StateChanged,
     StoreOccupancy,
-    UnitsArrived,
     UnitsCompleted,
-    UnitsLoaded,
+    UnitsReleased,
 )
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
+
+if TYPE_CHECKING:
+    from twin.engine import Engine
 
 __all__ = ["BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "initial_wip"]
 
@@ -175,16 +177,13 @@ class KpiReducer:
         self.shipped = 0
         self.scrapped = 0
         self.time = begin_h
-        self._dispatch: dict[type, Callable[[Any, float], None]] = {
+        self._dispatch: dict[type, Callable[[Any], None]] = {
             StateChanged: self._on_state,
             BufferLevel: self._on_buffer,
             UnitsCompleted: self._on_completed,
-            UnitsLoaded: self._on_loaded,
             StoreOccupancy: self._on_store,
-            UnitsArrived: self._on_arrived,
+            UnitsReleased: self._on_released,
         }
-        # with an arrival process units start when released into the line, not when the first station loads them
-        self._arrivals = line.arrival is not None
 
     def seed_buffers(self, snapshot: LineSnapshot | None) -> None:
         """Start buffer levels from a snapshot (its buffers emit no event until they change)."""
@@ -194,46 +193,57 @@ class KpiReducer:
             self._buffers[sid].value = float(level)
 
     # -- events ---------------------------------------------------------------------------------------------
+    KINDS: tuple[type, ...] = (StateChanged, BufferLevel, UnitsCompleted, StoreOccupancy, UnitsReleased)
+    """The event types the KPIs need."""
+
+    def attach(self, engine: Engine) -> None:
+        """Take ``engine``'s events straight into the handler of each type (no dispatch; the engine
+        emits in time order by construction, so the check of :meth:`__call__` is not repeated)."""
+        for kind in self.KINDS:
+            engine.subscribe(self._dispatch[kind], kinds=(kind,))
+
     def __call__(self, ev: Event) -> None:
+        """Take one event of any type, refusing one older than the last (telemetry must be put in order first)."""
         t = ev.t
         if t < self.time:
             raise ValueError(f"event at t={t} h arrived after t={self.time} h: {ev!r}")
         self.time = t
-        # dispatch on the exact type: this runs for every event of every run
-        self._dispatch[type(ev)](ev, t)
+        handler = self._dispatch.get(type(ev))
+        if handler is not None:
+            handler(ev)
 
-    def _on_state(self, ev: StateChanged, t: float) -> None:
-        self._state(self._st[ev.station], ev.machine, t, ev.state)
+    # Handlers unpack the event tuple: faster than named attributes, and they run for every event.
+    def _on_state(self, ev: StateChanged) -> None:
+        t, station, machine, state, _reason = ev
+        self._state(self._st[station], machine, t, state)
 
-    def _on_buffer(self, ev: BufferLevel, t: float) -> None:
-        self._buffers[ev.station].step(t, ev.level)
+    def _on_buffer(self, ev: BufferLevel) -> None:
+        t, station, level = ev
+        self._buffers[station].step(t, level)
 
-    def _on_completed(self, ev: UnitsCompleted, t: float) -> None:
+    def _on_completed(self, ev: UnitsCompleted) -> None:
+        t, station, _machine, good, scrap = ev
         wip = self._wip
-        last = ev.station == self.last
-        gone = ev.scrap + ev.good if last else ev.scrap
+        last = station == self.last
+        gone = scrap + good if last else scrap
         if gone:
             wip.step(t, wip.value - gone)
         if self.w0 <= t <= self.w1:
-            st = self._st[ev.station]
-            st.good += ev.good
-            st.scrap += ev.scrap
-            self.scrapped += ev.scrap
+            st = self._st[station]
+            st.good += good
+            st.scrap += scrap
+            self.scrapped += scrap
             if last:
-                self.shipped += ev.good
+                self.shipped += good
 
-    def _on_arrived(self, ev: UnitsArrived, t: float) -> None:
-        self._wip.step(t, self._wip.value + ev.units)
+    def _on_released(self, ev: UnitsReleased) -> None:
+        t, units = ev
+        self._wip.step(t, self._wip.value + units)
         if self.w0 <= t <= self.w1:
-            self.started += ev.units
+            self.started += units
 
-    def _on_loaded(self, ev: UnitsLoaded, t: float) -> None:
-        if ev.station == self.first and not self._arrivals:
-            self._wip.step(t, self._wip.value + ev.units)
-            if self.w0 <= t <= self.w1:
-                self.started += ev.units
-
-    def _on_store(self, ev: StoreOccupancy, t: float) -> None:
+    def _on_store(self, ev: StoreOccupancy) -> None:
+        t = ev.t
         self._dwell[ev.station].step(t, ev.dwelling)
         self._held[ev.station].step(t, ev.held)
         self._activity(self._st[ev.station], t, ev.intake_blocked and ev.held == 0)

@@ -80,7 +80,7 @@ def run_once(
     t0 = engine.start_time
     reducer = KpiReducer(line, t0 + warmup, t0 + warmup + hours, begin_h=t0, wip0=initial_wip(start))
     reducer.seed_buffers(start)
-    engine.subscribe(reducer)
+    reducer.attach(engine)
     engine.run(t0 + warmup + hours)
     return reducer.result()
 

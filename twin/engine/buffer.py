@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import simpy
 
-from twin.events import BufferLevel, Event
+from twin.events import BufferLevel, UnitsReleased
 
 __all__ = ["Buffer", "GetRequest", "PutRequest", "Sink", "Source"]
 
-Emit = Callable[[Event], None] | None
+Handler = Callable[[BufferLevel], None]
 
 
 class GetRequest:
@@ -46,7 +46,7 @@ class PutRequest:
 class Buffer:
     """The units waiting after station ``station``: ``capacity`` None is unbounded, 0 a direct hand-off."""
 
-    def __init__(self, env: simpy.Environment, station: str, capacity: int | None, emit: Emit, level: int = 0) -> None:
+    def __init__(self, env: simpy.Environment, station: str, capacity: int | None, emit: Handler | None, level: int = 0) -> None:
         self.env = env
         self.station = station
         self.capacity = capacity
@@ -143,15 +143,18 @@ class Buffer:
 class Source:
     """Unlimited supply before the first station: every request is filled at once."""
 
-    def __init__(self, env: simpy.Environment) -> None:
+    def __init__(self, env: simpy.Environment, released: Callable[[UnitsReleased], None] | None) -> None:
         self.env = env
         self.level = 0
         self.capacity: int | None = None
+        self._released = released
 
     def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0) -> GetRequest:
-        """Fill the request completely, now."""
+        """Fill the request completely, now (the units enter the line)."""
         req = GetRequest(self.env.event(), want, batch, timeout, want)
         req.event.succeed(want)
+        if self._released is not None and want > have:
+            self._released(UnitsReleased(self.env.now, want - have))
         return req
 
     def cancel(self, req: GetRequest) -> int:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator, Iterable
 from typing import Any, Protocol
 
 import simpy
 
 from twin.distributions import Sampler
 from twin.engine.buffer import Buffer, Sink, Source
+from twin.engine.emitters import Emitters, Subscription
 from twin.engine.station import DelayStation, ProcessStation
-from twin.events import Event, UnitsArrived
+from twin.events import Event, UnitsReleased
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
 
@@ -38,38 +39,26 @@ class Engine:
         self.seed = seed
         self.start_time = start.time_h if start is not None else 0.0
         self.env = simpy.Environment(initial_time=self.start_time)
-        self._observers: list[Observer] = []
+        self._subscriptions: list[Subscription] = []
         self._built = False
         self._start = start
 
-    def subscribe(self, observer: Observer) -> None:
-        """Send every event of this run to ``observer`` (before the run starts)."""
+    def subscribe(self, observer: Observer, kinds: Iterable[type] | None = None) -> None:
+        """Send the events of this run to ``observer`` (before the run starts); ``kinds`` limits it to
+        those event types, and the engine makes no event of a type nobody takes."""
         if self._built:
             raise RuntimeError("subscribe observers before the first run()")
-        self._observers.append(observer)
-
-    def _emit_fn(self) -> Callable[[Event], None] | None:
-        obs = self._observers
-        if not obs:
-            return None
-        if len(obs) == 1:
-            return obs[0]
-
-        def fan_out(event: Event) -> None:
-            for o in obs:
-                o(event)
-
-        return fan_out
+        self._subscriptions.append((observer, frozenset(kinds) if kinds is not None else None))
 
     def _build(self) -> None:
         env, line, start = self.env, self.line, self._start
-        emit = self._emit_fn()
+        self.emitters = emitters = Emitters(self._subscriptions)
         crews = {name: simpy.Resource(env, capacity=n) for name, n in line.repair_crews.items()}
         levels = start.buffers if start is not None else {}
         snaps = start.stations if start is not None else {}
         self.source: Source | Buffer
         if line.arrival is None:
-            self.source = Source(env)
+            self.source = Source(env, emitters.released)
         else:
             queued = start.arrivals_queued if start is not None else 0
             self.source = Buffer(env, "_arrivals", None, None, level=queued)
@@ -84,13 +73,13 @@ class Engine:
             if last:
                 outlet = self.sink
             else:
-                outlet = Buffer(env, spec.id, spec.buffer_after, emit, level=levels.get(spec.id, 0))
+                outlet = Buffer(env, spec.id, spec.buffer_after, emitters.buffer, level=levels.get(spec.id, 0))
                 self.buffers[spec.id] = outlet
             station: ProcessStation | DelayStation
             if spec.kind == "delay":
-                station = DelayStation(env, spec, inlet, outlet, self.seed, emit, snaps.get(spec.id))
+                station = DelayStation(env, spec, inlet, outlet, self.seed, emitters, snaps.get(spec.id))
             else:
-                station = ProcessStation(env, spec, inlet, outlet, self.seed, crews, emit, snaps.get(spec.id))
+                station = ProcessStation(env, spec, inlet, outlet, self.seed, crews, emitters, snaps.get(spec.id))
             self.stations.append(station)
             if isinstance(outlet, Buffer):
                 inlet = outlet
@@ -100,11 +89,11 @@ class Engine:
         arrival = self.line.arrival
         assert arrival is not None and not isinstance(arrival.interarrival, int | float)
         gap = Sampler(arrival.interarrival, self.seed, "arrivals")
-        emit = self._emit_fn()
+        emit = self.emitters.released
         while True:
             yield self.env.timeout(gap.draw())
             if emit is not None:
-                emit(UnitsArrived(self.env.now, arrival.lot))
+                emit(UnitsReleased(self.env.now, arrival.lot))
             into.put(arrival.lot)
 
     @property

@@ -9,7 +9,7 @@ interrupted units resume their remaining work after the repair.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -17,13 +17,13 @@ import simpy
 
 from twin.distributions import Sampler, named_stream
 from twin.engine.buffer import Buffer, GetRequest, PutRequest, Sink, Source
-from twin.events import Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
+from twin.engine.emitters import Emitters
+from twin.events import MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
 from twin.schema import FailureMode, Station
 from twin.snapshot import MachineSnapshot, StationSnapshot, StoreLot
 
 __all__ = ["DelayStation", "Machine", "ProcessStation"]
 
-Emit = Callable[[Event], None] | None
 Inlet = Buffer | Source
 Outlet = Buffer | Sink
 
@@ -126,7 +126,7 @@ class Machine:
             return
         self.state = state
         self.reason = reason
-        emit = self.station.emit
+        emit = self.station.emitters.state
         if emit is not None:
             emit(StateChanged(self.env.now, self.station.id, self.index, state, reason))
 
@@ -134,7 +134,7 @@ class Machine:
     def _run(self, start: MachineSnapshot | None) -> Generator[simpy.Event, Any, None]:
         st = self.station
         env = self.env
-        emit = st.emit
+        emit_loaded, emit_completed = st.emitters.loaded, st.emitters.completed
         inlet, outlet = st.inlet, st.outlet
         want = st.spec.batch_size or st.spec.lot
         batch = st.spec.batch_size is not None
@@ -173,8 +173,8 @@ class Machine:
                     self.get_req = None
                 else:
                     have = req.have
-                if emit is not None:
-                    emit(UnitsLoaded(env.now, sid, idx, have))
+                if emit_loaded is not None:
+                    emit_loaded(UnitsLoaded(env.now, sid, idx, have))
                 self.units = have
                 self.work_left = cycle.draw() if per_batch else cycle.draw_sum(have)
                 if self.down:  # broke down (calendar) while loading: repair before starting
@@ -187,8 +187,8 @@ class Machine:
                 yield from self._work()
                 bad = scrap.of(have)
                 good = have - bad
-                if emit is not None:
-                    emit(UnitsCompleted(env.now, sid, idx, good, bad))
+                if emit_completed is not None:
+                    emit_completed(UnitsCompleted(env.now, sid, idx, good, bad))
                 have = good
             # hand over (phase "work" falls through to "put")
             if have:
@@ -320,7 +320,13 @@ class _StationBase:
     """What every station has: its place between an inlet and an outlet, its events and its scrap stream."""
 
     def __init__(
-        self, env: simpy.Environment, spec: Station, inlet: Inlet, outlet: Outlet, entropy: int | tuple[int, ...], emit: Emit
+        self,
+        env: simpy.Environment,
+        spec: Station,
+        inlet: Inlet,
+        outlet: Outlet,
+        entropy: int | tuple[int, ...],
+        emitters: Emitters,
     ) -> None:
         self.env = env
         self.spec = spec
@@ -328,7 +334,7 @@ class _StationBase:
         self.inlet = inlet
         self.outlet = outlet
         self.entropy = entropy
-        self.emit = emit
+        self.emitters = emitters
         self.scrap = _Scrap(spec.scrap, entropy, f"{spec.id}/scrap")
 
 
@@ -343,10 +349,10 @@ class ProcessStation(_StationBase):
         outlet: Outlet,
         entropy: int | tuple[int, ...],
         crews: dict[str, simpy.Resource],
-        emit: Emit,
+        emitters: Emitters,
         start: StationSnapshot | None,
     ) -> None:
-        super().__init__(env, spec, inlet, outlet, entropy, emit)
+        super().__init__(env, spec, inlet, outlet, entropy, emitters)
         self.crews = crews
         assert spec.cycle_time is not None and not isinstance(spec.cycle_time, int | float)
         self.cycle = Sampler(spec.cycle_time, entropy, f"{spec.id}/cycle")
@@ -368,11 +374,11 @@ class DelayStation(_StationBase):
         inlet: Inlet,
         outlet: Outlet,
         entropy: int | tuple[int, ...],
-        emit: Emit,
+        emitters: Emitters,
         start: StationSnapshot | None,
     ) -> None:
         assert spec.capacity is not None and spec.dwell is not None and not isinstance(spec.dwell, int | float)
-        super().__init__(env, spec, inlet, outlet, entropy, emit)
+        super().__init__(env, spec, inlet, outlet, entropy, emitters)
         self.capacity = spec.capacity
         self.dwell = Sampler(spec.dwell, entropy, f"{spec.id}/dwell")
         self.lots: list[tuple[float, int, int]] = []  # (ready time, sequence, units)
@@ -397,12 +403,13 @@ class DelayStation(_StationBase):
         self.occupancy += units
 
     def _report(self) -> None:
-        if self.emit is not None:
-            self.emit(StoreOccupancy(self.env.now, self.id, self.occupancy - self.held, self.held, self.full))
+        emit = self.emitters.store
+        if emit is not None:
+            emit(StoreOccupancy(self.env.now, self.id, self.occupancy - self.held, self.held, self.full))
 
     def _intake(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        emit = self.emit
+        emit = self.emitters.loaded
         while True:
             free = self.capacity - self.occupancy
             if free <= 0:
@@ -427,7 +434,7 @@ class DelayStation(_StationBase):
 
     def _release(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        emit = self.emit
+        emit = self.emitters.completed
         while True:
             if not self.lots:
                 self._arrived = env.event()
