@@ -1,0 +1,64 @@
+"""The KPI reducer: one reducer, whether events arrive per type from the engine or one by one from a recording."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.conftest import make_line, record
+from twin.engine import Engine
+from twin.events import BufferLevel, StateChanged, UnitsLoaded
+from twin.kpis import KpiReducer
+from twin.simulate import run_once
+
+FAIL = {"name": "f", "ttf": {"dist": "exponential", "mean": 6}, "ttr": {"dist": "exponential", "mean": 0.7}}
+LINE = make_line(
+    {"id": "A", "cycle_time": {"dist": "exponential", "mean": 0.5}, "failures": [FAIL], "scrap": 0.05, "buffer_after": 3},
+    {"id": "B", "machines": 2, "cycle_time": {"dist": "gamma", "mean": 1.0, "cv": 0.5}, "lot": 2, "buffer_after": 0},
+    {"id": "S", "kind": "delay", "capacity": 8, "dwell": 2.5, "buffer_after": 2},
+    {
+        "id": "C",
+        "batch_size": 3,
+        "batch_timeout": 0.5,
+        "cycle_time": 1.2,
+        "failures": [{**FAIL, "basis": "calendar"}],
+        "scrap": 0.1,
+    },
+)
+
+
+def test_the_engine_path_and_the_recorded_stream_give_equal_kpis() -> None:
+    direct = run_once(LINE, hours=300, seed=5, warmup=20)
+    _, events = record(LINE, 320, seed=5)
+    replay = KpiReducer(LINE, 20, 320)
+    for e in events:
+        replay(e)
+    assert dataclasses.asdict(replay.result()) == dataclasses.asdict(direct)
+
+
+def test_observers_get_only_the_types_they_take() -> None:
+    states: list[object] = []
+    everything: list[object] = []
+    engine = Engine(LINE, 1)
+    engine.subscribe(states.append, kinds=[StateChanged])
+    engine.subscribe(everything.append)
+    engine.run(50)
+    assert states
+    assert all(isinstance(e, StateChanged) for e in states)
+    assert states == [e for e in everything if isinstance(e, StateChanged)]
+    assert any(isinstance(e, UnitsLoaded) for e in everything)
+    assert any(isinstance(e, BufferLevel) for e in everything)
+
+
+def test_events_out_of_time_order_are_refused() -> None:
+    reducer = KpiReducer(LINE, 0, 10)
+    reducer(BufferLevel(5.0, "A", 1))
+    with pytest.raises(ValueError, match="arrived after"):
+        reducer(BufferLevel(4.0, "A", 2))
+
+
+def test_oee_is_availability_times_performance_times_quality() -> None:
+    kpis = run_once(LINE, hours=200, seed=2, warmup=10)
+    for s in kpis.stations.values():
+        assert s.oee == pytest.approx(s.availability * s.performance * s.quality)
