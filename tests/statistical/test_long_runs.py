@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_line
-from tests.statistical.markov import solve_line
+from tests.statistical.exact import Machine, solve_line
 from tests.statistical.test_exact_results import assert_in_ci, exp, mm1k_throughput
 from twin.simulate import simulate
 
@@ -20,7 +20,7 @@ def test_markov_lines_over_long_horizons(means: list[float], caps: list[int]) ->
     for st, cap in zip(stations, caps, strict=False):
         st["buffer_after"] = cap
     reps = simulate(make_line(*stations), hours=20000, warmup=100, replications=R, seed=21, workers=2).replications
-    exact, _ = solve_line(means, caps)
+    exact = solve_line([Machine(m) for m in means], caps).throughput
     assert_in_ci([r.throughput_per_hour for r in reps], exact, "throughput")
 
 
