@@ -155,12 +155,6 @@ class Line(_Model):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    def with_station(self, station_id: str, **changes: Any) -> Line:
-        """A copy of the line with some fields of one station changed (validated)."""
-        stations = [Station.model_validate({**s.model_dump(), **changes}) if s.id == station_id else s for s in self.stations]
-        self.station(station_id)
-        return Line.model_validate({**self.model_dump(), "stations": [s.model_dump() for s in stations]})
-
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -156,10 +156,6 @@ class SimulationResult:
             "stations": stations,
             "buffers": buffers,
         }
-
-    def per_replication(self) -> list[dict[str, Any]]:
-        """Each replication's KPIs as plain data."""
-        return [asdict(r) for r in self.replications]
 
 
 def simulate(
