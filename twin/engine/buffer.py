@@ -55,11 +55,6 @@ class Buffer:
         self._getters: deque[GetRequest] = deque()
         self._putters: deque[PutRequest] = deque()
 
-    @property
-    def held_upstream(self) -> int:
-        """Finished units still held by blocked upstream machines."""
-        return sum(p.left for p in self._putters)
-
     def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0) -> GetRequest:
         """Ask for units: a unit request takes 1 to ``want`` as soon as any are there; a batch request
         fills up to ``want`` and starts early ``timeout`` hours after its first unit (never, if None)."""

@@ -93,7 +93,6 @@ class Machine:
         self.down = False
         self.up_event: simpy.Event | None = None
         self.repair_end = 0.0
-        self.repair_mode = ""
         self.get_req: GetRequest | None = None
         self.put_req: PutRequest | None = None
         spec, entropy, crews = station.spec, station.entropy, station.crews
@@ -247,7 +246,6 @@ class Machine:
         env = self.env
         self.down = True
         self.up_event = env.event()
-        self.repair_mode = mode.name
         self._set(DOWN, mode.name)
         if mode.crew is not None:
             self.repair_end = float("inf")
