@@ -18,6 +18,7 @@ def test_twin_exports_exactly_its_public_names() -> None:
             "MachineSnapshot",
             "MachineState",
             "Observer",
+            "ProcessValue",
             "RunKpis",
             "SimulationResult",
             "SnapshotError",

@@ -2,7 +2,7 @@
 
 from twin.engine import Engine, Observer
 from twin.errors import LineError, SnapshotError, TwinError
-from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded, UnitsReleased
+from twin.events import BufferLevel, Event, MachineState, ProcessValue, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded, UnitsReleased
 from twin.kpis import KpiReducer, RunKpis
 from twin.schema import Line, Station, load_line_data
 from twin.simulate import SimulationResult, run_once, simulate
@@ -19,6 +19,7 @@ __all__ = [
     "MachineSnapshot",
     "MachineState",
     "Observer",
+    "ProcessValue",
     "RunKpis",
     "SimulationResult",
     "SnapshotError",

@@ -1,7 +1,8 @@
 """The event vocabulary: what happens on a line, simulated or real.
 
-The engine emits these; the live state and the KPI reducer consume them; the telemetry codec (later)
-translates them to and from the wire. Times are in hours on the run's clock. Events are immutable
+The engine emits these; the live state and the KPI reducer consume them; the telemetry codec
+(``connectors.telemetry``) translates them to and from the wire. Times are in hours on the run's clock; for
+live telemetry the clock is hours since the Unix epoch (UTC), so ``t = ts_ms / 3_600_000``. Events are immutable
 named tuples because the engine makes millions of them.
 """
 
@@ -14,6 +15,7 @@ __all__ = [
     "BufferLevel",
     "Event",
     "MachineState",
+    "ProcessValue",
     "StateChanged",
     "StoreOccupancy",
     "UnitsCompleted",
@@ -93,5 +95,20 @@ class StoreOccupancy(NamedTuple):
     intake_blocked: bool
 
 
-Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy | UnitsReleased
+class ProcessValue(NamedTuple):
+    """Machine ``machine`` of ``station`` measured ``value`` (in ``unit``) of the process signal ``name`` at ``t``.
+
+    Speeds, temperatures, web tension, dew point, vibration, OCV ...: the plant's sensors, or the virtual
+    plant's. The engine does not emit these; the KPIs ignore them; the live state keeps the latest.
+    """
+
+    t: float
+    station: str
+    machine: int
+    name: str
+    value: float
+    unit: str
+
+
+Event = StateChanged | UnitsLoaded | UnitsCompleted | BufferLevel | StoreOccupancy | UnitsReleased | ProcessValue
 """Any event of the vocabulary."""
