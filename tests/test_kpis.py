@@ -62,3 +62,38 @@ def test_oee_is_availability_times_performance_times_quality() -> None:
     kpis = run_once(LINE, hours=200, seed=2, warmup=10)
     for s in kpis.stations.values():
         assert s.oee == pytest.approx(s.availability * s.performance * s.quality)
+
+
+def test_results_mid_stream_leave_the_reducer_as_it_was() -> None:
+    _, events = record(LINE, 200, seed=3)
+    running, shorter, whole = KpiReducer(LINE, 20, 200), KpiReducer(LINE, 20, 120), KpiReducer(LINE, 20, 200)
+    for e in events:
+        whole(e)
+        if e.t <= 120:
+            shorter(e)
+            running(e)
+    assert dataclasses.asdict(running.result(until=120)) == dataclasses.asdict(shorter.result())
+    assert running.result(until=120).end_h == 120
+    with pytest.raises(ValueError, match="have passed"):
+        running.result(until=100)
+    for e in events:
+        if e.t > 120:
+            running(e)
+    assert dataclasses.asdict(running.result()) == dataclasses.asdict(whole.result())
+
+
+def test_a_fork_continues_the_line_state_into_a_later_window() -> None:
+    _, events = record(LINE, 200, seed=6)
+    whole = KpiReducer(LINE, 100, 200)
+    early = KpiReducer(LINE, 0, 10)
+    for e in events:
+        whole(e)
+        if e.t < 100:
+            early(e)
+    with pytest.raises(ValueError, match="cannot fork"):
+        early.fork(50, 200)
+    later = early.fork(100, 200)
+    for e in events:
+        if e.t >= 100:
+            later(e)
+    assert dataclasses.asdict(later.result()) == dataclasses.asdict(whole.result())

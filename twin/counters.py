@@ -6,8 +6,9 @@ added between two readings. Rules, per counter key:
   ours to count), unless the key was seeded with an earlier reading (e.g. the last one in the store);
 - a value below the previous one is a reset: the counter restarted from zero, so the increment is the
   new value itself;
-- a reading not newer than the last one taken (a duplicate, or a late reading overtaken by a newer
-  total) adds nothing: the newer total already contains it.
+- a reading older than the last one taken (a late reading overtaken by a newer total) adds nothing: the
+  newer total already contains it; at the same timestamp, equal totals are a duplicate and add nothing,
+  larger totals add their difference (two counts in one millisecond), smaller ones are ignored.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class CumulativeCounters:
             self._last[key] = (ts_ms, tuple(values))
             return (0,) * len(values)
         prev_ts, prev_values = prev
-        if ts_ms <= prev_ts:
+        if ts_ms < prev_ts or (ts_ms == prev_ts and any(v < p for v, p in zip(values, prev_values, strict=True))):
             return (0,) * len(values)
         self._last[key] = (ts_ms, tuple(values))
         # One counter below its last value means the PLC reset them all together (PackTags reset as a set).

@@ -1,6 +1,8 @@
 """KPIs of a line over a time window, computed from the event stream alone.
 
-The same reducer serves the simulator and (later) the live plant, so equal events give equal KPIs.
+The same reducer serves the simulator and the live state (``twin.state``), so equal events give equal KPIs.
+A reducer can give its KPIs mid-stream (``result(until=...)``) and hand its line state on to a reducer over a
+later window (``fork``), which is how the live state answers "this shift so far" without replaying its history.
 
 Definitions (per station, over the window of length T):
 - state fractions: machine-hours in each state over ``machines * T``; a delay station counts its
@@ -110,6 +112,16 @@ class _Integral:
             self.area += self.value * (b - a)
         self.value, self.since = value, t
 
+    def area_to(self, t: float) -> float:
+        """The area up to ``t`` (clipped to the window), without stepping: the same arithmetic as :meth:`step`."""
+        a = self.since if self.since > self.w0 else self.w0
+        b = t if t < self.w1 else self.w1
+        return self.area + self.value * (b - a) if b > a else self.area
+
+    def carry(self, other: _Integral) -> None:
+        """Continue ``other``'s step function (its value and since when) into this window."""
+        self.value, self.since = other.value, other.since
+
 
 class _Station:
     __slots__ = (
@@ -191,6 +203,28 @@ class KpiReducer:
             return
         for sid, level in snapshot.buffers.items():
             self._buffers[sid].value = float(level)
+
+    def fork(self, start_h: float, end_h: float) -> KpiReducer:
+        """A reducer over the window ``[start_h, end_h]`` that starts from this one's line state (machine states,
+        activity, buffer and store levels, WIP) as if it had taken the same events; its own counts start at zero.
+
+        Equal to a reducer fed every event from the beginning, provided ``start_h`` is not before the events
+        taken so far (units counted at ``start_h`` by an event already taken would be missed). The live state
+        forks its checkpoints into windows this way instead of replaying from the beginning.
+        """
+        if start_h < self.time:
+            raise ValueError(f"cannot fork a window starting at {start_h} h from a reducer already at {self.time} h")
+        new = KpiReducer(self.line, start_h, end_h, begin_h=self.time)
+        for sid, st in self._st.items():
+            to = new._st[sid]
+            to.last_state = list(st.last_state)
+            to.since = list(st.since)
+            to.waiting, to.active, to.active_since = st.waiting, st.active, st.active_since
+        for mine, theirs in ((self._buffers, new._buffers), (self._dwell, new._dwell), (self._held, new._held)):
+            for sid, integral in mine.items():
+                theirs[sid].carry(integral)
+        new._wip.carry(self._wip)
+        return new
 
     # -- events ---------------------------------------------------------------------------------------------
     KINDS: tuple[type, ...] = (StateChanged, BufferLevel, UnitsCompleted, StoreOccupancy, UnitsReleased)
@@ -275,18 +309,25 @@ class KpiReducer:
         st.active_since = t
 
     # -- results --------------------------------------------------------------------------------------------
-    def result(self) -> RunKpis:
-        """The KPIs over the window (the event stream must have reached the window's end)."""
-        w0, w1 = self.w0, self.w1
+    def result(self, until: float | None = None) -> RunKpis:
+        """The KPIs over the window, or over ``[start_h, until]`` when ``until`` is before its end.
+
+        The event stream must have reached the window's end (or ``until``) and not gone past it; the state
+        since the last event is taken to hold until then. The reducer is not changed: it can take more events
+        and give results again.
+        """
+        w0 = self.w0
+        w1 = self.w1 if until is None or until > self.w1 else until
+        if w1 <= w0:
+            raise ValueError(f"the KPI window must have end_h > start_h, got [{w0}, {w1}]")
+        if until is not None and until < self.time:
+            raise ValueError(f"the events have passed t={until} h (at t={self.time} h): its counts would include later events")
         span = w1 - w0
         stations: dict[str, StationKpis] = {}
         for sid, st in self._st.items():
             if st.is_store:
-                dwell, held = self._dwell[sid], self._held[sid]
-                dwell.step(w1, dwell.value)
-                held.step(w1, held.value)
-                working = dwell.area / (st.capacity * span)
-                blocked = held.area / (st.capacity * span)
+                working = self._dwell[sid].area_to(w1) / (st.capacity * span)
+                blocked = self._held[sid].area_to(w1) / (st.capacity * span)
                 fractions = {
                     "working": working,
                     "starved": max(0.0, 1.0 - working - blocked),
@@ -328,11 +369,8 @@ class KpiReducer:
             )
         buffers = {}
         for s in self.line.stations[:-1]:
-            integral = self._buffers[s.id]
-            integral.step(w1, integral.value)
-            buffers[s.id] = BufferKpis(mean_level=integral.area / span, capacity=s.buffer_after)
-        self._wip.step(w1, self._wip.value)
-        wip_mean = self._wip.area / span
+            buffers[s.id] = BufferKpis(mean_level=self._buffers[s.id].area_to(w1) / span, capacity=s.buffer_after)
+        wip_mean = self._wip.area_to(w1) / span
         exits = self.shipped + self.scrapped
         bottleneck = max(stations, key=lambda k: stations[k].active_period_mean_h)
         return RunKpis(
