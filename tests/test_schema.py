@@ -131,3 +131,60 @@ def test_shipped_line_files_validate(lines_dir: Path) -> None:
     for f in files:
         line = read_line(f)
         assert line.stations
+
+
+_SIGNAL = {"unit": "mm/s", "nominal": 2.0, "normal": [1.0, 3.0]}
+
+
+@pytest.mark.parametrize(
+    ("signals", "path", "words"),
+    [
+        ({"v": {**_SIGNAL, "nominal": 5}}, "stations[0].signals.v.nominal", "outside the normal range [1.0, 3.0]"),
+        ({"v": {**_SIGNAL, "normal": [3, 1]}}, "stations[0].signals.v.normal", "low <= high"),
+        ({"v": {**_SIGNAL, "normal": [1, 2, 3]}}, "stations[0].signals.v.normal", "at most 2"),
+        ({"v": {**_SIGNAL, "noise": -0.1}}, "stations[0].signals.v.noise", "greater than or equal to 0"),
+        ({"v": {"nominal": 2.0, "normal": [1.0, 3.0]}}, "stations[0].signals.v.unit", "required"),
+        ({"v": {**_SIGNAL, "nominal": "high"}}, "stations[0].signals.v.nominal", "number"),
+        ({"v": {**_SIGNAL, "condition": "maybe"}}, "stations[0].signals.v.condition", "boolean"),
+        ({"v": {**_SIGNAL, "colour": "red"}}, "stations[0].signals.v.colour", "not permitted"),
+        ({"9lives": _SIGNAL, "ok": _SIGNAL}, "stations[0].signals", "'9lives'"),
+        ({"line-speed": _SIGNAL}, "stations[0].signals", "identifiers"),
+    ],
+)
+def test_signal_errors_name_the_field(signals: dict[str, object], path: str, words: str) -> None:
+    problems = _errors({"name": "l", "stations": [{"id": "A", "cycle_time": 1, "signals": signals}]})
+    assert any(p == path and words in msg for p, msg in problems), problems
+
+
+def test_signals_validate_with_a_default_noise_from_the_normal_range() -> None:
+    line = load_line_data(
+        {
+            "name": "l",
+            "stations": [
+                {
+                    "id": "A",
+                    "cycle_time": 1,
+                    "signals": {
+                        "vibration_mm_s": {**_SIGNAL, "condition": True},
+                        "temp_c": {"unit": "degC", "nominal": 20, "normal": [20, 20], "noise": 0.5},
+                    },
+                }
+            ],
+        }
+    )
+    vibration, temp = line.stations[0].signals["vibration_mm_s"], line.stations[0].signals["temp_c"]
+    assert vibration.condition
+    assert vibration.noise is None
+    assert vibration.sigma == pytest.approx((3.0 - 1.0) / 6)  # ~99.7 % of values inside the normal range
+    assert temp.sigma == 0.5
+    assert not temp.condition
+
+
+def test_signals_count_in_the_config_hash_and_none_keeps_the_hash() -> None:
+    plain = {"name": "l", "stations": [{"id": "A", "cycle_time": 1}]}
+    empty = {"name": "l", "stations": [{"id": "A", "cycle_time": 1, "signals": {}}]}
+    with_signal = {"name": "l", "stations": [{"id": "A", "cycle_time": 1, "signals": {"v": _SIGNAL}}]}
+    assert (
+        load_line_data(plain).config_hash() == load_line_data(empty).config_hash() == "f769d25e0f99e955"
+    )  # as before signals existed
+    assert load_line_data(with_signal).config_hash() != load_line_data(plain).config_hash()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -17,7 +19,7 @@ from twin.distributions import Distribution
 from twin.durations import TimeUnit, to_hours
 from twin.errors import LineError
 
-__all__ = ["Arrival", "FailureMode", "Line", "Station", "load_line_data"]
+__all__ = ["Arrival", "FailureMode", "Line", "Signal", "Station", "load_line_data"]
 
 
 class _Model(BaseModel):
@@ -34,6 +36,52 @@ class FailureMode(_Model):
     """``operating``: the failure clock runs only while the machine works; ``calendar``: always."""
     crew: str | None = None
     """The repair crew whose member the repair needs (``Line.repair_crews``); none = always repaired at once."""
+
+
+_SIGNAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Signal(_Model):
+    """A process signal a station's sensors report: its unit, nominal value and normal range.
+
+    The virtual plant draws it as nominal + Gaussian noise; a ``condition`` signal (vibration, motor current)
+    also drifts upward before the machine breaks down.
+    """
+
+    unit: str
+    normal: tuple[float, float]
+    """``[low, high]``: the range the signal stays in while the process runs normally."""
+    nominal: float
+    noise: float | None = Field(default=None, ge=0)
+    """Standard deviation of the measurement; none = (high - low) / 6, so ~99.7 % of values fall in the normal range."""
+    condition: bool = False
+    """A machine-health signal that rises in the hours before a failure (one value per machine)."""
+
+    # normal is declared before nominal so that the nominal check can see it and report under "nominal".
+    @field_validator("normal")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(f"[low, high] must be finite numbers, got [{low}, {high}]")
+        if low > high:
+            raise ValueError(f"[low, high] needs low <= high, got [{low}, {high}]")
+        return value
+
+    @field_validator("nominal")
+    @classmethod
+    def _inside(cls, value: float, info: ValidationInfo) -> float:
+        normal = info.data.get("normal")
+        if normal is not None and not normal[0] <= value <= normal[1]:
+            raise ValueError(f"{value} is outside the normal range [{normal[0]}, {normal[1]}]")
+        return value
+
+    @property
+    def sigma(self) -> float:
+        """The noise's standard deviation (the default when ``noise`` is not given)."""
+        if self.noise is not None:
+            return self.noise
+        return (self.normal[1] - self.normal[0]) / 6.0
 
 
 class Arrival(_Model):
@@ -66,6 +114,16 @@ class Station(_Model):
     """Probability that a unit is scrapped, decided when its processing ends."""
     buffer_after: int | None = Field(default=None, ge=0)
     """Units that can wait after this station (not counting units in machines); 0 = direct hand-off; none = unbounded."""
+    signals: dict[str, Signal] = Field(default_factory=dict)
+    """Process signals by name (an identifier such as ``line_speed_m_min``): what the station's sensors report."""
+
+    @field_validator("signals")
+    @classmethod
+    def _signal_names(cls, value: dict[str, Signal]) -> dict[str, Signal]:
+        bad = [name for name in value if not _SIGNAL_NAME.match(name)]
+        if bad:
+            raise ValueError(f"signal names must be identifiers (letters, digits, _; not starting with a digit), got {bad}")
+        return value
 
     @field_validator("batch_timeout", mode="before")
     @classmethod
@@ -152,7 +210,12 @@ class Line(_Model):
 
     def config_hash(self) -> str:
         """A short hash of the validated description: equal for equal lines, whatever the file's layout."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for st in data["stations"]:
+            # A line without signals keeps the hash it had before stations could carry signals.
+            if not st["signals"]:
+                del st["signals"]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,464 @@
+"""The virtual plant: the engine paced to the wall clock, publishing the telemetry a real line's gateways would.
+
+Test engineers point it at a broker to exercise receivers without a plant. It speaks only the contract of
+:mod:`connectors.telemetry` and publishes through a :class:`~connectors.publishing.Publisher`; it knows nothing of
+MQTT. Engine time ``t`` (hours) is published as ``origin_ms + (t - t_start)`` hours on the wall clock.
+
+**What is published.**
+
+- *Events* (through :class:`~connectors.telemetry.EventReadings`): state changes, cumulative counts per machine,
+  buffer levels, store occupancy and the first station's input counter, in the engine's order. Before anything
+  else every machine's counters are published at zero, stamped 1 ms before the origin, so that a receiver's
+  :class:`~twin.counters.CumulativeCounters` has a baseline older than the first real reading. Two counter
+  readings of the same machine within the same millisecond are merged into the later (a counter holds one value
+  per instant; a receiver would otherwise take the first and discard the second as not newer). A run started
+  from a snapshot also publishes the snapshot's buffer levels and store contents at the origin.
+- *Process values*: every ``process_period_s`` of wall time (``process_period_s x speed`` simulated seconds), one
+  ``process`` message per station that has ``signals``, for machine 0, carrying every signal; and one per further
+  machine carrying its condition signals, for stations with at most ``condition_max_machines`` machines (larger
+  stations report condition signals for machine 0 only). Station-level signals are machine 0's sensors.
+  Each value is ``nominal + noise x N(0, 1)`` from a seeded numpy Generator per station (reproducible), clipped
+  to physical sense: a signal whose normal range is non-negative never reads below 0, a percentage never above
+  100. While a machine is DOWN, its signals in units of motion or drive current (m/min, m/s, rpm, 1/min, mm/s, A)
+  read 0: a stopped machine neither moves, vibrates nor draws current. Other states (starved, blocked) leave
+  the values at nominal. Nothing is published per cell.
+
+**Condition signals drift before failures.** The engine runs ``lookahead_h`` ahead of publication; its events
+are buffered and published when their time comes. So when a condition signal (``Signal.condition``) is drawn at
+time ``t`` the machine's next DOWN, at ``t_fail``, is already known if it lies within the lookahead, and the
+value is::
+
+    nominal + gain x (high - low) / 2 x exp(-(t_fail - t) / tau) + noise          (machine not DOWN)
+
+with ``condition_gain`` 3 and ``condition_tau_h`` 1 h by default ([EST], an engineering estimate: a bearing or drive
+that degrades over about an hour). The rise is scaled by the normal range so that every condition signal is
+equally detectable against its noise: with the default noise ``(high - low) / 6`` it is 9 standard deviations at the
+failure, 3.3 an hour before, 1.2 two hours before. After the repair the signal is back at nominal, unless the
+next failure is near already. A failure further ahead than the lookahead adds nothing (``exp(-4)`` < 2 % of the
+rise at the default 4 h); the engine does not know anyone listens.
+
+**Pacing.** :meth:`VirtualPlant.run` maps wall time to simulated time as ``(wall - wall0) x speed / 3600`` hours,
+always from the same ``wall0``, sleeping until the next message is due. If publishing falls behind (a slow broker),
+the next slice publishes everything due by then, in order and with its original timestamps, so the feed catches
+up without drift; :class:`FeedStats` counts the slices that ran late and the lag. :meth:`VirtualPlant.run_unpaced`
+publishes the same messages as fast as possible. SimPy is not thread-safe and a paced run sleeps: ``run`` runs in
+the calling thread, which should be a worker thread, never an asyncio loop.
+
+**Faults.** With :class:`~connectors.faults.Faults`, messages go through a
+:class:`~connectors.faults.FaultInjector` (drops, duplicates, reordering, malformed payloads, recorded in
+:attr:`VirtualPlant.fault_log`), and every source timestamp is shifted by ``clock_skew_s``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from connectors.faults import FaultInjector, FaultLog, Faults
+from connectors.publishing import Publisher
+from connectors.telemetry import (
+    MS_PER_HOUR,
+    BufferReading,
+    Channel,
+    CountsReading,
+    EventReadings,
+    InputReading,
+    ProcessReading,
+    Reading,
+    StateReading,
+    StoreReading,
+    Topics,
+    channel_of,
+    encode,
+)
+from twin.distributions import named_stream
+from twin.engine import Engine
+from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsReleased
+from twin.schema import Line, Station
+from twin.snapshot import LineSnapshot
+
+__all__ = ["STOPPED_UNITS", "FaultLog", "Faults", "FeedStats", "Publisher", "VirtualPlant"]
+
+STOPPED_UNITS = frozenset({"m/min", "m/s", "rpm", "1/min", "mm/s", "A"})
+"""Units of motion and drive current: signals in these units read 0 while their machine is DOWN."""
+
+_EVENT_KINDS = (StateChanged, UnitsCompleted, BufferLevel, StoreOccupancy, UnitsReleased)
+_MAX_SLEEP_S = 1.0  # a paced run wakes at least this often, so a quiet line still advances its lookahead
+# Wall seconds within which a message counts as due: converting between wall seconds and simulated hours rounds,
+# and a message a microsecond early is on time (without it a run could wake just before its message, forever).
+_EPSILON_S = 1e-6
+_DOWN = MachineState.DOWN
+
+
+@dataclass(frozen=True)
+class FeedStats:
+    """What a virtual plant has published so far, and how well it kept pace."""
+
+    messages: dict[str, int]
+    """Messages produced per channel (before fault injection; the fault log says what became of them)."""
+    simulated_h: float
+    """Simulated hours published since the feed's start."""
+    slices: int
+    """Paced slices run (each publishes everything due by then)."""
+    late_slices: int
+    """Slices that finished more than one process period after their oldest message was due."""
+    lag_s: float
+    """The last slice's lag: wall seconds from when its oldest message was due to when the slice finished."""
+    max_lag_s: float
+    """The largest lag of any slice."""
+
+
+class _Entry:
+    """An engine reading waiting for its time (hours since the feed's start) to be published."""
+
+    __slots__ = ("reading", "sent", "t")
+
+    def __init__(self, t: float, reading: Reading) -> None:
+        self.t = t
+        self.reading = reading
+        self.sent = False
+
+
+class _Signals(NamedTuple):
+    """A station's signals as arrays, in the order of its ``signals`` mapping (condition signals included)."""
+
+    names: tuple[str, ...]
+    units: tuple[str, ...]
+    nominal: np.ndarray
+    sigma: np.ndarray
+    low: np.ndarray  # clip limits
+    high: np.ndarray
+    stopped: np.ndarray  # bool: reads 0 while the machine is DOWN
+    drift: np.ndarray  # rise at the failure (0 for signals that are not condition signals)
+    condition: np.ndarray  # indices of the condition signals
+
+
+def _signals(station: Station, gain: float) -> _Signals:
+    specs = list(station.signals.items())
+    names = tuple(n for n, _ in specs)
+    units = tuple(s.unit for _, s in specs)
+    nominal = np.array([s.nominal for _, s in specs], dtype=float)
+    sigma = np.array([s.sigma for _, s in specs], dtype=float)
+    low = np.array([0.0 if s.normal[0] >= 0 else -np.inf for _, s in specs])
+    high = np.array([100.0 if s.unit == "%" else np.inf for _, s in specs])
+    stopped = np.array([s.unit in STOPPED_UNITS for _, s in specs], dtype=bool)
+    drift = np.array([gain * (s.normal[1] - s.normal[0]) / 2 if s.condition else 0.0 for _, s in specs])
+    condition = np.array([i for i, (_, s) in enumerate(specs) if s.condition], dtype=np.intp)
+    return _Signals(names, units, nominal, sigma, low, high, stopped, drift, condition)
+
+
+def _round(value: float) -> float:
+    # six significant digits: sensor resolution, and short payloads
+    return float(f"{value:.6g}")
+
+
+class VirtualPlant:
+    """A simulated line publishing the telemetry contract's messages, paced to the wall clock (x ``speed``).
+
+    ``line`` runs from empty, or from ``start`` (a snapshot, e.g. of a warmed-up engine). ``seed`` seeds the engine
+    and the process-value noise. ``origin_ms`` is the wall-clock timestamp (ms since the epoch) of the feed's start,
+    the wall clock now by default. ``speed`` is simulated seconds per wall second; ``lookahead_h`` how far the engine
+    runs ahead of publication; ``condition_gain`` and ``condition_tau_h`` shape the drift of condition signals before
+    a failure (module docstring); ``faults`` switches fault injection on. ``clock`` (seconds, monotonic) and
+    ``sleep`` are injectable for tests; without ``sleep`` a paced run waits on its ``stop`` event (or ``time.sleep``).
+    One thread runs it; any thread may read :meth:`stats`.
+    """
+
+    def __init__(
+        self,
+        line: Line,
+        *,
+        topics: Topics,
+        publisher: Publisher,
+        speed: float = 60.0,
+        seed: int = 0,
+        origin_ms: int | None = None,
+        lookahead_h: float = 4.0,
+        process_period_s: float = 1.0,
+        condition_max_machines: int = 16,
+        condition_gain: float = 3.0,
+        condition_tau_h: float = 1.0,
+        faults: Faults | None = None,
+        start: LineSnapshot | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"speed: simulated seconds per wall second must be positive, got {speed}")
+        if not lookahead_h >= 0:
+            raise ValueError(f"lookahead_h: must be >= 0, got {lookahead_h}")
+        if not (process_period_s > 0 and math.isfinite(process_period_s)):
+            raise ValueError(f"process_period_s: must be positive, got {process_period_s}")
+        if condition_max_machines < 0:
+            raise ValueError(f"condition_max_machines: must be >= 0, got {condition_max_machines}")
+        if not condition_tau_h > 0:
+            raise ValueError(f"condition_tau_h: must be positive, got {condition_tau_h}")
+        if origin_ms is None:
+            origin_ms = round(time.time() * 1000)
+        if origin_ms < 2:
+            raise ValueError(f"origin_ms: a timestamp in ms since the epoch, got {origin_ms}")
+        self.line = line
+        self.topics = topics
+        self.speed = float(speed)
+        self.seed = seed
+        self.origin_ms = origin_ms
+        self.lookahead_h = float(lookahead_h)
+        self.process_period_s = float(process_period_s)
+        self.condition_max_machines = condition_max_machines
+        self.condition_tau_h = float(condition_tau_h)
+        self._clock = clock
+        self._sleep = sleep
+        self._injector = FaultInjector(publisher, faults) if faults is not None else None
+        self._out: Publisher = self._injector if self._injector is not None else publisher
+        self._skew_ms = faults.clock_skew_ms if faults is not None else 0
+
+        self._engine = Engine(line, seed, start)
+        self._engine.subscribe(self._take, kinds=_EVENT_KINDS)
+        self._t0 = self._engine.start_time
+        # EventReadings stamps engine time t as its origin + t hours; the feed's origin is the engine's start time
+        self._readings = EventReadings(topics.site, topics.line, line.stations[0].id, origin_ms - round(self._t0 * MS_PER_HOUR))
+        self._start = start
+        self._pending: deque[_Entry] = deque()
+        self._counters: dict[tuple[type, str, int], _Entry] = {}
+        self._topic_of: dict[tuple[str, Channel], str] = {}
+        self._tick_h = self.process_period_s * self.speed / 3600.0
+        self._next_tick = 0
+        self._published_h = 0.0
+        self._begun = False
+
+        # process values: per station its signal arrays, its noise stream and the machines reporting condition signals
+        self._states: dict[tuple[str, int], MachineState] = {}
+        self._failures: dict[tuple[str, int], deque[float]] = {}
+        self._stations: list[tuple[Station, _Signals, np.random.Generator, tuple[int, ...]]] = []
+        for st in line.stations:
+            if not st.signals:
+                continue
+            sig = _signals(st, condition_gain)
+            tracked: tuple[int, ...] = ()
+            if len(sig.condition) and st.kind == "process":
+                tracked = tuple(range(st.machines)) if st.machines <= condition_max_machines else (0,)
+            for m in tracked:
+                self._failures[(st.id, m)] = deque()
+            self._stations.append((st, sig, named_stream(seed, f"feed/process/{st.id}"), tracked))
+
+        self._lock = threading.Lock()
+        self._messages: dict[str, int] = {c.value: 0 for c in Channel}
+        self._slices = 0
+        self._late = 0
+        self._lag = 0.0
+        self._max_lag = 0.0
+
+    # -- what the caller reads ------------------------------------------------------------------------------
+    def stats(self) -> FeedStats:
+        """What has been published so far (safe to call from another thread)."""
+        with self._lock:
+            return FeedStats(
+                messages=dict(self._messages),
+                simulated_h=self._published_h,
+                slices=self._slices,
+                late_slices=self._late,
+                lag_s=self._lag,
+                max_lag_s=self._max_lag,
+            )
+
+    @property
+    def fault_log(self) -> FaultLog | None:
+        """What the fault injector did (None without faults)."""
+        return self._injector.log if self._injector is not None else None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine behind the feed (it runs ``lookahead_h`` ahead of what is published)."""
+        return self._engine
+
+    # -- running ----------------------------------------------------------------------------------------------
+    def run_unpaced(self, until_h: float) -> None:
+        """Publish everything up to ``until_h`` simulated hours after the feed's start, as fast as possible.
+
+        A later call continues where this one stopped. Messages held back for reordering are released at the end.
+        """
+        self._begin()
+        h = self._published_h
+        while h < until_h:
+            h = min(until_h, h + 1.0)  # hour slices keep the engine's lookahead buffer small
+            self._publish_until(h)
+        self._flush()
+
+    def run(self, stop: threading.Event | None = None, until_h: float | None = None) -> None:
+        """Publish in (scaled) real time in the calling thread, until ``stop`` is set or ``until_h`` simulated hours
+        after the feed's start are published. Exceptions of the publisher propagate; a later call continues."""
+        sleep = self._sleep
+        if sleep is None:
+            sleep = stop.wait if stop is not None else time.sleep
+        clock = self._clock
+        scale = 3600.0 / self.speed  # wall seconds per simulated hour
+        wall0 = clock() - self._published_h * scale
+        self._begin()
+        try:
+            while stop is None or not stop.is_set():
+                now = clock() + _EPSILON_S
+                target = (now - wall0) / scale
+                if until_h is not None and target >= until_h:
+                    target = until_h
+                due = self._next_due_h()
+                if due <= target:
+                    self._publish_until(target)
+                    self._paced(max(0.0, clock() - (wall0 + due * scale)))
+                elif target > self._published_h:
+                    self._publish_until(target)  # nothing due yet, but the engine's lookahead moves on
+                if until_h is not None and self._published_h >= until_h:
+                    break
+                wake = min(self._next_due_h(), self._published_h + _MAX_SLEEP_S / scale)
+                if until_h is not None:
+                    wake = min(wake, until_h)
+                wait = wall0 + wake * scale - clock()
+                if wait > _EPSILON_S:
+                    sleep(wait)
+        finally:
+            self._flush()
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _paced(self, lag: float) -> None:
+        with self._lock:
+            self._slices += 1
+            self._lag = lag
+            if lag > self._max_lag:
+                self._max_lag = lag
+            if lag > self.process_period_s:
+                self._late += 1
+
+    def _flush(self) -> None:
+        if self._injector is not None:
+            self._injector.flush()
+
+    def _begin(self) -> None:
+        """Publish the counters' zero baseline (and a snapshot's levels), then run the engine into its lookahead."""
+        if self._begun:
+            return
+        self._begun = True
+        readings = self._readings
+        baseline_ms = self.origin_ms - 1
+        for st in self.line.stations:
+            for r in readings.counters(st.id, st.machines, self._t0):
+                self._send(r._replace(ts_ms=baseline_ms))
+        if self._start is not None:
+            ts = readings.ts_ms(self._t0)
+            for sid, level in self._start.buffers.items():
+                self._pending.append(_Entry(0.0, BufferReading(readings.source(sid), 0, ts, level)))
+            for st in self.line.stations:
+                snap = self._start.stations.get(st.id)
+                if st.kind == "delay" and snap is not None:
+                    units = sum(lot.units for lot in snap.lots)
+                    full = st.capacity is not None and units >= st.capacity
+                    self._pending.append(_Entry(0.0, StoreReading(readings.source(st.id), 0, ts, units, 0, full)))
+        self._engine.run(self._t0 + self.lookahead_h)
+
+    def _take(self, ev: Event) -> None:
+        """The engine's observer: turn an event into its reading and queue it (the engine runs ahead)."""
+        reading = self._readings(ev)
+        if reading is None:
+            return
+        # every time below is relative to the start, so that "due" and "published" compare exactly
+        t = ev.t - self._t0
+        if isinstance(ev, StateChanged) and ev.state is _DOWN:
+            future = self._failures.get((ev.station, ev.machine))
+            if future is not None:
+                future.append(t)
+        if isinstance(reading, CountsReading | InputReading):
+            key = (type(reading), reading.source.station, reading.machine)
+            last = self._counters.get(key)
+            if last is not None and not last.sent and last.reading.ts_ms == reading.ts_ms:
+                last.reading = reading  # the later total of the same millisecond replaces the earlier
+                return
+            entry = _Entry(t, reading)
+            self._counters[key] = entry
+        else:
+            entry = _Entry(t, reading)
+        self._pending.append(entry)
+
+    def _next_due_h(self) -> float:
+        """Simulated hours (since the start) at which the next unpublished message is due."""
+        tick = self._next_tick * self._tick_h if self._stations else math.inf
+        # nothing queued: the engine has produced nothing up to its lookahead horizon
+        event = self._pending[0].t if self._pending else self._engine.now - self._t0
+        return min(tick, event)
+
+    def _publish_until(self, target_h: float) -> None:
+        """Publish every queued reading and process tick due at or before ``target_h`` hours since the start."""
+        self._engine.run(self._t0 + target_h + self.lookahead_h)
+        pending = self._pending
+        end = target_h
+        ticking = bool(self._stations)
+        while True:
+            tick = self._next_tick * self._tick_h if ticking else math.inf
+            limit = tick if tick < end else end
+            while pending and pending[0].t <= limit:
+                entry = pending.popleft()
+                entry.sent = True
+                self._publish_reading(entry.reading)
+            if tick > end:
+                break
+            self._publish_tick(tick)
+            self._next_tick += 1
+        with self._lock:
+            self._published_h = max(self._published_h, target_h)
+
+    def _publish_reading(self, reading: Reading) -> None:
+        if isinstance(reading, StateReading):
+            self._states[(reading.source.station, reading.machine)] = reading.state
+        self._send(reading)
+
+    def _send(self, reading: Reading) -> None:
+        if self._skew_ms:
+            reading = reading._replace(ts_ms=reading.ts_ms + self._skew_ms)
+        channel = channel_of(reading)
+        key = (reading.source.station, channel)
+        topic = self._topic_of.get(key)
+        if topic is None:
+            topic = self._topic_of[key] = self.topics.topic(reading.source.station, channel)
+        self._out.publish(topic, encode(reading))
+        self._messages[channel.value] += 1
+
+    def _publish_tick(self, t: float) -> None:
+        """One process message per station (machine 0) and per further machine that reports condition signals;
+        ``t`` in hours since the start."""
+        ts = self._readings.ts_ms(self._t0 + t)
+        states, failures, tau = self._states, self._failures, self.condition_tau_h
+        for st, sig, rng, tracked in self._stations:
+            source = self._readings.source(st.id)
+            n = len(sig.names)
+            cond = sig.condition
+            extra = len(tracked) - 1 if tracked else 0
+            z = rng.standard_normal(n + extra * len(cond))
+            values = sig.nominal + sig.sigma * z[:n]
+            if tracked:
+                values[cond] += sig.drift[cond] * self._rise(failures[(st.id, 0)], t, tau)
+            if states.get((st.id, 0)) is _DOWN:
+                values[sig.stopped] = 0.0
+            np.clip(values, sig.low, sig.high, out=values)
+            named = zip(sig.names, values.tolist(), sig.units, strict=True)
+            self._send(ProcessReading(source, 0, ts, tuple((nm, _round(v), u) for nm, v, u in named)))
+            for j, m in enumerate(tracked[1:]):
+                zc = z[n + j * len(cond) : n + (j + 1) * len(cond)]
+                vals = sig.nominal[cond] + sig.sigma[cond] * zc + sig.drift[cond] * self._rise(failures[(st.id, m)], t, tau)
+                if states.get((st.id, m)) is _DOWN:
+                    vals[sig.stopped[cond]] = 0.0
+                np.clip(vals, sig.low[cond], sig.high[cond], out=vals)
+                named_cond = zip(cond.tolist(), vals.tolist(), strict=True)
+                self._send(ProcessReading(source, m, ts, tuple((sig.names[i], _round(v), sig.units[i]) for i, v in named_cond)))
+
+    @staticmethod
+    def _rise(future: deque[float], t: float, tau: float) -> float:
+        """exp(-(t_fail - t) / tau) for the machine's next failure after ``t`` (0 if none is known)."""
+        while future and future[0] <= t:
+            future.popleft()  # failures that have happened: the machine is DOWN or repaired
+        if not future:
+            return 0.0
+        return math.exp(-(future[0] - t) / tau)
