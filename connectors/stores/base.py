@@ -1,0 +1,153 @@
+"""The store port: what the ingest writes and the API reads, whatever database is behind it.
+
+A reading becomes one point per series and timestamp (a process reading one point per value). Two points of
+the same channel, tags and ``ts_ms`` are the same point: the later write replaces the earlier, which makes a
+redelivered message idempotent. Every adapter (:mod:`connectors.stores.sqlite`, :mod:`connectors.stores.influx`,
+the fake :mod:`connectors.stores.memory`) implements :class:`Store` and passes the same behavioural tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import NamedTuple, Protocol
+
+from connectors.errors import ConnectorError
+from connectors.telemetry import Reading
+
+__all__ = [
+    "Bucket",
+    "DeadLetter",
+    "FieldValue",
+    "Health",
+    "Store",
+    "StoreError",
+    "StoredPoint",
+    "WriteOutcome",
+]
+
+FieldValue = float | int | str | bool
+"""The value of one field of a stored point."""
+
+
+class StoredPoint(NamedTuple):
+    """One stored point as queries return it."""
+
+    channel: str
+    """The measurement: the telemetry channel (state, counts, process, buffer, store, input)."""
+    site: str
+    line: str
+    station: str
+    machine: int
+    signal: str
+    """For process points the signal's name; empty otherwise."""
+    ts_ms: int
+    fields: dict[str, FieldValue]
+
+
+class Bucket(NamedTuple):
+    """A field's mean, min, max and number of values over ``[start_ms, start_ms + every_ms)``."""
+
+    start_ms: int
+    mean: float | None
+    min: float | None
+    max: float | None
+    count: int  # type: ignore[assignment]  # the name the protocol asks for; it hides tuple.count, unused here
+
+
+class DeadLetter(NamedTuple):
+    """A message that could not be taken, kept with the reason why: the topic and the exact payload bytes."""
+
+    received_ms: int
+    topic: str
+    payload: bytes
+    reason: str
+
+
+class WriteOutcome(Enum):
+    """Where a write went. Both outcomes are durable: the caller may acknowledge the messages."""
+
+    WRITTEN = "written"
+    """In the database."""
+    SPOOLED = "spooled"
+    """In the local spool on disk, to be replayed into the database in order once it answers again."""
+
+
+class Health(NamedTuple):
+    """Whether a write reaches the database now (probed with a real write), why not, and the batches on disk."""
+
+    writable: bool
+    detail: str
+    spooled_batches: int
+
+
+class StoreError(ConnectorError):
+    """A store could not do what was asked (and, for writes, could not spool it either); the message says why."""
+
+
+class Store(Protocol):
+    """Telemetry readings and dead letters in, points, buckets and dead letters out.
+
+    ``range`` and ``aggregate`` are bounded: they refuse (``ValueError`` naming the argument) an end before the
+    start, a span over the store's maximum (31 days by default), more than 10,000 buckets and a limit over 100,000.
+    """
+
+    def write(self, readings: Sequence[Reading]) -> WriteOutcome:
+        """Store readings durably (in the database, or spooled to local disk); StoreError only if neither is possible."""
+        ...
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
+        """Store dead letters durably; two letters of the same millisecond are both kept."""
+        ...
+
+    def health(self) -> Health:
+        """Whether a real write succeeds now, and the batches waiting in the spool."""
+        ...
+
+    def range(
+        self,
+        channel: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        station: str | None = None,
+        signal: str | None = None,
+        limit: int = 10_000,
+        offset: int = 0,
+    ) -> list[StoredPoint]:
+        """Raw points of a channel in ``[start_ms, end_ms)``, ordered by (ts_ms, station, machine, signal)."""
+        ...
+
+    def last(self, channel: str, *, station: str | None = None) -> list[StoredPoint]:
+        """The latest point of every series (site, line, station, machine, signal) of a channel."""
+        ...
+
+    def aggregate(
+        self,
+        channel: str,
+        field: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        every_ms: int,
+        station: str | None = None,
+        signal: str | None = None,
+        machine: int | None = None,
+    ) -> list[Bucket]:
+        """Mean, min, max and count of a numeric field per interval aligned to multiples of ``every_ms``.
+
+        Only values in ``[start_ms, end_ms)`` count; intervals without values are left out.
+        """
+        ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The latest dead letters, newest first."""
+        ...
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters are stored."""
+        ...
+
+    def close(self) -> None:
+        """Flush or replay what can be, stop background threads, release connections."""
+        ...

@@ -1,0 +1,154 @@
+"""Readings and dead letters as InfluxDB line protocol, encoded by ``influxdb_client.Point`` (escaping, ``3i`` integers).
+
+Measurements are the channel names; tags site, line, station, machine (and signal for process points); fields as
+in :data:`connectors.stores.points.CHANNEL_FIELDS`. Dead letters go to their own measurement with the payload in
+base64, and with nanosecond timestamps whose sub-millisecond digits keep letters of the same millisecond apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import random
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from influxdb_client.client.write.point import Point as _Point
+from influxdb_client.domain.write_precision import WritePrecision
+
+from connectors.stores.base import DeadLetter
+from connectors.stores.points import CHANNEL_FIELDS, point_rows
+from connectors.telemetry import Channel, Reading
+
+__all__ = ["DEAD_LETTERS", "HEALTH", "DeadLetterEncoder", "encode_readings", "health_line", "refused_lines"]
+
+DEAD_LETTERS = "gigatwin_dead_letters"
+"""The measurement of dead letters (fields topic, payload as base64, reason; no tags)."""
+HEALTH = "gigatwin_health"
+"""The measurement health probes write to."""
+_PROCESS = Channel.PROCESS.value
+# influxdb_client's Point is not annotated; typed as returning Any, its builder methods need no ignores below.
+_point: Callable[[str], Any] = _Point
+
+
+_SERIES_CACHE_MAX = 100_000
+_SENTINEL = " f=1i"
+# A series' measurement and tag set, as Point encodes them, by (channel, site, line, station, machine, signal).
+_series_keys: dict[tuple[str, str, str, str, str, str], str] = {}
+
+
+def _series_key(channel: str, site: str, line: str, station: str, machine: str, signal: str) -> str:
+    """The escaped ``measurement,tag=value,...`` of a series: encoded by Point once, then reused for every point."""
+    cache_key = (channel, site, line, station, machine, signal)
+    key = _series_keys.get(cache_key)
+    if key is None:
+        p = _point(channel).tag("site", site).tag("line", line).tag("station", station).tag("machine", machine)
+        if channel == _PROCESS:
+            p.tag("signal", signal)
+        encoded: str = p.field("f", 1).to_line_protocol()
+        key = encoded[: -len(_SENTINEL)]
+        if len(_series_keys) >= _SERIES_CACHE_MAX:  # bounded: the plant's series are far fewer
+            _series_keys.clear()
+        _series_keys[cache_key] = key
+    return key
+
+
+def encode_readings(readings: Sequence[Reading], batch_points: int) -> Iterator[list[str]]:
+    """The readings' points as line-protocol lines (millisecond timestamps), in chunks of at most ``batch_points``.
+
+    Point encodes each series' tag set once (it is the same for every point of the series and escaping it is
+    most of Point's cost) and each point's fields and timestamp; the two are joined here.
+    """
+    chunk: list[str] = []
+    for r in readings:
+        channel, rows = point_rows(r)
+        specs = CHANNEL_FIELDS[channel]
+        src = r.source
+        machine = str(r.machine)
+        skip = len(channel)  # Point escapes no character of a channel name: it is an identifier
+        for signal, values in rows:
+            p = _point(channel)
+            for spec, value in zip(specs, values, strict=True):
+                if value is not None:
+                    p.field(spec.name, value)
+            body: str = p.time(r.ts_ms, WritePrecision.MS).to_line_protocol()
+            chunk.append(_series_key(channel, src.site, src.line, src.station, machine, signal) + body[skip:])
+            if len(chunk) >= batch_points:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+class DeadLetterEncoder:
+    """Encodes dead letters with nanosecond timestamps ``received_ms * 10**6 + n``, ``n`` a counter modulo 10**6.
+
+    InfluxDB keeps one point per series and timestamp, so two letters of the same millisecond need different
+    timestamps. The counter starts at a random value so that two writers (or a restarted one) are unlikely to
+    pick the same sub-millisecond digits for the same millisecond.
+    """
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(random.randrange(1_000_000))
+
+    def encode(self, letters: Sequence[DeadLetter], batch_points: int) -> Iterator[list[str]]:
+        """The letters as line-protocol lines (nanosecond timestamps), in chunks of at most ``batch_points``."""
+        chunk: list[str] = []
+        for d in letters:
+            ts_ns = d.received_ms * 1_000_000 + next(self._counter) % 1_000_000
+            p = (
+                _point(DEAD_LETTERS)
+                .field("topic", d.topic)
+                .field("payload", base64.b64encode(d.payload).decode("ascii"))
+                .field("reason", d.reason)
+                .time(ts_ns, WritePrecision.NS)
+            )
+            line: str = p.to_line_protocol()
+            chunk.append(line)
+            if len(chunk) >= batch_points:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def health_line(ts_ms: int) -> str:
+    """The point a health probe writes (no tags: one series however often it runs)."""
+    line: str = _point(HEALTH).field("ok", True).time(ts_ms, WritePrecision.MS).to_line_protocol()
+    return line
+
+
+# What InfluxDB 1.x says about the lines of a partial write (HTTP 400): the text of each line it could not
+# parse, or the first field type conflict (measurement and field; it does not say which lines).
+_UNPARSABLE = re.compile(r"unable to parse '(.*?)': [^\n]*?(?=\nunable to parse '|(?: dropped=\d+)?$)", re.S)
+_CONFLICT = re.compile(r'field type conflict: input field "(.+?)" on measurement "(.+?)" is type')
+
+
+def _fields_section(line: str) -> str:
+    """The field set of a line: between the first unescaped space (after the tags) and the last (the timestamp)."""
+    i = 0
+    while True:
+        i = line.find(" ", i)
+        if i <= 0 or line[i - 1] != "\\":
+            break
+        i += 1
+    return line[i + 1 : line.rfind(" ")] if i > 0 else ""
+
+
+def refused_lines(server_message: str, lines: Sequence[str]) -> list[int]:
+    """The indices of ``lines`` a partial-write message refers to (empty if it names none we can find)."""
+    unparsable = {m.group(1) for m in _UNPARSABLE.finditer(server_message)}
+    if unparsable:
+        return [i for i, line in enumerate(lines) if line in unparsable]
+    conflict = _CONFLICT.search(server_message)
+    if conflict is None:
+        return []
+    field, measurement = conflict.group(1), conflict.group(2)
+    out = []
+    for i, line in enumerate(lines):
+        if line.startswith((measurement + ",", measurement + " ")):
+            fields = _fields_section(line)
+            if fields.startswith(field + "=") or f",{field}=" in fields:
+                out.append(i)
+    return out

@@ -1,0 +1,141 @@
+"""An in-memory :class:`~connectors.stores.base.Store` for unit tests: same behaviour, no database, nothing kept."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+
+from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome
+from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
+from connectors.stores.points import check_channel, check_numeric_field, fields_of, point_rows, series_order, time_order
+from connectors.telemetry import Reading
+
+__all__ = ["MemoryStore"]
+
+_Key = tuple[str, str, str, int, str, int]  # site, line, station, machine, signal, ts_ms
+
+
+class MemoryStore:
+    """A store in dictionaries, safe to share between threads (one lock). Set ``fail_writes`` to make writes raise
+    :class:`StoreError`, as a store that can neither write nor spool would."""
+
+    def __init__(self, *, max_span_ms: int = DEFAULT_MAX_SPAN_MS) -> None:
+        self.bounds = QueryBounds(max_span_ms)
+        self.fail_writes = False
+        self.writes = 0
+        """Successful write calls (readings and dead letters)."""
+        self._lock = threading.Lock()
+        self._points: dict[str, dict[_Key, tuple[FieldValue | None, ...]]] = {}
+        self._letters: list[DeadLetter] = []
+
+    def write(self, readings: Sequence[Reading]) -> WriteOutcome:
+        """Keep the readings' points; a point with the same channel, tags and time replaces the earlier one."""
+        self._check_writable()
+        with self._lock:
+            for r in readings:
+                channel, rows = point_rows(r)
+                table = self._points.setdefault(channel, {})
+                src = r.source
+                for signal, values in rows:
+                    table[(src.site, src.line, src.station, r.machine, signal, r.ts_ms)] = values
+            self.writes += 1
+        return WriteOutcome.WRITTEN
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
+        """Keep the dead letters (payloads copied as immutable bytes)."""
+        self._check_writable()
+        with self._lock:
+            self._letters.extend(DeadLetter(d.received_ms, d.topic, bytes(d.payload), d.reason) for d in letters)
+            self.writes += 1
+        return WriteOutcome.WRITTEN
+
+    def health(self) -> Health:
+        """Writable unless ``fail_writes`` is set; nothing is ever spooled."""
+        if self.fail_writes:
+            return Health(False, "memory store: writes set to fail", 0)
+        return Health(True, "memory store", 0)
+
+    def range(
+        self,
+        channel: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        station: str | None = None,
+        signal: str | None = None,
+        limit: int = 10_000,
+        offset: int = 0,
+    ) -> list[StoredPoint]:
+        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal)."""
+        check_channel(channel)
+        self.bounds.check_range(start_ms, end_ms, limit, offset)
+        points = [
+            p
+            for p in self._select(channel, station, signal, None)
+            if start_ms <= p.ts_ms < end_ms  # filtered before sorting: the sort is the cost
+        ]
+        points.sort(key=time_order)
+        return points[offset : offset + limit]
+
+    def last(self, channel: str, *, station: str | None = None) -> list[StoredPoint]:
+        """The latest point of every series."""
+        check_channel(channel)
+        latest: dict[tuple[str, str, str, int, str], StoredPoint] = {}
+        for p in self._select(channel, station, None, None):
+            key = (p.site, p.line, p.station, p.machine, p.signal)
+            best = latest.get(key)
+            if best is None or p.ts_ms > best.ts_ms:
+                latest[key] = p
+        return sorted(latest.values(), key=series_order)
+
+    def aggregate(
+        self,
+        channel: str,
+        field: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        every_ms: int,
+        station: str | None = None,
+        signal: str | None = None,
+        machine: int | None = None,
+    ) -> list[Bucket]:
+        """Mean, min, max and count of ``field`` per interval aligned to multiples of ``every_ms``."""
+        check_numeric_field(channel, field)
+        self.bounds.check_aggregate(start_ms, end_ms, every_ms)
+        groups: dict[int, list[float]] = {}
+        for p in self._select(channel, station, signal, machine):
+            value = p.fields.get(field)
+            if value is not None and start_ms <= p.ts_ms < end_ms:
+                groups.setdefault(p.ts_ms - p.ts_ms % every_ms, []).append(float(value))
+        return [Bucket(start, math.fsum(vs) / len(vs), min(vs), max(vs), len(vs)) for start, vs in sorted(groups.items())]
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The latest dead letters, newest first (by received time, then by arrival)."""
+        check_limit(limit)
+        with self._lock:
+            indexed = list(enumerate(self._letters))
+        indexed.sort(key=lambda il: (il[1].received_ms, il[0]), reverse=True)
+        return [d for _, d in indexed[:limit]]
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters are kept."""
+        with self._lock:
+            return len(self._letters)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _check_writable(self) -> None:
+        if self.fail_writes:
+            raise StoreError("memory store: writes set to fail")
+
+    def _select(self, channel: str, station: str | None, signal: str | None, machine: int | None) -> list[StoredPoint]:
+        with self._lock:
+            items = list(self._points.get(channel, {}).items())
+        return [
+            StoredPoint(channel, site, line, st, m, sig, ts, fields_of(channel, values))
+            for (site, line, st, m, sig, ts), values in items
+            if (station is None or st == station) and (signal is None or sig == signal) and (machine is None or m == machine)
+        ]
