@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from api.telemetry_commands import REFERENCE_LINE, run_feed, run_ingest
 from connectors.linefile import read_line
 from twin.errors import TwinError
 from twin.simulate import simulate
@@ -35,7 +36,59 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     sim.add_argument("--workers", type=int, default=0, help="processes for replications (default: one per core)")
     sim.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    feed = sub.add_parser(
+        "feed", help="run the virtual plant: the engine paced to the wall clock, publishing telemetry over MQTT"
+    )
+    feed.add_argument("line", help="the line file (YAML)")
+    feed.add_argument("--mqtt", required=True, help="the broker, mqtt[s]://[user[:password]@]host[:port][?ca=..&cert=..&key=..]")
+    feed.add_argument("--speed", type=_positive, default=60.0, help="simulated seconds per wall second (default 60)")
+    feed.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    feed.add_argument(
+        "--hours", type=_positive, default=None, help="stop after this many simulated hours (default: run until stopped)"
+    )
+    _topic_args(feed)
+    faults = feed.add_argument_group("fault injection (for testing receivers)")
+    faults.add_argument("--drop", type=_probability, default=0.0, help="probability that a message is not sent")
+    faults.add_argument("--duplicate", type=_probability, default=0.0, help="probability that a message is sent twice")
+    faults.add_argument(
+        "--reorder", type=_probability, default=0.0, help="probability that a message is held back and sent later"
+    )
+    faults.add_argument(
+        "--malformed", type=_probability, default=0.0, help="probability that a payload is replaced by a malformed one"
+    )
+    faults.add_argument(
+        "--clock-skew", type=float, default=0.0, help="seconds added to every source timestamp (a gateway clock that is off)"
+    )
+
+    ing = sub.add_parser("ingest", help="consume a line's telemetry from MQTT into a store, keeping its live state")
+    ing.add_argument("--mqtt", required=True, help="the broker, mqtt[s]://[user[:password]@]host[:port][?client_id=..&ca=..]")
+    ing.add_argument(
+        "--store", required=True, help="sqlite:PATH, or influxdb[s]://[user:password@]host:port/db[?flavour=v1|v2|v3&token=..]"
+    )
+    ing.add_argument("--line", default=str(REFERENCE_LINE), help="the line file (default: the reference battery line)")
+    ing.add_argument("--group", default=None, help="a shared-subscription group: processes with one group split the stream")
+    ing.add_argument("--client-id", default=None, help="MQTT client id, stable across restarts and unique per process")
+    ing.add_argument(
+        "--spool-dir",
+        default=None,
+        help="where InfluxDB writes wait while it is down (default: $XDG_STATE_HOME/gigatwin/spool/HOST-PORT-DB)",
+    )
+    ing.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines (0: none)")
+    _topic_args(ing)
     return parser
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text}")
+    return value
+
+
+def _topic_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefix", default="gigatwin", help="topic prefix, one or more levels (default gigatwin)")
+    parser.add_argument("--site", default="plant1", help="the site's topic level (default plant1)")
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -68,6 +121,10 @@ def _summary(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "feed":
+        return run_feed(args)
+    if args.command == "ingest":
+        return run_ingest(args)
     try:
         line = read_line(args.line)
         if args.replications < 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -148,6 +148,8 @@ class Source(NamedTuple):
 
 
 _BAD_LEVEL = frozenset("+#/\x00")
+_CHANNELS = {c.value: c for c in Channel}
+_MAX_TOPICS = 100_000
 
 
 def _check_level(name: str, value: str) -> str:
@@ -166,6 +168,7 @@ class Topics:
     prefix: str
     site: str
     line: str
+    _parsed: dict[str, tuple[Source, Channel]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for part in self.prefix.split("/"):
@@ -189,18 +192,25 @@ class Topics:
 
     def parse(self, topic: str) -> tuple[Source, Channel]:
         """The source and channel of a topic of this line, or :class:`TelemetryError` saying why not."""
+        # A line has a few hundred topics and every message names one: remember the good ones.
+        known = self._parsed.get(topic)
+        if known is not None:
+            return known
+        parsed = self._parse(topic)
+        if len(self._parsed) < _MAX_TOPICS:
+            self._parsed[topic] = parsed
+        return parsed
+
+    def _parse(self, topic: str) -> tuple[Source, Channel]:
         base = self.base
         if not topic.startswith(base + "/"):
             raise TelemetryError(f"topic {topic!r}: not under {base!r}")
         rest = topic[len(base) + 1 :].split("/")
         if len(rest) != 2 or not rest[0]:
             raise TelemetryError(f"topic {topic!r}: expected {base}/<station>/<channel>")
-        try:
-            channel = Channel(rest[1])
-        except ValueError:
-            raise TelemetryError(
-                f"topic {topic!r}: unknown channel {rest[1]!r} (one of {', '.join(c.value for c in Channel)})"
-            ) from None
+        channel = _CHANNELS.get(rest[1])
+        if channel is None:
+            raise TelemetryError(f"topic {topic!r}: unknown channel {rest[1]!r} (one of {', '.join(_CHANNELS)})")
         return Source(self.site, self.line, rest[0]), channel
 
 
@@ -305,7 +315,8 @@ def _str(obj: dict[str, Any], key: str) -> str:
 def decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
     """The reading a payload carries, or :class:`TelemetryError` naming the field and what is wrong."""
     try:
-        obj = json.loads(payload)
+        # Decoding first spares json.loads its guess of the encoding: the contract says UTF-8.
+        obj = json.loads(payload.decode() if isinstance(payload, bytes) else payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise TelemetryError(f"payload: not JSON ({exc})") from None
     if not isinstance(obj, dict):
