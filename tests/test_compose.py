@@ -1,0 +1,70 @@
+"""docker-compose.yml is for users (no Docker engine here): it must parse, wire services by health, and run real commands."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from api.cli import _parser
+from tests.conftest import REPO
+
+COMPOSE = REPO / "docker-compose.yml"
+
+
+def _compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_services_start_in_order_of_health() -> None:
+    services = _compose()["services"]
+    assert {"mosquitto", "influxdb", "ingest", "feed"} <= set(services)
+    for name in ("mosquitto", "influxdb"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["ingest"]["depends_on"] == {
+        "mosquitto": {"condition": "service_healthy"},
+        "influxdb": {"condition": "service_healthy"},
+    }
+    assert services["feed"]["depends_on"]["mosquitto"] == {"condition": "service_healthy"}
+
+
+def test_the_broker_runs_the_shipped_configuration() -> None:
+    mounts = _compose()["services"]["mosquitto"]["volumes"]
+    (conf,) = [m for m in mounts if m.endswith("/mosquitto/config/mosquitto.conf:ro")]
+    shipped = REPO / conf.split(":")[0]
+    assert shipped.is_file()
+    text = shipped.read_text()
+    assert re.search(r"^persistence true$", text, re.M)
+    queued = re.search(r"^max_queued_messages (\d+)$", text, re.M)
+    assert queued is not None
+    assert int(queued.group(1)) == 0 or int(queued.group(1)) >= 100_000  # mosquitto's 1000 loses QoS 1 messages
+
+
+def test_secrets_are_required_not_defaulted() -> None:
+    text = COMPOSE.read_text()
+    for var in ("INFLUXDB_ADMIN_PASSWORD", "GIGATWIN_INFLUX_PASSWORD"):
+        assert re.search(r"\$\{" + var + r":\?[^}]+\}", text), var
+
+
+def test_every_gigatwin_command_in_it_is_one_the_cli_accepts() -> None:
+    compose = _compose()
+    checked = 0
+    for name, service in compose["services"].items():
+        command = service.get("command")
+        if not command:
+            continue
+        script = command[-1] if isinstance(command, list) else command
+        for part in script.split("&&"):
+            words = shlex.split(part.replace("exec ", "", 1))
+            if words and words[0] == "gigatwin":
+                args = [re.sub(r"\$\{[^}]+\}", "secret", w).replace("/src/", str(REPO) + "/") for w in words[1:]]
+                parsed = _parser().parse_args(args)
+                if getattr(parsed, "line", None):
+                    assert Path(parsed.line).is_file(), f"{name}: {parsed.line}"
+                checked += 1
+    assert checked == 2
