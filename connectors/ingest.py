@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 from connectors.errors import ConnectorError
 from connectors.mqtt import Delivery
-from connectors.stores.base import DeadLetter, Store, WriteOutcome
+from connectors.stores.base import DeadLetter, Store, WriteOutcome, WriteRefused
 from connectors.telemetry import (
     Channel,
     InputReading,
@@ -221,6 +221,7 @@ class Ingest:
         stats = self.stats
         recent = self._recent
         readings: list[Reading] = []
+        sources: list[Delivery] = []
         letters: list[DeadLetter] = []
         in_batch: set[Reading] = set()
         duplicates = 0
@@ -235,9 +236,13 @@ class Ingest:
             else:
                 in_batch.add(reading)
                 readings.append(reading)
+                sources.append(d)
         # Store first; count and remember only once that succeeded, so a retried batch is processed the same way.
         if readings:
-            outcome = self.store.write(readings)
+            try:
+                outcome = self.store.write(readings)
+            except WriteRefused:
+                outcome, readings = self._write_one_by_one(readings, sources, letters)
             if outcome is WriteOutcome.SPOOLED:
                 stats.spooled_batches += 1
         if letters:
@@ -253,6 +258,22 @@ class Ingest:
             stats.acked += len(batch)
         if self.observers and readings:
             self._hand_on(readings)
+
+    def _write_one_by_one(
+        self, readings: list[Reading], sources: list[Delivery], letters: list[DeadLetter]
+    ) -> tuple[WriteOutcome, list[Reading]]:
+        """The store refused part of a batch for good (a field type conflict, say): write the readings one by one
+        and keep the refused ones as dead letters with the store's reason, rather than retry the batch forever."""
+        outcome = WriteOutcome.WRITTEN
+        taken: list[Reading] = []
+        for reading, d in zip(readings, sources, strict=True):
+            try:
+                if self.store.write([reading]) is WriteOutcome.SPOOLED:
+                    outcome = WriteOutcome.SPOOLED
+                taken.append(reading)
+            except WriteRefused as exc:
+                letters.append(DeadLetter(d.received_ms, d.topic, d.payload, f"the store refused it: {exc}"))
+        return outcome, taken
 
     def _decode(self, d: Delivery) -> Reading:
         source, channel = self.topics.parse(d.topic)

@@ -5,13 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1 || ! command -v influxd >/dev/null 2>&1; then
+# The integration tests start their own broker and database from these binaries (mosquitto_pub plays a PLC gateway).
+if ! command -v mosquitto >/dev/null 2>&1 || ! command -v mosquitto_pub >/dev/null 2>&1 || ! command -v influxd >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    echo "== installing the Debian packages mosquitto and influxdb"
+    echo "== installing the Debian packages mosquitto, mosquitto-clients and influxdb"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto influxdb >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients influxdb >/dev/null
   else
-    echo "note: mosquitto/influxdb are missing and this is not root; run: sudo apt-get install mosquitto influxdb" >&2
+    echo "note: missing packages and this is not root; run: sudo apt-get install mosquitto mosquitto-clients influxdb" >&2
   fi
 fi
 

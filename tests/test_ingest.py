@@ -11,7 +11,7 @@ import pytest
 from connectors.ingest import Ingest
 from connectors.linefile import read_line
 from connectors.mqtt import Delivery
-from connectors.stores.base import StoreError, WriteOutcome
+from connectors.stores.base import StoreError, WriteOutcome, WriteRefused
 from connectors.stores.memory import MemoryStore
 from connectors.telemetry import Channel, Reading, Topics
 from tests.conftest import LINES
@@ -156,3 +156,30 @@ def test_an_observer_that_fails_does_not_stop_the_consumer() -> None:
     assert acks == [(1, 1)]
     assert ingest.stats.observer_errors == 1
     assert "bug" in ingest.stats.last_error
+
+
+class _RefusingStore(MemoryStore):
+    """Refuses for good any write that holds a reading of station NOTCH (as InfluxDB refuses a field type conflict)."""
+
+    def write(self, readings: Sequence[Reading]) -> WriteOutcome:
+        if any(r.source.station == "NOTCH" for r in readings):
+            raise WriteRefused('field type conflict: input field "level" on measurement "buffer" is type float')
+        return super().write(readings)
+
+
+def test_readings_the_store_refuses_for_good_become_dead_letters_and_the_rest_is_stored() -> None:
+    store, events, acks = _RefusingStore(), [], []
+    ingest = _ingest(store, events, acks)
+    batch = [
+        _msg("COAT", Channel.BUFFER, 1, ts=T0, level=1),
+        _msg("NOTCH", Channel.BUFFER, 2, ts=T0, level=2),
+        _msg("CALSLIT", Channel.BUFFER, 3, ts=T0, level=3),
+    ]
+    ingest.process(batch)
+    assert acks == [(1, 1), (2, 1), (3, 1)]  # the stream goes on: nothing is retried forever
+    assert [p.station for p in store.range("buffer", start_ms=T0, end_ms=T0 + 1)] == ["CALSLIT", "COAT"]
+    (letter,) = store.dead_letters()
+    assert letter.topic == batch[1].topic
+    assert "field type conflict" in letter.reason
+    assert ingest.stats.stored == 2
+    assert ingest.stats.rejected == 1

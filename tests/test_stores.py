@@ -682,6 +682,7 @@ def test_the_stores_export_exactly_their_public_names() -> None:
             "StoreError",
             "StoredPoint",
             "WriteOutcome",
+            "WriteRefused",
             "open_store",
         ]
     )

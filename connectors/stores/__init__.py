@@ -1,7 +1,7 @@
 """Where telemetry is kept: one :class:`Store` protocol, an embedded SQLite store, an InfluxDB store with a disk
 spool, and an in-memory fake for tests; :func:`open_store` opens the one a URL names."""
 
-from connectors.stores.base import Bucket, DeadLetter, Health, Store, StoredPoint, StoreError, WriteOutcome
+from connectors.stores.base import Bucket, DeadLetter, Health, Store, StoredPoint, StoreError, WriteOutcome, WriteRefused
 from connectors.stores.influx import InfluxCounters, InfluxStore, PartialWriteError
 from connectors.stores.memory import MemoryStore
 from connectors.stores.sqlite import SqliteStore
@@ -20,5 +20,6 @@ __all__ = [
     "StoreError",
     "StoredPoint",
     "WriteOutcome",
+    "WriteRefused",
     "open_store",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "StoreError",
     "StoredPoint",
     "WriteOutcome",
+    "WriteRefused",
 ]
 
 FieldValue = float | int | str | bool
@@ -83,6 +84,10 @@ class Health(NamedTuple):
 
 class StoreError(ConnectorError):
     """A store could not do what was asked (and, for writes, could not spool it either); the message says why."""
+
+
+class WriteRefused(StoreError):
+    """The store refused some of a write for good (it would refuse it again): not an outage, so not spooled."""
 
 
 class Store(Protocol):

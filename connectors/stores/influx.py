@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome
+from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome, WriteRefused
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
 from connectors.stores.http import HttpRequest, HttpResponse, Transport, Unavailable, Urllib3Transport
 from connectors.stores.influxql import (
@@ -56,7 +56,7 @@ _TAGS = ("site", "line", "station", "machine")
 _PROCESS = Channel.PROCESS.value
 
 
-class PartialWriteError(StoreError):
+class PartialWriteError(WriteRefused):
     """The server refused some lines of a write (HTTP 400); ``lines`` are their indices in the write's points."""
 
     def __init__(self, message: str, lines: Sequence[int], server_message: str) -> None:
