@@ -29,6 +29,24 @@ def record(line: Line, until: float, seed: int | tuple[int, ...] = 0, start: Any
     return engine, events
 
 
+FAIL = {"name": "f", "ttf": {"dist": "exponential", "mean": 6}, "ttr": {"dist": "exponential", "mean": 0.7}}
+# A small line with everything the engine has: failures (operating and calendar), scrap, transfer lots,
+# a direct hand-off, a store, a batch station. The KPI and live-state tests share it.
+MIXED_LINE = make_line(
+    {"id": "A", "cycle_time": {"dist": "exponential", "mean": 0.5}, "failures": [FAIL], "scrap": 0.05, "buffer_after": 3},
+    {"id": "B", "machines": 2, "cycle_time": {"dist": "gamma", "mean": 1.0, "cv": 0.5}, "lot": 2, "buffer_after": 0},
+    {"id": "S", "kind": "delay", "capacity": 8, "dwell": 2.5, "buffer_after": 2},
+    {
+        "id": "C",
+        "batch_size": 3,
+        "batch_timeout": 0.5,
+        "cycle_time": 1.2,
+        "failures": [{**FAIL, "basis": "calendar"}],
+        "scrap": 0.1,
+    },
+)
+
+
 @pytest.fixture
 def lines_dir() -> Path:
     """The folder of shipped line files."""

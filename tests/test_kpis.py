@@ -6,26 +6,12 @@ import dataclasses
 
 import pytest
 
-from tests.conftest import make_line, record
+from tests.conftest import MIXED_LINE as LINE
+from tests.conftest import record
 from twin.engine import Engine
 from twin.events import BufferLevel, StateChanged, UnitsLoaded
 from twin.kpis import KpiReducer
 from twin.simulate import run_once
-
-FAIL = {"name": "f", "ttf": {"dist": "exponential", "mean": 6}, "ttr": {"dist": "exponential", "mean": 0.7}}
-LINE = make_line(
-    {"id": "A", "cycle_time": {"dist": "exponential", "mean": 0.5}, "failures": [FAIL], "scrap": 0.05, "buffer_after": 3},
-    {"id": "B", "machines": 2, "cycle_time": {"dist": "gamma", "mean": 1.0, "cv": 0.5}, "lot": 2, "buffer_after": 0},
-    {"id": "S", "kind": "delay", "capacity": 8, "dwell": 2.5, "buffer_after": 2},
-    {
-        "id": "C",
-        "batch_size": 3,
-        "batch_timeout": 0.5,
-        "cycle_time": 1.2,
-        "failures": [{**FAIL, "basis": "calendar"}],
-        "scrap": 0.1,
-    },
-)
 
 
 def test_the_engine_path_and_the_recorded_stream_give_equal_kpis() -> None:

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.linefile import read_line
-from tests.conftest import LINES, make_line, record
+from tests.conftest import FAIL, LINES, make_line, record
+from tests.conftest import MIXED_LINE as LINE
 from twin.engine import Engine
 from twin.events import (
     BufferLevel,
@@ -30,21 +31,6 @@ from twin.kpis import KpiReducer, RunKpis, initial_wip
 from twin.schema import Line
 from twin.state import LiveLine, line_oee
 
-FAIL = {"name": "f", "ttf": {"dist": "exponential", "mean": 6}, "ttr": {"dist": "exponential", "mean": 0.7}}
-# Failures (operating and calendar), scrap, transfer lots, a direct hand-off, a store, a batch station.
-LINE = make_line(
-    {"id": "A", "cycle_time": {"dist": "exponential", "mean": 0.5}, "failures": [FAIL], "scrap": 0.05, "buffer_after": 3},
-    {"id": "B", "machines": 2, "cycle_time": {"dist": "gamma", "mean": 1.0, "cv": 0.5}, "lot": 2, "buffer_after": 0},
-    {"id": "S", "kind": "delay", "capacity": 8, "dwell": 2.5, "buffer_after": 2},
-    {
-        "id": "C",
-        "batch_size": 3,
-        "batch_timeout": 0.5,
-        "cycle_time": 1.2,
-        "failures": [{**FAIL, "basis": "calendar"}],
-        "scrap": 0.1,
-    },
-)
 REFERENCE = read_line(LINES / "reference_cell_line.yaml")
 
 
