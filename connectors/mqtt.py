@@ -210,9 +210,11 @@ class MqttSubscriber:
             self._subscribed.set()
 
     def _handle_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
         self.stats.disconnects += 1
-        if _failed(reason):
+        # After a refused CONNECT paho reports a protocol error too; the refusal is what the user needs to read.
+        if _failed(reason) and was_connected:
             self.stats.last_error = f"disconnected from {self.config.address}: {reason}"
 
     def _handle_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
@@ -286,8 +288,9 @@ class MqttPublisher:
             self._connected.set()
 
     def _handle_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        was_connected = self._connected.is_set()
         self._connected.clear()
-        if _failed(reason):
+        if _failed(reason) and was_connected:  # as for the subscriber: keep the refusal's reason
             self.last_error = f"disconnected from {self.config.address}: {reason}"
 
     def _handle_publish(self, _c: paho.Client, _u: Any, _mid: int, _reason: ReasonCode, _p: Any) -> None:
