@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -76,9 +77,9 @@ def run_ingest(args: argparse.Namespace) -> int:
     try:
         line = read_line(args.line)
         topics = Topics(args.prefix, args.site, line.name)
-        client_id = args.client_id or default_client_id(line.name, args.group)
         mqtt = parse_mqtt_url(args.mqtt)
-        mqtt = parse_mqtt_url(args.mqtt, client_id=mqtt.client_id or client_id)
+        # --client-id wins over the URL's client_id, which wins over the default for this line, group and host.
+        mqtt = replace(mqtt, client_id=args.client_id or mqtt.client_id or default_client_id(line.name, args.group))
         store = open_store(args.store, spool_dir=args.spool_dir)
         service = IngestService(line, store, IngestSettings(mqtt=mqtt, topics=topics, share_group=args.group))
         service.start()

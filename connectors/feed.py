@@ -10,8 +10,8 @@ MQTT. Engine time ``t`` (hours) is published as ``origin_ms + (t - t_start)`` ho
   buffer levels, store occupancy and the first station's input counter, in the engine's order. Before anything
   else every machine's counters are published at zero, stamped 1 ms before the origin, so that a receiver's
   :class:`~twin.counters.CumulativeCounters` has a baseline older than the first real reading. Two counter
-  readings of the same machine within the same millisecond are merged into the later (a counter holds one value
-  per instant; a receiver would otherwise take the first and discard the second as not newer). A run started
+  readings of the same machine within the same millisecond are merged into the later: a PLC's counter holds one
+  value per instant, and the receiver counts the later total either way, so the earlier message is redundant. A run started
   from a snapshot also publishes the snapshot's buffer levels and store contents at the origin.
 - *Process values*: every ``process_period_s`` of wall time (``process_period_s x speed`` simulated seconds), one
   ``process`` message per station that has ``signals``, for machine 0, carrying every signal; and one per further

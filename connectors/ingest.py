@@ -139,11 +139,11 @@ class Ingest:
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=queue_size)
         self._accepting = threading.Event()
         self._accepting.set()
-        self._machines: dict[str, tuple[int, str, bool]] = {}
-        if line is not None:
-            last = line.stations[-1].id
-            for i, st in enumerate(line.stations):
-                self._machines[st.id] = (1 if st.kind == "delay" else st.machines, st.kind, st.id == last or i == 0)
+        # Per station of the line: its machine count and kind, to check messages against (empty: no line given).
+        self._machines: dict[str, tuple[int, str]] = {}
+        self._first = line.stations[0].id if line is not None else ""
+        for st in line.stations if line is not None else ():
+            self._machines[st.id] = (1 if st.kind == "delay" else st.machines, st.kind)
 
     # -- the paho side ----------------------------------------------------------------------------------------
     def submit(self, delivery: Delivery) -> None:
@@ -289,15 +289,13 @@ class Ingest:
             known = self._machines.get(source.station)
             if known is None:
                 raise TelemetryError(f"topic {d.topic!r}: no station {source.station!r} in line {self.topics.line!r}")
-            machines, kind, _ends = known
+            machines, kind = known
             if reading.machine >= machines:
                 raise TelemetryError(f"payload.machine: {reading.machine} but station {source.station} has {machines} machine(s)")
             if isinstance(reading, StoreReading) and kind != "delay":
                 raise TelemetryError(f"topic {d.topic!r}: the store channel is for storage steps; {source.station} is not one")
-            if isinstance(reading, InputReading) and self.line is not None and source.station != self.line.stations[0].id:
-                raise TelemetryError(
-                    f"topic {d.topic!r}: the input channel belongs to the first station {self.line.stations[0].id}"
-                )
+            if isinstance(reading, InputReading) and source.station != self._first:
+                raise TelemetryError(f"topic {d.topic!r}: the input channel belongs to the first station {self._first}")
         return reading
 
     def _hand_on(self, readings: list[Reading]) -> None:

@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -166,7 +166,6 @@ class _Stats:
     received: int = 0
     acked: int = 0
     last_error: str = ""
-    history: list[str] = field(default_factory=list)
 
 
 class MqttSubscriber:
@@ -241,19 +240,15 @@ class MqttSubscriber:
         """Acknowledge deliveries in the order given: the broker forgets them (only once they are stored or dead-lettered)."""
         client = self._client
         queue_packet = getattr(client, "_packet_queue", None)
-        pubacks = [_PUBACK.pack(_PUBACK_HEADER, 2, mid) for mid, qos in tokens if qos == 1]
-        if queue_packet is not None and pubacks:
+        if queue_packet is not None and all(qos == 1 for _mid, qos in tokens):
             # paho sends one PUBACK per call, each with its own wake-up and socket write; a batch of them as one
             # outgoing buffer is the same bytes on the wire for a fraction of the work (paho's public ack() is the
-            # fallback should this private method ever go).
-            queue_packet(_PUBACK_HEADER, b"".join(pubacks), 0, 0)
+            # fallback should this private method ever go, and serves QoS 2, which needs PUBCOMP).
+            queue_packet(_PUBACK_HEADER, b"".join(_PUBACK.pack(_PUBACK_HEADER, 2, mid) for mid, _qos in tokens), 0, 0)
         else:
             for mid, qos in tokens:
                 if qos > 0:
                     client.ack(mid, qos)
-        for mid, qos in tokens:
-            if qos == 2:
-                client.ack(mid, qos)
         self.stats.acked += len(tokens)
 
     def stop(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from connectors.mqtt import MqttPublisher
 from connectors.stores.base import Store
-from connectors.telemetry import BufferReading, Channel, Reading, Source, Topics, channel_of, encode
+from connectors.telemetry import BufferReading, Channel, Reading, Source, TelemetryError, Topics, decode, encode
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_LINE = REPO / "simulations" / "lines" / "reference_cell_line.yaml"
@@ -101,8 +101,6 @@ class IngestProcess:
 
 def readings_of(sent: list[tuple[str, bytes]]) -> tuple[list[Reading], int]:
     """The readings a list of published messages carries, and how many of them do not decode."""
-    from connectors.telemetry import TelemetryError, decode
-
     readings: list[Reading] = []
     bad = 0
     for topic, payload in sent:
@@ -121,7 +119,6 @@ __all__ = [
     "IngestProcess",
     "RecordingPublisher",
     "buffer_stream",
-    "channel_of",
     "readings_of",
     "stored_levels",
     "wait_for",
