@@ -76,6 +76,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     ing.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines (0: none)")
     _topic_args(ing)
+
+    serve = sub.add_parser(
+        "serve", help="serve the API and dashboard; settings from GIGATWIN_* variables, .env or GIGATWIN_CONFIG_FILE"
+    )
+    serve.add_argument("--host", default=None, help="address to listen on (GIGATWIN_HOST, default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port to listen on, 0 for any free one (GIGATWIN_PORT, default 8000)"
+    )
+
+    demo = sub.add_parser(
+        "demo", help="the embedded demo: the virtual plant in-process on the reference line, API and dashboard on 127.0.0.1"
+    )
+    demo.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1, 0 for any free one (default 8000)")
+    demo.add_argument("--line", dest="line_file", default=None, help="the line file (default: the reference battery line)")
+    demo.add_argument(
+        "--speed", dest="demo_speed", type=_positive, default=None, help="simulated seconds per wall second (default 60)"
+    )
+    demo.add_argument("--seed", dest="demo_seed", type=int, default=None, help="the virtual plant's seed (default 0)")
+    demo.add_argument(
+        "--warmup", dest="demo_warmup_hours", type=float, default=None, help="simulated hours run before the feed (default 504)"
+    )
+    demo.add_argument(
+        "--malformed",
+        dest="demo_malformed",
+        type=_probability,
+        default=None,
+        help="share of messages corrupted, to show dead letters (default 0)",
+    )
+    demo.add_argument(
+        "--store", dest="store_url", default=None, help="keep the data in this store (default: a temporary SQLite file)"
+    )
     return parser
 
 
@@ -125,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_feed(args)
     if args.command == "ingest":
         return run_ingest(args)
+    if args.command in ("serve", "demo"):
+        from api.server import run_demo, run_serve  # FastAPI and uvicorn load only for the commands that serve
+
+        options = {k: v for k, v in vars(args).items() if k != "command" and v is not None}
+        return run_serve(options) if args.command == "serve" else run_demo(options)
     try:
         line = read_line(args.line)
         if args.replications < 1:

@@ -44,7 +44,7 @@ from twin.counters import CumulativeCounters
 from twin.events import Event
 from twin.schema import Line
 
-__all__ = ["Ingest", "IngestStats"]
+__all__ = ["Ingest", "IngestStats", "LoopbackPublisher"]
 
 log = logging.getLogger("gigatwin.ingest")
 
@@ -151,6 +151,10 @@ class Ingest:
         so the broker delivers it again next time)."""
         if self._accepting.is_set():
             self._queue.put(delivery)
+
+    def queue_depth(self) -> int:
+        """Messages waiting in the queue now."""
+        return self._queue.qsize()
 
     # -- startup ----------------------------------------------------------------------------------------------
     def resume_counters(self) -> None:
@@ -320,3 +324,20 @@ class Ingest:
 
 def _ts(reading: Reading) -> int:
     return reading.ts_ms
+
+
+class LoopbackPublisher:
+    """A publisher (``connectors.publishing.Publisher``) that hands each message straight to an :class:`Ingest`, as if
+    a broker had delivered it: an in-process virtual plant feeds the same pipeline as a plant does, with no broker.
+
+    Blocks while the ingest queue is full, so a fast producer is held back rather than losing messages.
+    """
+
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+        self.published = 0
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Deliver the message to the pipeline now."""
+        self.ingest.submit(Delivery(topic, payload, time.time_ns() // 1_000_000, (0, 0)))
+        self.published += 1

@@ -1,0 +1,96 @@
+"""The app factory and its lifespan: the composition root of the service.
+
+``create_app(settings)`` builds the FastAPI app; its lifespan builds the line's runtime (source, pipeline,
+store, live state, stream), starts the background tasks and, at shutdown, stops them in order so that what
+was taken is stored and the store is flushed and closed. Routes are versioned under ``/api/v1``, one router
+per resource; the dashboard is served at ``/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from api.errors import install_error_handlers
+from api.metrics import LatencyMiddleware, make_registry
+from api.routes import dead_letters, health, history, lines, metrics, oee, status, stream
+from api.runtime import LineRuntime, build_runtime
+from api.settings import Settings
+from twin.schema import Line
+
+__all__ = ["API_PREFIX", "STATIC_DIR", "create_app"]
+
+log = logging.getLogger("gigatwin.api")
+
+API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+"""The dashboard: plain HTML, CSS and JavaScript with a vendored charting library; no build step."""
+
+
+def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
+    """The service for ``settings`` (``line``: an already validated line instead of ``settings.line_file``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await asyncio.to_thread(build_runtime, settings, line)
+        app.state.runtime = runtime
+        runtime.start()
+        streamer = asyncio.create_task(runtime.hub.run(settings.stream_period_s, settings.kpi_period_s), name="gigatwin-stream")
+        log.info("serving line %s from %s into %s", runtime.line.name, settings.source, _redact(settings.store_url))
+        try:
+            yield
+        finally:
+            streamer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await streamer
+            await asyncio.to_thread(runtime.stop)
+            app.state.runtime = None
+
+    app = FastAPI(
+        title="GigaTwin",
+        summary="A digital twin and monitoring backend for battery-cell production lines",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.runtime = None
+
+    def current() -> LineRuntime | None:
+        rt: LineRuntime | None = app.state.runtime
+        return rt
+
+    registry, latency = make_registry(current)
+    app.state.registry = registry
+    app.add_middleware(LatencyMiddleware, latency=latency)
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (lines, status, stream, history, oee, dead_letters, health):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(metrics.router)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _redact(url: str) -> str:
+    # never log credentials of a store URL
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,42 @@
+"""The dependencies routes declare: the settings, the watched line's runtime, and the roles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from api.errors import ApiError
+from api.runtime import LineRuntime
+from api.security import require
+from api.settings import Role, Settings
+
+__all__ = ["LineDep", "OperatorDep", "RuntimeDep", "SettingsDep", "ViewerDep"]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _runtime(request: Request) -> LineRuntime:
+    runtime: LineRuntime = request.app.state.runtime
+    return runtime
+
+
+def _line(line: Annotated[str, Path(description="The line's id (its name in the line file)")], rt: RuntimeDep) -> LineRuntime:
+    if line != rt.line.name:
+        raise ApiError(404, f"no line {line!r}; this service watches {rt.line.name!r}")
+    return rt
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+"""The service's settings (given to the app factory)."""
+RuntimeDep = Annotated[LineRuntime, Depends(_runtime)]
+"""The watched line's runtime."""
+LineDep = Annotated[LineRuntime, Depends(_line)]
+"""The runtime of the line named in the path (404 for any other)."""
+ViewerDep = Annotated[Role, Depends(require("viewer"))]
+"""A request with a viewer (or operator) key."""
+OperatorDep = Annotated[Role, Depends(require("operator"))]
+"""A request with an operator key."""

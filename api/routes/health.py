@@ -1,0 +1,44 @@
+"""Health: liveness (the process answers; its background tasks) and readiness (telemetry can come in and be stored).
+Neither needs an API key: orchestrators probe them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep
+from api.schemas import HealthOut, ReadinessOut, TaskOut
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+def _tasks(rt: RuntimeDep) -> list[TaskOut]:
+    return [TaskOut(name=t.name, state=t.state, restarts=t.restarts, last_error=t.last_error) for t in rt.supervisor.status()]
+
+
+@router.get("/live", response_model=HealthOut, summary="Liveness")
+async def live(rt: RuntimeDep) -> HealthOut:
+    """``ok`` while every background task runs; ``degraded`` while one is being restarted (the process still answers)."""
+    tasks = _tasks(rt)
+    return HealthOut(status="ok" if all(t.state == "running" for t in tasks) else "degraded", tasks=tasks)
+
+
+@router.get("/ready", response_model=ReadinessOut, summary="Readiness", responses={503: {"model": ReadinessOut}})
+async def ready(rt: RuntimeDep) -> JSONResponse:
+    """200 when the source is up (broker connected, or demo feed running), the store takes writes and every task
+    runs; 503 otherwise, with what is not."""
+    health = await run_in_threadpool(rt.store_health)
+    tasks = _tasks(rt)
+    source_ok = rt.source_ok
+    ok = source_ok and health.writable and all(t.state == "running" for t in tasks)
+    body = ReadinessOut(
+        ready=ok,
+        source=rt.settings.source,
+        source_ok=source_ok,
+        store_writable=health.writable,
+        store_detail=health.detail,
+        spooled_batches=health.spooled_batches,
+        tasks=tasks,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)

@@ -1,0 +1,37 @@
+"""Lines: what the service watches, each line's description and topology, and its production plan."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.deps import LineDep, OperatorDep, RuntimeDep
+from api.schemas import LineOut, LineSummaryOut, PlanIn
+from api.security import require
+from api.views import line_out
+from twin.state import LiveLine
+
+router = APIRouter(prefix="/lines", tags=["lines"], dependencies=[Depends(require("viewer"))])
+
+
+@router.get("", response_model=list[LineSummaryOut], summary="The lines this service watches")
+async def list_lines(rt: RuntimeDep) -> list[LineSummaryOut]:
+    """Every watched line (one per service today)."""
+    return [LineSummaryOut(id=rt.line.name, stations=len(rt.line.stations), constraint=rt.live.live.constraint)]
+
+
+@router.get("/{line}", response_model=LineOut, summary="A line's description and topology")
+async def get_line(rt: LineDep) -> LineOut:
+    """The stations in flow order with their machines, ideal rates, buffers and signals, and the plan."""
+    return rt.live.read(lambda live: line_out(rt.line, live))
+
+
+@router.put("/{line}/plan", response_model=LineOut, summary="Change the production plan (operator)")
+async def set_plan(rt: LineDep, plan: PlanIn, _role: OperatorDep) -> LineOut:
+    """Set the planned good output per hour that the shift's output is measured against."""
+
+    def apply(live: LiveLine) -> LineOut:
+        live.plan_per_hour = plan.plan_per_hour
+        rt.live.version += 1  # cached status responses carry the old plan
+        return line_out(rt.line, live)
+
+    return rt.live.read(apply)

@@ -1,0 +1,40 @@
+"""OEE over a chosen window: the line's against its constraint, and each station's, with their losses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import LineDep
+from api.routes.window import window
+from api.schemas import OeeOut
+from api.security import require
+from api.views import oee_out
+from twin.state import LiveLine
+
+router = APIRouter(prefix="/lines/{line}/oee", tags=["oee"], dependencies=[Depends(require("viewer"))])
+
+Start = Annotated[datetime | None, Query(description="Window start (ISO 8601; default: the current shift's start)")]
+End = Annotated[datetime | None, Query(description="Window end (default: the line's clock)")]
+
+
+@router.get("", response_model=OeeOut, summary="OEE and its losses over a window")
+async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
+    """Availability, performance, quality and OEE for the line and every station over ``[start, end)``, which must lie
+    within the retained history (``history_hours``); default: the current shift so far."""
+    w = window(rt, start, end, default_hours=rt.settings.shift_hours)
+
+    def build(live: LiveLine) -> OeeOut:
+        w0 = w.start_h
+        if start is None:
+            shift_start, _ = live.shift_of(w.end_h)
+            w0 = max(shift_start, live.history_start_h or shift_start)
+            if not w.end_h > w0:
+                w0 = w.end_h - rt.settings.shift_hours
+        return oee_out(rt.line, live.kpis(w0, w.end_h))
+
+    # a long window replays many events: off the event loop, so other requests are answered meanwhile
+    return await run_in_threadpool(rt.live.read, build)

@@ -1,0 +1,38 @@
+"""Live status: every station's state, since when and why, counts and buffers, the shift against plan, OEE so far."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from api.deps import LineDep
+from api.errors import ApiError
+from api.schemas import StationOut, StatusOut
+from api.security import require
+from api.views import station_out, status_out
+from twin.state import LiveLine
+
+router = APIRouter(prefix="/lines/{line}/status", tags=["status"], dependencies=[Depends(require("viewer"))])
+
+
+@router.get("", response_model=StatusOut, summary="The line now")
+async def get_status(rt: LineDep, machines: bool = Query(False, description="Include every machine")) -> Response:
+    """Per station: state, since when, reason, machine counts, output, buffer level and latest process values; the
+    shift's output against plan; OEE with its losses for the line and each station over the shift so far."""
+    key = "status+machines" if machines else "status"
+    # Built once per change of the live state and reused (serialised) until the next event arrives.
+    body = rt.live.cached(key, lambda live: status_out(rt.line, live, machines).model_dump_json().encode())
+    return Response(body, media_type="application/json")
+
+
+@router.get("/{station}", response_model=StationOut, summary="One station now, with every machine")
+async def get_station(rt: LineDep, station: str) -> StationOut:
+    """A station's live status with the state, since when, reason and counts of each machine."""
+
+    def build(live: LiveLine) -> StationOut | None:
+        st = live.status().stations.get(station)
+        return None if st is None else station_out(st, machines=True)
+
+    out = rt.live.read(build)
+    if out is None:
+        raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
+    return out

@@ -1,0 +1,49 @@
+"""Time windows of queries: ISO 8601 times in, twin hours and store milliseconds out, with defaults from the line's clock."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from api.errors import ApiError
+from api.runtime import LineRuntime
+
+__all__ = ["Window", "window"]
+
+
+class Window(NamedTuple):
+    """``[start_h, end_h)`` in hours since the epoch."""
+
+    start_h: float
+    end_h: float
+
+    @property
+    def start_ms(self) -> int:
+        """The start in ms since the epoch."""
+        return round(self.start_h * 3_600_000)
+
+    @property
+    def end_ms(self) -> int:
+        """The end in ms since the epoch."""
+        return round(self.end_h * 3_600_000)
+
+
+def _hours(t: datetime) -> float:
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)  # a time without a zone is UTC, like every time the API returns
+    return t.timestamp() / 3600.0
+
+
+def window(rt: LineRuntime, start: datetime | None, end: datetime | None, default_hours: float) -> Window:
+    """The window asked for; ``end`` defaults to the line's clock (the latest source timestamp, else now) and ``start``
+    to ``default_hours`` before the end. 400 if the end is not after the start."""
+    if end is not None:
+        end_h = _hours(end)
+    else:
+        clock = rt.live.read(lambda live: live.clock_h)
+        end_h = clock if clock is not None else time.time() / 3600.0
+    start_h = _hours(start) if start is not None else end_h - default_hours
+    if not end_h > start_h:
+        raise ApiError(400, f"end ({end_h * 3600:.0f} s since the epoch) must be after start ({start_h * 3600:.0f} s)")
+    return Window(start_h, end_h)

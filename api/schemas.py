@@ -1,0 +1,404 @@
+"""What the API returns: response models (pydantic compiles their serializers, and OpenAPI documents them).
+
+Times are ISO 8601 in UTC. On a plant they are the gateways' source timestamps; in the demo, the virtual
+plant's clock, which runs ``demo_speed`` times faster than the wall clock from the moment it started.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AggregateOut",
+    "AttributedStopOut",
+    "AttributionOut",
+    "BucketOut",
+    "CauseOut",
+    "DeadLetterOut",
+    "DeadLettersOut",
+    "DowntimeOut",
+    "DowntimeReasonOut",
+    "ErrorBody",
+    "ErrorOut",
+    "HealthOut",
+    "LineOeeOut",
+    "LineOut",
+    "LineSummaryOut",
+    "MachineOut",
+    "OeeOut",
+    "PlanIn",
+    "PointOut",
+    "PointsOut",
+    "ProcessValueOut",
+    "ReadinessOut",
+    "ShiftOut",
+    "StationOeeOut",
+    "StationOut",
+    "StationSpecOut",
+    "StatusOut",
+    "StoreOut",
+    "TaskOut",
+    "ThroughputOut",
+    "hours_to_datetime",
+]
+
+
+def hours_to_datetime(hours: float) -> datetime:
+    """A twin time (hours since the Unix epoch, UTC) as a datetime."""
+    return datetime.fromtimestamp(hours * 3600.0, UTC)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+class ErrorBody(_Out):
+    """What went wrong: the HTTP status, a stable code, a message for people, and where (for invalid input)."""
+
+    status: int
+    code: str = Field(examples=["not_found", "invalid_request", "unauthorized", "forbidden"])
+    message: str
+    details: list[dict[str, object]] = Field(default_factory=list)
+    """For invalid input: one entry per problem, with ``loc`` (where) and ``msg`` (what)."""
+
+
+class ErrorOut(_Out):
+    """Every error response has this shape."""
+
+    error: ErrorBody
+
+
+# -- lines ---------------------------------------------------------------------------------------------------------
+class StationSpecOut(_Out):
+    """A station as the line file describes it, and the buffer after it."""
+
+    id: str
+    name: str
+    kind: Literal["process", "delay"]
+    machines: int
+    ideal_rate_per_hour: float
+    """Good or bad units per hour the station can process at best (all machines working, full batches)."""
+    batch_size: int | None
+    scrap: float
+    capacity: int | None
+    """A delay station's capacity."""
+    dwell_h: float | None
+    buffer_after: int | None
+    """Units that can wait after the station (None: unbounded; 0: direct hand-off; the last station has none)."""
+    signals: dict[str, str]
+    """Process signals the station reports, with their units."""
+
+
+class LineSummaryOut(_Out):
+    """A line this service watches."""
+
+    id: str
+    stations: int
+    constraint: str
+
+
+class LineOut(_Out):
+    """A line's description and topology: stations in flow order, each feeding the next through its buffer."""
+
+    id: str
+    stations: list[StationSpecOut]
+    edges: list[tuple[str, str]]
+    """(from, to) station pairs in flow order."""
+    constraint: str
+    """The station with the lowest ideal rate."""
+    plan_per_hour: float
+    shift_hours: float
+    config_hash: str
+
+
+class PlanIn(BaseModel):
+    """A new production plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan_per_hour: float = Field(ge=0, le=1e9)
+    """Planned good output per hour."""
+
+
+# -- live status ----------------------------------------------------------------------------------------------------
+class MachineOut(_Out):
+    """One machine now (``state`` None before its first report)."""
+
+    machine: int
+    state: str | None
+    since: datetime | None
+    reason: str
+    good: int
+    scrapped: int
+
+
+class StoreOut(_Out):
+    """A delay station's occupancy."""
+
+    dwelling: int
+    held: int
+    intake_blocked: bool
+    capacity: int
+    fill: float
+
+
+class ProcessValueOut(_Out):
+    """The latest value of a process signal."""
+
+    value: float
+    unit: str
+    at: datetime
+    machine: int
+
+
+class StationOut(_Out):
+    """A station now: its state summarised over its machines (WORKING while any machine works), since when and why,
+    machine counts per state, output since the live state began, the buffer after it and its latest process values."""
+
+    id: str
+    kind: str
+    state: str | None
+    since: datetime | None
+    """When the station entered its summary state (None if not yet known)."""
+    reason: str
+    """The most common reason among its machines in that state (a failure mode), or empty."""
+    machine_counts: dict[str, int]
+    down_share: float
+    good: int
+    scrapped: int
+    buffer_level: int | None
+    buffer_capacity: int | None
+    buffer_fill: float | None
+    """Level over capacity (None for an unbounded buffer or before the first report)."""
+    store: StoreOut | None
+    process_values: dict[str, ProcessValueOut]
+    machines: list[MachineOut] | None = None
+    """Per machine, when asked for (``?machines=true``)."""
+
+
+class ShiftOut(_Out):
+    """The current shift: good units shipped so far against the plan so far."""
+
+    start: datetime
+    end: datetime
+    good: int
+    plan: float
+    attainment: float | None
+    """good / plan (None while the plan is 0)."""
+
+
+class StationOeeOut(_Out):
+    """A station's OEE over a window, its three factors and how its time was spent."""
+
+    id: str
+    availability: float
+    performance: float
+    quality: float
+    oee: float
+    state_fractions: dict[str, float]
+    throughput_per_hour: float
+    good: int
+    scrapped: int
+
+
+class LineOeeOut(_Out):
+    """The line's OEE measured against its constraint station."""
+
+    constraint: str
+    availability: float
+    performance: float
+    quality: float
+    oee: float
+    throughput_per_hour: float
+    good: int
+    scrapped: int
+
+
+class OeeOut(_Out):
+    """OEE and its losses over ``[start, end)``, for the line and each station."""
+
+    start: datetime
+    end: datetime
+    line: LineOeeOut
+    stations: list[StationOeeOut]
+    bottleneck: str
+
+
+class StatusOut(_Out):
+    """The line now: every station, the shift's output against plan and the shift's OEE so far."""
+
+    line: str
+    now: datetime | None
+    """The line's clock: the latest source timestamp taken (None before the first)."""
+    shift: ShiftOut | None
+    good: int
+    scrapped: int
+    released: int
+    wip: int
+    events: int
+    late_events: int
+    dropped_events: int
+    stations: list[StationOut]
+    oee: OeeOut | None
+    """Over the shift so far (None at its very start)."""
+
+
+class ThroughputOut(_Out):
+    """Good units shipped per interval."""
+
+    every_s: float
+    start: list[datetime]
+    good: list[int]
+    per_hour: list[float]
+
+
+# -- history -------------------------------------------------------------------------------------------------------
+class PointOut(_Out):
+    """One stored point."""
+
+    ts: datetime
+    station: str
+    machine: int
+    signal: str
+    fields: dict[str, float | int | str | bool]
+
+
+class PointsOut(_Out):
+    """A page of raw points; ask again with ``offset=next_offset`` for the next (None: no more)."""
+
+    channel: str
+    start: datetime
+    end: datetime
+    points: list[PointOut]
+    next_offset: int | None
+
+
+class BucketOut(_Out):
+    """A field's statistics over one interval."""
+
+    start: datetime
+    mean: float | None
+    min: float | None
+    max: float | None
+    count: int
+
+
+class AggregateOut(_Out):
+    """A field's windowed aggregates; intervals without values are left out."""
+
+    channel: str
+    field: str
+    every_s: float
+    start: datetime
+    end: datetime
+    buckets: list[BucketOut]
+
+
+# -- downtime and attribution -------------------------------------------------------------------------------------
+class DowntimeReasonOut(_Out):
+    """Time lost to one reason of one station: machine-hours and stops, and its place in the Pareto."""
+
+    station: str
+    state: str
+    reason: str
+    hours: float
+    stops: int
+    share: float
+    cumulative_share: float
+
+
+class DowntimeOut(_Out):
+    """A Pareto of stop reasons over ``[start, end)``: the line's, and each station's."""
+
+    start: datetime
+    end: datetime
+    line: list[DowntimeReasonOut]
+    stations: dict[str, list[DowntimeReasonOut]]
+
+
+class CauseOut(_Out):
+    """A cause of the chosen station's stops, with the hours and stops it caused."""
+
+    station: str | None
+    """None: the line's supply (the first station was starved)."""
+    kind: str
+    reason: str
+    hours: float
+    stops: int
+    share: float
+
+
+class AttributedStopOut(_Out):
+    """One stop of the chosen station and the station that caused it, found by following starved and blocked states."""
+
+    start: datetime
+    end: datetime
+    hours: float
+    cause_station: str | None
+    cause_kind: str
+    cause_reason: str
+    chain: list[str]
+
+
+class AttributionOut(_Out):
+    """The stops of ``station`` over ``[start, end)``, each attributed to its cause, and the causes ranked."""
+
+    station: str
+    start: datetime
+    end: datetime
+    stopped_hours: float
+    causes: list[CauseOut]
+    stops: list[AttributedStopOut]
+    truncated: bool
+    """More stops than ``limit``: the causes still count them all."""
+
+
+# -- dead letters, health ------------------------------------------------------------------------------------------
+class DeadLetterOut(_Out):
+    """A rejected message: when it arrived, its topic, its payload and why it was rejected."""
+
+    received: datetime
+    topic: str
+    payload: str
+    """The payload as text (invalid UTF-8 replaced); ``payload_base64`` has the exact bytes."""
+    payload_base64: str
+    reason: str
+
+
+class DeadLettersOut(_Out):
+    """How many messages were rejected in all, and the latest."""
+
+    count: int
+    latest: list[DeadLetterOut]
+
+
+class TaskOut(_Out):
+    """A background task: ``running``, ``restarting`` or ``stopped``, how often it was restarted and its last error."""
+
+    name: str
+    state: str
+    restarts: int
+    last_error: str
+
+
+class HealthOut(_Out):
+    """Liveness: the process answers, and its background tasks."""
+
+    status: Literal["ok", "degraded"]
+    tasks: list[TaskOut]
+
+
+class ReadinessOut(_Out):
+    """Readiness: telemetry can come in (broker connected, or the demo feed running) and the store takes writes."""
+
+    ready: bool
+    source: str
+    source_ok: bool
+    store_writable: bool
+    store_detail: str
+    spooled_batches: int
+    tasks: list[TaskOut]

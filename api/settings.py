@@ -1,0 +1,208 @@
+"""The service's settings: the only place that reads the environment.
+
+Values come, highest priority first, from the keyword arguments of ``Settings(...)``, environment variables
+(``GIGATWIN_`` + the field name in capitals, e.g. ``GIGATWIN_MQTT_URL``), a ``.env`` file in the working
+directory, and a config file (TOML, YAML or JSON) named by ``GIGATWIN_CONFIG_FILE``. A missing or wrong setting
+fails validation with its name (:func:`load_settings` turns that into a :class:`SettingsError` listing each one).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["REFERENCE_LINE", "Role", "Settings", "SettingsError", "get_settings", "load_settings"]
+
+REFERENCE_LINE = Path(__file__).resolve().parent.parent / "simulations" / "lines" / "reference_cell_line.yaml"
+"""The reference battery-cell line shipped with GigaTwin."""
+
+Role = Literal["viewer", "operator"]
+"""``viewer`` reads; ``operator`` also changes settings (and, later, runs what-ifs)."""
+
+_KeyList = Annotated[list[SecretStr], NoDecode]
+
+
+class SettingsError(ValueError):
+    """Settings that are missing or wrong; the message names every offending setting and how to set it."""
+
+
+class Settings(BaseSettings):
+    """Everything ``gigatwin serve`` needs: where telemetry comes from and goes, the line, the HTTP side, security."""
+
+    model_config = SettingsConfigDict(env_prefix="GIGATWIN_", env_file=".env", extra="forbid", validate_default=True)
+
+    config_file: Path | None = None
+    """A config file (``.toml``, ``.json``, else YAML) of settings; only read from ``GIGATWIN_CONFIG_FILE``."""
+    source: Literal["mqtt", "demo"] = "mqtt"
+    """``mqtt``: consume a real (or virtual) plant's telemetry from the broker; ``demo``: run the virtual plant
+    in-process and feed it straight into the pipeline (no broker)."""
+    line_file: Path = REFERENCE_LINE
+    """The line file (YAML) the telemetry belongs to."""
+    mqtt_url: str | None = None
+    """The broker, ``mqtt[s]://[user:password@]host[:port][?client_id=..&ca=..]``; required with source ``mqtt``."""
+    mqtt_group: str | None = None
+    """A shared-subscription group: several services with one group split the line's stream."""
+    mqtt_client_id: str | None = None
+    """Stable across restarts and unique per process (default: derived from line, group and host)."""
+    topic_prefix: str = "gigatwin"
+    site: str = "plant1"
+    store_url: str = "sqlite:gigatwin.db"
+    """``sqlite:PATH`` or ``influxdb[s]://[user:password@]host:port/db[?flavour=v1|v2|v3&token=..]``."""
+    spool_dir: Path | None = None
+    """Where InfluxDB writes wait while it is down (default: under ``$XDG_STATE_HOME/gigatwin/spool``)."""
+
+    shift_hours: float = Field(8.0, gt=0, le=24)
+    shift_origin_h: float = Field(6.0, ge=0, lt=24)
+    """Hour of the day (UTC) a shift starts at: 06:00, 14:00 and 22:00 for 8-hour shifts from 6."""
+    plan_per_hour: float | None = Field(None, ge=0)
+    """Planned good output per hour (default: the constraint station's ideal rate times the yield after it)."""
+    history_hours: float = Field(48.0, gt=0, le=24 * 14)
+    """How far back live KPIs, downtime and stop attribution can look (kept in memory)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    """0: any free port (the address is printed)."""
+    auth_disabled: bool = False
+    """Serve every route without an API key. Only allowed on a loopback host."""
+    viewer_keys: _KeyList = Field(default_factory=list)
+    """API keys that may read (comma-separated in the environment)."""
+    operator_keys: _KeyList = Field(default_factory=list)
+    """API keys that may also change settings and run what-ifs (comma-separated in the environment)."""
+
+    demo_speed: float = Field(60.0, gt=0, le=100_000)
+    """Demo: simulated seconds per wall second."""
+    demo_seed: int = 0
+    demo_warmup_hours: float = Field(504.0, ge=0, le=24 * 90)
+    """Demo: simulated hours run before the feed starts, so the plant starts full (the aging store takes 14 days)."""
+    demo_malformed: float = Field(0.0, ge=0, le=1)
+    """Demo: the share of messages the virtual plant corrupts, to show dead letters."""
+
+    stream_period_s: float = Field(0.5, gt=0, le=60)
+    """How often the live stream sends the state changes gathered since its last message."""
+    kpi_period_s: float = Field(2.0, gt=0, le=600)
+    """How often the live stream sends KPI updates."""
+
+    @field_validator("viewer_keys", "operator_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("line_file")
+    @classmethod
+    def _line_exists(cls, value: Path) -> Path:
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.source == "mqtt" and not self.mqtt_url:
+            raise ValueError("mqtt_url is required when source is 'mqtt' (set GIGATWIN_MQTT_URL)")
+        if self.auth_disabled and not _is_loopback(self.host):
+            raise ValueError(f"auth_disabled is only allowed on a loopback host, not on {self.host!r}")
+        if not self.auth_disabled and not (self.viewer_keys or self.operator_keys):
+            raise ValueError(
+                "no API keys: set GIGATWIN_VIEWER_KEYS and/or GIGATWIN_OPERATOR_KEYS (comma-separated), "
+                "or GIGATWIN_AUTH_DISABLED=true on a loopback host"
+            )
+        viewers = {k.get_secret_value() for k in self.viewer_keys}
+        if viewers & {k.get_secret_value() for k in self.operator_keys}:
+            raise ValueError("viewer_keys and operator_keys share a key: give each key one role")
+        return self
+
+    def roles(self) -> dict[str, Role]:
+        """Each API key and its role."""
+        out: dict[str, Role] = {k.get_secret_value(): "viewer" for k in self.viewer_keys}
+        out.update({k.get_secret_value(): "operator" for k in self.operator_keys})
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``.env``, then the config file of ``GIGATWIN_CONFIG_FILE``."""
+        return init_settings, env_settings, dotenv_settings, _ConfigFileSource(settings_cls)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The file named by ``GIGATWIN_CONFIG_FILE``: a mapping of setting names (lower case) to values."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        name = os.environ.get("GIGATWIN_CONFIG_FILE")
+        self.path = Path(name) if name else None
+        self.values: dict[str, Any] = _read_config(self.path) if self.path is not None else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """The value the file gives ``field_name``, if any."""
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"GIGATWIN_CONFIG_FILE: cannot read {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SettingsError(f"GIGATWIN_CONFIG_FILE: {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"GIGATWIN_CONFIG_FILE: {path} must hold a mapping of settings, not {type(data).__name__}")
+    return {str(k).lower(): v for k, v in data.items()}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the sources above, ``overrides`` first; raises :class:`SettingsError` naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            name = f"{loc} (GIGATWIN_{loc.upper()})" if loc else "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {msg}")
+        raise SettingsError("bad settings:\n  " + "\n  ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (the app factory takes them as an argument; this is the default)."""
+    return load_settings()

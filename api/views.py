@@ -1,0 +1,183 @@
+"""Twin results as API responses: the line, its live status and its KPIs in the shapes of :mod:`api.schemas`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import pairwise
+
+from api.schemas import (
+    LineOeeOut,
+    LineOut,
+    MachineOut,
+    OeeOut,
+    ProcessValueOut,
+    ShiftOut,
+    StationOeeOut,
+    StationOut,
+    StationSpecOut,
+    StatusOut,
+    StoreOut,
+    hours_to_datetime,
+)
+from twin.kpis import RunKpis
+from twin.schema import Line
+from twin.state import LineStatus, LiveLine, StationStatus, line_oee
+
+__all__ = ["line_out", "oee_out", "station_out", "status_out"]
+
+
+def line_out(line: Line, live: LiveLine) -> LineOut:
+    """The line's description and topology."""
+    stations = []
+    for st in line.stations:
+        stations.append(
+            StationSpecOut(
+                id=st.id,
+                name=st.name or st.id,
+                kind=st.kind,
+                machines=st.machines,
+                ideal_rate_per_hour=st.ideal_rate,
+                batch_size=st.batch_size,
+                scrap=st.scrap,
+                capacity=st.capacity,
+                dwell_h=st.dwell.mean_value if st.dwell is not None else None,
+                buffer_after=st.buffer_after if st is not line.stations[-1] else 0,
+                signals={name: sig.unit for name, sig in st.signals.items()},
+            )
+        )
+    ids = [st.id for st in line.stations]
+    return LineOut(
+        id=line.name,
+        stations=stations,
+        edges=list(pairwise(ids)),
+        constraint=live.constraint,
+        plan_per_hour=live.plan_per_hour,
+        shift_hours=live.shift_hours,
+        config_hash=line.config_hash(),
+    )
+
+
+def station_out(st: StationStatus, machines: bool = False) -> StationOut:
+    """One station's live status; per machine only when ``machines``."""
+    since: float | None = None
+    reason = ""
+    if st.state is not None and st.machines:
+        in_state = [m for m in st.machines if m.state == st.state]
+        # The station has been in its state at least since its latest machine joined it.
+        times = [m.since_h for m in in_state if m.since_h is not None]
+        since = max(times) if times else None
+        reasons = Counter(m.reason for m in in_state if m.reason)
+        if reasons:
+            reason = reasons.most_common(1)[0][0]
+    elif st.store is not None:
+        since = st.store.t
+    capacity = st.buffer_capacity
+    fill = None
+    if st.buffer_level is not None and capacity:
+        fill = min(1.0, st.buffer_level / capacity)
+    store = None
+    if st.store is not None:
+        s = st.store
+        store = StoreOut(
+            dwelling=s.dwelling,
+            held=s.held,
+            intake_blocked=s.intake_blocked,
+            capacity=s.capacity,
+            fill=min(1.0, (s.dwelling + s.held) / s.capacity),
+        )
+    return StationOut(
+        id=st.id,
+        kind=st.kind,
+        state=None if st.state is None else st.state.value,
+        since=None if since is None else hours_to_datetime(since),
+        reason=reason,
+        machine_counts=st.machine_counts,
+        down_share=st.down_share,
+        good=st.good,
+        scrapped=st.scrapped,
+        buffer_level=st.buffer_level,
+        buffer_capacity=capacity,
+        buffer_fill=fill,
+        store=store,
+        process_values={
+            name: ProcessValueOut(value=v.value, unit=v.unit, at=hours_to_datetime(v.t), machine=v.machine)
+            for name, v in st.process_values.items()
+        },
+        machines=[
+            MachineOut(
+                machine=m.machine,
+                state=None if m.state is None else m.state.value,
+                since=None if m.since_h is None else hours_to_datetime(m.since_h),
+                reason=m.reason,
+                good=m.good,
+                scrapped=m.scrapped,
+            )
+            for m in st.machines
+        ]
+        if machines
+        else None,
+    )
+
+
+def oee_out(line: Line, kpis: RunKpis) -> OeeOut:
+    """OEE over the window of ``kpis``: the line's against its constraint, and every station's."""
+    lo = line_oee(line, kpis)
+    return OeeOut(
+        start=hours_to_datetime(kpis.start_h),
+        end=hours_to_datetime(kpis.end_h),
+        line=LineOeeOut(
+            constraint=lo.constraint,
+            availability=lo.availability,
+            performance=lo.performance,
+            quality=lo.quality,
+            oee=lo.oee,
+            throughput_per_hour=kpis.throughput_per_hour,
+            good=kpis.good,
+            scrapped=kpis.scrapped,
+        ),
+        stations=[
+            StationOeeOut(
+                id=sid,
+                availability=s.availability,
+                performance=s.performance,
+                quality=s.quality,
+                oee=s.oee,
+                state_fractions=s.state_fractions,
+                throughput_per_hour=s.throughput_per_hour,
+                good=s.good,
+                scrapped=s.scrapped,
+            )
+            for sid, s in kpis.stations.items()
+        ],
+        bottleneck=kpis.bottleneck,
+    )
+
+
+def status_out(line: Line, live: LiveLine, machines: bool = False) -> StatusOut:
+    """The live status: stations, the shift against plan, and the shift's OEE so far."""
+    st: LineStatus = live.status()
+    shift = None
+    if st.shift is not None:
+        sh = st.shift
+        shift = ShiftOut(
+            start=hours_to_datetime(sh.start_h),
+            end=hours_to_datetime(sh.end_h),
+            good=sh.good,
+            plan=sh.plan,
+            attainment=sh.good / sh.plan if sh.plan > 0 else None,
+        )
+    kpis = live.shift_kpis()
+    return StatusOut(
+        line=st.line,
+        now=None if st.clock_h is None else hours_to_datetime(st.clock_h),
+        shift=shift,
+        good=st.good,
+        scrapped=st.scrapped,
+        released=st.released,
+        wip=st.wip,
+        events=st.events,
+        late_events=st.late_events,
+        dropped_events=st.dropped_events,
+        stations=[station_out(s, machines) for s in st.stations.values()],
+        oee=None if kpis is None else oee_out(line, kpis),
+    )
