@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -74,10 +74,8 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, latency=latency)
     install_error_handlers(app)
 
-    api = APIRouter(prefix=API_PREFIX)
     for module in (lines, status, stream, history, oee, dead_letters, health):
-        api.include_router(module.router)
-    app.include_router(api)
+        app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(metrics.router)
 
     @app.get("/", include_in_schema=False)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from twin.events import Event
+from twin.series import OutputSeries
 from twin.state import LiveLine
 
 __all__ = ["LiveView"]
@@ -15,14 +16,17 @@ T = TypeVar("T")
 
 
 class LiveView:
-    """A :class:`~twin.state.LiveLine` behind a lock, with a version that moves on with every event taken.
+    """A :class:`~twin.state.LiveLine` (and the line's output series) behind a lock, with a version that moves on with
+    every event taken.
 
     The ingest pipeline calls it with each event (it is an observer); readers call :meth:`read`. Responses built
     from one version can be reused until the version moves (the status route's cache).
     """
 
-    def __init__(self, live: LiveLine) -> None:
+    def __init__(self, live: LiveLine, output: OutputSeries | None = None) -> None:
         self.live = live
+        self.output = output if output is not None else OutputSeries(live.line, keep_h=live.history_h)
+        """Good output per minute, for the throughput chart."""
         self.lock = threading.Lock()
         self.version = 0
         self._cache: dict[str, tuple[int, object]] = {}
@@ -31,6 +35,7 @@ class LiveView:
         """Take one event (the pipeline thread)."""
         with self.lock:
             self.live(event)
+            self.output(event)
             self.version += 1
 
     def read(self, fn: Callable[[LiveLine], T]) -> T:

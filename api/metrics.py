@@ -126,10 +126,20 @@ class LatencyMiddleware:
                 self._observe(scope, status, began)
 
     def _observe(self, scope: Scope, status: int, began: float) -> None:
-        route = scope.get("route")
-        # the template, not the path: one series per route, whatever ids and times are asked for
-        path = getattr(route, "path", None) or "unmatched"
-        self.latency.labels(path, scope.get("method", ""), str(status)).observe(time.perf_counter() - began)
+        self.latency.labels(_template(scope), scope.get("method", ""), str(status)).observe(time.perf_counter() - began)
+
+
+def _template(scope: Scope) -> str:
+    """The route's template with the prefixes it was included under (one series per route, whatever the ids asked for).
+
+    FastAPI keeps an included router's routes with their own paths, so the prefix is taken from the request's path:
+    the route's template matches its last segments (no path parameter here spans segments)."""
+    inner = getattr(scope.get("route"), "path", None)
+    if not inner:
+        return "unmatched"
+    segments = str(scope.get("path", "")).split("/")
+    keep = len(segments) - inner.count("/")
+    return "/".join(segments[:keep]) + inner if keep > 0 else inner
 
 
 def _is_stream(scope: Scope) -> bool:

@@ -10,18 +10,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import LineDep
 from api.routes.window import window
-from api.schemas import OeeOut
+from api.schemas import OeeOut, ThroughputOut, hours_to_datetime
 from api.security import require
 from api.views import oee_out
 from twin.state import LiveLine
 
-router = APIRouter(prefix="/lines/{line}/oee", tags=["oee"], dependencies=[Depends(require("viewer"))])
+router = APIRouter(prefix="/lines/{line}", tags=["oee"], dependencies=[Depends(require("viewer"))])
 
 Start = Annotated[datetime | None, Query(description="Window start (ISO 8601; default: the current shift's start)")]
 End = Annotated[datetime | None, Query(description="Window end (default: the line's clock)")]
 
 
-@router.get("", response_model=OeeOut, summary="OEE and its losses over a window")
+@router.get("/oee", response_model=OeeOut, summary="OEE and its losses over a window")
 async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
     """Availability, performance, quality and OEE for the line and every station over ``[start, end)``, which must lie
     within the retained history (``history_hours``); default: the current shift so far."""
@@ -38,3 +38,28 @@ async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
 
     # a long window replays many events: off the event loop, so other requests are answered meanwhile
     return await run_in_threadpool(rt.live.read, build)
+
+
+@router.get("/throughput", response_model=ThroughputOut, summary="Good output per interval")
+async def throughput(
+    rt: LineDep,
+    hours: Annotated[float, Query(gt=0, le=24 * 14, description="How far back from the line's clock")] = 8.0,
+    every_s: Annotated[float, Query(gt=0, le=86400, description="Interval length (rounded up to whole minutes)")] = 600.0,
+) -> ThroughputOut:
+    """Good units shipped by the last station per interval over the last ``hours`` of the retained history."""
+    w = window(rt, None, None, default_hours=hours)
+
+    def build(live: LiveLine) -> ThroughputOut:
+        series = rt.live.output
+        step_h = series.interval_h(every_s / 3600.0)
+        start_h = max(w.start_h, live.history_start_h or w.start_h)
+        rows = series.series(start_h, w.end_h, step_h) if w.end_h > start_h else []
+        every = step_h * 3600.0
+        return ThroughputOut(
+            every_s=every,
+            start=[hours_to_datetime(t) for t, _ in rows],
+            good=[g for _, g in rows],
+            per_hour=[g * 3600 / every for _, g in rows],
+        )
+
+    return rt.live.read(build)
