@@ -22,6 +22,7 @@ from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware, make_registry
 from api.routes import dead_letters, health, history, lines, metrics, oee, status, stream
 from api.runtime import LineRuntime, build_runtime
+from api.schemas import ERROR_RESPONSES
 from api.settings import Settings
 from twin.schema import Line
 
@@ -75,8 +76,8 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     install_error_handlers(app)
 
     for module in (lines, status, stream, history, oee, dead_letters, health):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(metrics.router)
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(metrics.router, responses=ERROR_RESPONSES)
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:

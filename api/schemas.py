@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ERROR_RESPONSES",
     "AggregateOut",
     "AttributedStopOut",
     "AttributionOut",
@@ -70,6 +71,16 @@ class ErrorOut(_Out):
     """Every error response has this shape."""
 
     error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "A bad argument (the message names it)"},
+    401: {"model": ErrorOut, "description": "No API key, or not a valid one"},
+    403: {"model": ErrorOut, "description": "The key's role may not do this"},
+    404: {"model": ErrorOut, "description": "No such line, station or route"},
+    422: {"model": ErrorOut, "description": "Invalid parameters or body (details say where)"},
+}
+"""The error responses every route may give, documented with their one shape."""
 
 
 # -- lines ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,936 @@
+// GigaTwin live dashboard: a plain ES module (strict by definition), no build step, no framework, no external
+// requests. It loads the line's description and status from the API, then follows the line over Server-Sent
+// Events (`state` recolours stations, `kpi` updates the KPIs, buffers and throughput chart, `resync` refetches
+// the status). Charts use the vendored uPlot (static/vendor). Text from the API only ever goes into the page
+// as text nodes (textContent), never as markup.
+
+const uPlot = globalThis.uPlot;
+
+const API = new URL("api/v1/", document.baseURI);
+const KEY_STORAGE = "gigatwin.apiKey";
+const STATES = ["WORKING", "STARVED", "BLOCKED", "DOWN", "SETUP", "PLANNED_STOP", "UNKNOWN"];
+const LABEL = {
+  WORKING: "Working",
+  STARVED: "Starved",
+  BLOCKED: "Blocked",
+  DOWN: "Down",
+  SETUP: "Setup",
+  PLANNED_STOP: "Planned stop",
+  UNKNOWN: "Unknown",
+};
+const SHORT = { WORKING: "W", STARVED: "S", BLOCKED: "B", DOWN: "D", SETUP: "Su", PLANNED_STOP: "P", UNKNOWN: "?" };
+const COLOR_VAR = {
+  WORKING: "--working",
+  STARVED: "--starved",
+  BLOCKED: "--blocked",
+  DOWN: "--down",
+  SETUP: "--setup",
+  PLANNED_STOP: "--planned",
+  UNKNOWN: "--unknown",
+};
+const THROUGHPUT_HOURS = 8;
+const THROUGHPUT_EVERY_S = 300;
+const THROUGHPUT_REFRESH_MS = 5 * 60_000;
+const DOWNTIME_REFRESH_MS = 30_000;
+const STALE_MS = 15_000; // kpi messages come every few seconds: a silent stream this long is reopened
+const RECONNECT_MS = 3_000;
+const PARETO_TOP = 8;
+const RECENT_STOPS = 8;
+const DEAD_LETTERS_SHOWN = 5;
+
+const $ = (id) => document.getElementById(id);
+const nfInt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const nfAuto = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+const nf1 = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+/** Everything the page knows; `generation` changes on every (re)start so late answers of an old start are ignored. */
+const S = {
+  generation: 0,
+  lineId: "",
+  line: null,
+  stations: new Map(), // id -> refs to the station's elements and its last known values
+  oeeRows: new Map(), // id -> refs to the station's row in the OEE table
+  clock: NaN, // the line's clock, ms since the epoch
+  es: null,
+  lastMessage: 0,
+  hellos: 0,
+  stateMessages: 0,
+  changes: 0,
+  kpis: 0,
+  timers: [],
+  reconnect: 0,
+  tp: { every: THROUGHPUT_EVERY_S, start: [], good: [], last: null },
+  pareto: { labels: [], hours: [], cum: [], colors: [] },
+  charts: { tp: null, pareto: null },
+};
+
+// -- small helpers -----------------------------------------------------------------------------------------------
+
+/** An element with attributes (`text` sets its text) and children (strings become text nodes). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") node.textContent = String(value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+function setText(target, value) {
+  const node = typeof target === "string" ? $(target) : target;
+  const text = String(value);
+  if (node && node.textContent !== text) node.textContent = text;
+}
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+const clamp01 = (v) => (isNum(v) ? Math.min(1, Math.max(0, v)) : 0);
+const int = (v) => (isNum(v) ? nfInt.format(v) : "—");
+const pct = (v) => (isNum(v) ? `${nf1.format(v * 100)} %` : "—");
+
+/** ISO 8601 to ms since the epoch (the API gives microseconds; Date wants at most milliseconds). */
+function parseTime(iso) {
+  if (typeof iso !== "string" || !iso) return NaN;
+  return Date.parse(iso.replace(/(\.\d{3})\d+/, "$1"));
+}
+
+function utc(ms) {
+  if (!isNum(ms)) return "—";
+  const s = new Date(ms).toISOString();
+  return `${s.slice(0, 10)} ${s.slice(11, 19)} UTC`;
+}
+
+function hm(ms) {
+  return isNum(ms) ? new Date(ms).toISOString().slice(11, 16) : "—";
+}
+
+function duration(ms) {
+  if (!isNum(ms) || ms < 0) return "";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.round(h / 24)} d`;
+}
+
+function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+const stateOf = (s) => (STATES.includes(s) ? s : "UNKNOWN");
+const stateColor = (s) => cssVar(COLOR_VAR[stateOf(s)]);
+
+function setBar(bar, fraction, label) {
+  const fill = bar.querySelector(".fill");
+  fill.style.width = `${(clamp01(fraction) * 100).toFixed(1)}%`;
+  if (bar.getAttribute("role") === "meter") {
+    bar.setAttribute("aria-valuenow", String(Math.round(clamp01(fraction) * 100)));
+    if (label) bar.setAttribute("aria-valuetext", label);
+  }
+}
+
+function banner(message, kind = "error") {
+  const node = $("banner");
+  if (!message) {
+    node.hidden = true;
+    node.textContent = "";
+    return;
+  }
+  node.dataset.kind = kind;
+  node.textContent = message;
+  node.hidden = false;
+}
+
+function later(fn, ms) {
+  S.timers.push(setTimeout(fn, ms));
+}
+
+function every(fn, ms) {
+  S.timers.push(setInterval(fn, ms));
+}
+
+// -- the API -----------------------------------------------------------------------------------------------------
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status; // 0: the service could not be reached
+  }
+}
+
+let memoryKey = "";
+
+function getKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) ?? memoryKey;
+  } catch {
+    return memoryKey;
+  }
+}
+
+function storeKey(key) {
+  memoryKey = key;
+  try {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    // storage disabled: the key lives as long as the page
+  }
+}
+
+const linePath = (rest = "") => `lines/${encodeURIComponent(S.lineId)}${rest}`;
+
+/** GET a JSON resource under /api/v1 with the stored key; throws HttpError on any failure. */
+async function api(path, params = {}) {
+  const url = new URL(path, API);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, String(value));
+  const headers = { Accept: "application/json" };
+  const key = getKey();
+  if (key) headers["X-API-Key"] = key;
+  let response;
+  try {
+    response = await fetch(url, { headers, cache: "no-store" });
+  } catch {
+    throw new HttpError(0, "the service cannot be reached");
+  }
+  if (!response.ok) {
+    let message = response.statusText || "request failed";
+    try {
+      const body = await response.json();
+      if (typeof body?.error?.message === "string") message = body.error.message;
+    } catch {
+      // not JSON: keep the status text
+    }
+    throw new HttpError(response.status, message);
+  }
+  return response.json();
+}
+
+/** Report a failed request in `statusId` (or the banner); a 401 asks for a key; anything else is a bug: logged. */
+function failed(error, statusId, what) {
+  if (!(error instanceof HttpError)) {
+    console.error(error);
+    if (statusId) setText(statusId, `${what}: unexpected error (see the browser console)`);
+    return;
+  }
+  if (error.status === 401) {
+    askKey(getKey() ? "The stored API key was not accepted. Enter a valid key." : "This service asks for an API key.");
+    return;
+  }
+  const message = error.status === 403 ? `${what}: the API key lacks the viewer role` : `${what}: ${error.message}`;
+  if (statusId) setText(statusId, message);
+  else banner(message);
+}
+
+// -- the line's flow of stations -----------------------------------------------------------------------------------
+
+function meterRow(label, aria) {
+  const fill = el("span", { class: "fill" });
+  const bar = el("span", { class: "bar", role: "meter", "aria-label": aria, "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0 }, fill);
+  const val = el("span", { class: "val", text: "—" });
+  const row = el("div", { class: "meter-row" }, el("span", { class: "lbl", text: label }), bar, val);
+  return { row, bar, val };
+}
+
+function buildFlow(line) {
+  const flow = $("flow");
+  flow.replaceChildren();
+  S.stations.clear();
+  line.stations.forEach((spec, index) => {
+    const last = index === line.stations.length - 1;
+    const stateEl = el("span", { class: "st-state", text: LABEL.UNKNOWN });
+    const head = el("div", { class: "st-head" }, el("span", { class: "st-id", text: spec.id }), stateEl);
+    const body = el("div", { class: "st-body" });
+    body.append(el("div", { class: "st-name", title: spec.name, text: spec.name }));
+    const since = el("div", { class: "st-since", "data-role": "since" });
+    body.append(since);
+
+    let mc = null;
+    if (spec.machines > 1) {
+      const bar = el("div", { class: "mc-bar", "aria-hidden": "true" });
+      const text = el("div", { class: "mc-text" });
+      const segs = {};
+      const counts = {};
+      for (const s of STATES) {
+        segs[s] = el("span", { class: "seg", "data-state": s, style: "width:0" });
+        bar.append(segs[s]);
+        counts[s] = el("span", { class: "n", "data-state": s, "data-count": s, title: LABEL[s], hidden: true });
+        text.append(counts[s]);
+      }
+      body.append(bar, text);
+      mc = { segs, counts };
+    }
+
+    const reason = el("div", { class: "st-reason", "data-role": "reason", hidden: true });
+    body.append(reason);
+
+    let store = null;
+    if (spec.kind === "delay") {
+      store = meterRow("store", `${spec.id} store fill`);
+      store.flag = el("div", { class: "flow-flag", text: "intake blocked", hidden: true });
+      store.row.dataset.role = "store";
+      body.append(store.row, store.flag);
+    }
+
+    let buffer = null;
+    if (!last) {
+      if (spec.buffer_after === 0) {
+        body.append(el("div", { class: "muted", "data-role": "buffer", text: "direct hand-off" }));
+      } else {
+        buffer = meterRow("buffer", `buffer after ${spec.id}`);
+        buffer.row.dataset.role = "buffer";
+        if (spec.buffer_after === null) buffer.bar.hidden = true;
+        body.append(buffer.row);
+      }
+    }
+
+    const root = el(
+      "li",
+      { class: "station", "data-station": spec.id, "data-kind": spec.kind, "data-state": "UNKNOWN", "data-transitions": 0 },
+      head,
+      body,
+    );
+    flow.append(root);
+    S.stations.set(spec.id, {
+      spec,
+      root,
+      stateEl,
+      since,
+      sinceMs: NaN,
+      reason,
+      mc,
+      store,
+      buffer,
+      capacity: spec.buffer_after,
+      transitions: 0,
+    });
+  });
+}
+
+function applyStation(id, s) {
+  const r = S.stations.get(id);
+  if (!r || !s) return;
+  const state = stateOf(s.state);
+  if (r.root.dataset.state !== state) {
+    if (r.root.dataset.state !== "UNKNOWN" || r.transitions > 0) {
+      r.root.classList.remove("flash");
+      void r.root.offsetWidth; // restart the animation
+      r.root.classList.add("flash");
+    }
+    r.root.dataset.state = state;
+    r.transitions += 1;
+    r.root.dataset.transitions = String(r.transitions);
+  }
+  setText(r.stateEl, LABEL[state]);
+  r.sinceMs = parseTime(s.since);
+  updateSince(r);
+
+  const reason = typeof s.reason === "string" ? s.reason : "";
+  r.reason.hidden = !reason || state === "WORKING";
+  setText(r.reason, reason ? `${LABEL[state].toLowerCase()}: ${reason}` : "");
+
+  if (r.mc && s.machine_counts) {
+    const counts = s.machine_counts;
+    const total = STATES.reduce((sum, k) => sum + (isNum(counts[k]) ? counts[k] : 0), 0) || 1;
+    for (const k of STATES) {
+      const n = isNum(counts[k]) ? counts[k] : 0;
+      r.mc.segs[k].style.width = `${((n / total) * 100).toFixed(2)}%`;
+      r.mc.counts[k].hidden = n === 0;
+      setText(r.mc.counts[k], `${SHORT[k]} ${n}`);
+      r.mc.counts[k].title = `${LABEL[k]}: ${n}`;
+    }
+  }
+
+  if (r.store && s.store) {
+    const st = s.store;
+    setBar(r.store.bar, st.fill, pct(st.fill));
+    setText(r.store.val, `${int(st.dwelling + st.held)} / ${int(st.capacity)} (${pct(st.fill)})`);
+    r.store.flag.hidden = !st.intake_blocked;
+  }
+  if (isNum(s.buffer_capacity)) r.capacity = s.buffer_capacity;
+  if (s.buffer_level !== null && s.buffer_level !== undefined) setBuffer(id, s.buffer_level);
+}
+
+function setBuffer(id, level) {
+  const r = S.stations.get(id);
+  if (!r || !r.buffer || !isNum(level)) return;
+  if (isNum(r.capacity) && r.capacity > 0) {
+    const fill = level / r.capacity;
+    setBar(r.buffer.bar, fill, `${int(level)} of ${int(r.capacity)}`);
+    r.buffer.bar.toggleAttribute("data-high", fill >= 0.9);
+    setText(r.buffer.val, `${int(level)} / ${int(r.capacity)}`);
+  } else {
+    setText(r.buffer.val, `${int(level)} (unbounded)`);
+  }
+}
+
+function updateSince(r) {
+  const text = isNum(r.sinceMs) ? `since ${hm(r.sinceMs)}${isNum(S.clock) ? ` · ${duration(S.clock - r.sinceMs)}` : ""}` : "";
+  setText(r.since, text);
+}
+
+// -- KPIs --------------------------------------------------------------------------------------------------------
+
+function setClock(iso) {
+  const ms = parseTime(iso);
+  if (!isNum(ms)) return;
+  S.clock = ms;
+  const node = $("clock");
+  setText(node, utc(ms));
+  node.dateTime = new Date(ms).toISOString();
+  for (const r of S.stations.values()) updateSince(r);
+}
+
+function applyTotals(data) {
+  setText("total-good", int(data.good));
+  setText("total-scrapped", int(data.scrapped));
+  setText("total-wip", int(data.wip));
+}
+
+function applyShift(shift) {
+  const bar = $("shift-bar");
+  if (!shift) {
+    for (const id of ["shift-good", "shift-plan", "shift-attainment", "shift-window"]) setText(id, "—");
+    setBar(bar, 0);
+    return;
+  }
+  setText("shift-good", int(shift.good));
+  setText("shift-plan", int(shift.plan));
+  setText("shift-attainment", pct(shift.attainment));
+  setBar(bar, shift.attainment, pct(shift.attainment));
+  bar.toggleAttribute("data-low", isNum(shift.attainment) && shift.attainment < 0.9);
+  setText("shift-window", `${hm(parseTime(shift.start))}–${hm(parseTime(shift.end))} UTC`);
+}
+
+function buildOeeTable(line) {
+  const body = $("station-oee").tBodies[0];
+  body.replaceChildren();
+  S.oeeRows.clear();
+  for (const spec of line.stations) {
+    const cells = {
+      id: el("th", { scope: "row" }, spec.id),
+      availability: el("td", { class: "num", text: "—" }),
+      performance: el("td", { class: "num", text: "—" }),
+      quality: el("td", { class: "num", text: "—" }),
+      oee: el("td", { class: "num", text: "—" }),
+      rate: el("td", { class: "num", text: "—" }),
+      frac: el("div", { class: "frac", "aria-hidden": "true" }),
+      fracText: el("span", { class: "sr-only" }),
+    };
+    const row = el("tr", { "data-oee-station": spec.id }, cells.id, cells.availability, cells.performance, cells.quality, cells.oee, cells.rate);
+    row.append(el("td", {}, cells.frac, cells.fracText));
+    body.append(row);
+    S.oeeRows.set(spec.id, { row, cells, tag: null });
+  }
+}
+
+function applyOee(oee) {
+  const ids = ["oee-line", "oee-availability", "oee-performance", "oee-quality", "oee-throughput", "oee-bottleneck", "oee-constraint", "oee-window"];
+  if (!oee || !oee.line) {
+    for (const id of ids) setText(id, "—");
+    return;
+  }
+  const l = oee.line;
+  setText("oee-line", pct(l.oee));
+  for (const f of ["availability", "performance", "quality"]) {
+    setText(`oee-${f}`, pct(l[f]));
+    $(`oee-${f}-bar`).style.width = `${(clamp01(l[f]) * 100).toFixed(1)}%`;
+  }
+  setText("oee-throughput", int(l.throughput_per_hour));
+  setText("oee-constraint", l.constraint);
+  setText("oee-bottleneck", oee.bottleneck || "—");
+  setText("oee-window", `${hm(parseTime(oee.start))}–${hm(parseTime(oee.end))} UTC`);
+
+  for (const st of oee.stations ?? []) {
+    const ref = S.oeeRows.get(st.id);
+    if (!ref) continue;
+    const c = ref.cells;
+    setText(c.availability, pct(st.availability));
+    setText(c.performance, pct(st.performance));
+    setText(c.quality, pct(st.quality));
+    setText(c.oee, pct(st.oee));
+    setText(c.rate, int(st.throughput_per_hour));
+    const fractions = st.state_fractions ?? {};
+    const parts = Object.entries(fractions).filter(([, v]) => isNum(v) && v > 0);
+    const segs = parts.map(([k, v]) =>
+      el("span", { class: "seg", "data-state": stateOf(k.toUpperCase()), style: `width:${(v * 100).toFixed(2)}%`, title: `${k} ${pct(v)}` }),
+    );
+    c.frac.replaceChildren(...segs);
+    setText(c.fracText, parts.map(([k, v]) => `${k} ${pct(v)}`).join(", "));
+    const notes = [];
+    if (st.id === l.constraint) notes.push("constraint");
+    if (st.id === oee.bottleneck) notes.push("bottleneck");
+    ref.row.toggleAttribute("data-bottleneck", st.id === oee.bottleneck);
+    setText(c.id, notes.length ? `${st.id} (${notes.join(", ")})` : st.id);
+  }
+}
+
+function applyStatus(status) {
+  setClock(status.now);
+  applyShift(status.shift);
+  applyTotals(status);
+  for (const st of status.stations ?? []) applyStation(st.id, st);
+  applyOee(status.oee);
+}
+
+// -- the stream ----------------------------------------------------------------------------------------------------
+
+function setConn(state, text) {
+  const node = $("connection");
+  node.dataset.conn = state;
+  setText("connection-text", text ?? state);
+}
+
+function closeStream() {
+  if (S.es) {
+    S.es.close();
+    S.es = null;
+  }
+}
+
+function openStream() {
+  closeStream();
+  const url = new URL(linePath("/stream"), API);
+  const key = getKey();
+  if (key) url.searchParams.set("api_key", key);
+  const es = new EventSource(url);
+  S.es = es;
+  S.lastMessage = Date.now();
+  setConn("connecting", "connecting…");
+  const on = (name, handler) =>
+    es.addEventListener(name, (event) => {
+      if (S.es !== es) return;
+      S.lastMessage = Date.now();
+      handler(event.data ? JSON.parse(event.data) : {});
+    });
+  on("hello", () => {
+    S.hellos += 1;
+    setConn("live");
+    if (S.hellos > 1) resync(); // reconnected: what changed meanwhile is only in the status
+  });
+  on("state", onState);
+  on("kpi", onKpi);
+  on("resync", () => resync());
+  es.onerror = () => {
+    if (S.es !== es) return;
+    if (es.readyState === EventSource.CLOSED) {
+      // the server answered with an error (e.g. 401) or not at all: find out why, then try again
+      closeStream();
+      setConn("offline", "offline");
+      scheduleReconnect();
+    } else {
+      setConn("reconnecting", "reconnecting…");
+    }
+  };
+}
+
+function scheduleReconnect() {
+  const gen = S.generation;
+  clearTimeout(S.reconnect);
+  S.reconnect = setTimeout(async () => {
+    if (gen !== S.generation) return;
+    try {
+      applyStatus(await api(linePath("/status")));
+      if (gen === S.generation) openStream();
+    } catch (error) {
+      if (gen !== S.generation) return;
+      if (error instanceof HttpError && error.status !== 401) scheduleReconnect();
+      failed(error, null, "Live stream");
+    }
+  }, RECONNECT_MS);
+}
+
+function watchdog() {
+  if (S.es && Date.now() - S.lastMessage > STALE_MS) {
+    setConn("reconnecting", "reconnecting…");
+    openStream();
+  }
+}
+
+async function resync() {
+  const gen = S.generation;
+  try {
+    const status = await api(linePath("/status"));
+    if (gen === S.generation) applyStatus(status);
+  } catch (error) {
+    failed(error, null, "Status");
+  }
+}
+
+function onState(msg) {
+  S.stateMessages += 1;
+  S.changes += (msg.changes?.length ?? 0) + (msg.more_changes ?? 0);
+  const flow = $("flow");
+  flow.dataset.stateMessages = String(S.stateMessages);
+  flow.dataset.changes = String(S.changes);
+  for (const [id, summary] of Object.entries(msg.stations ?? {})) applyStation(id, summary);
+  const stops = (msg.changes ?? []).filter((c) => c.state === "DOWN");
+  if (stops.length) {
+    const list = $("recent-stops");
+    for (const c of stops.slice(-RECENT_STOPS)) {
+      const item = el("li", {}, el("time", { datetime: c.t, text: hm(parseTime(c.t)) }), ` ${c.station} #${c.machine} down`);
+      if (c.reason) item.append(`: ${c.reason}`);
+      list.prepend(item);
+    }
+    while (list.children.length > RECENT_STOPS) list.lastElementChild.remove();
+  }
+}
+
+function onKpi(k) {
+  S.kpis += 1;
+  document.body.dataset.kpiMessages = String(S.kpis);
+  setClock(k.now);
+  applyShift(k.shift);
+  applyTotals(k);
+  applyOee(k.oee);
+  for (const [id, level] of Object.entries(k.buffers ?? {})) setBuffer(id, level);
+  if (isNum(k.dead_letters)) setText("dead-letters-count", int(k.dead_letters));
+  extendThroughput(k);
+}
+
+// -- charts --------------------------------------------------------------------------------------------------------
+
+function chartWidth(node) {
+  return Math.max(280, Math.floor(node.clientWidth || node.parentElement.clientWidth || 600));
+}
+
+/** Resize the chart with its container (in the next frame, so the observer never loops). */
+function follow(node, chart) {
+  let pending = 0;
+  new ResizeObserver(() => {
+    cancelAnimationFrame(pending);
+    pending = requestAnimationFrame(() => {
+      const width = chartWidth(node);
+      if (Math.abs(width - chart.width) > 1) chart.setSize({ width, height: chart.height });
+    });
+  }).observe(node);
+}
+
+function makeCharts() {
+  if (S.charts.tp) return;
+  if (!uPlot) throw new Error("uPlot did not load (static/vendor/uPlot.iife.min.js)");
+  const text = cssVar("--text");
+  const grid = { stroke: "#e6e9ee", width: 1 };
+  const axis = { stroke: text, grid, ticks: grid };
+
+  const tpNode = $("throughput-chart");
+  S.charts.tp = new uPlot(
+    {
+      width: chartWidth(tpNode),
+      height: 240,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "UTC"),
+      scales: {
+        x: { time: true },
+        y: { range: (u, min, max) => [0, Math.max(1, (isNum(max) ? max : 0) * 1.1)] },
+      },
+      series: [
+        { label: "interval start", value: (u, v) => (isNum(v) ? utc(v * 1000) : "—") },
+        {
+          label: "good/h",
+          stroke: cssVar("--working"),
+          fill: "rgba(35, 122, 55, 0.12)",
+          width: 2,
+          value: (u, v) => (isNum(v) ? nfInt.format(v) : "—"),
+        },
+        { label: "plan/h", stroke: "#7b8494", width: 1.5, dash: [6, 4], points: { show: false }, value: (u, v) => (isNum(v) ? nfInt.format(v) : "—") },
+      ],
+      axes: [
+        { ...axis, values: (u, splits) => splits.map((v) => hm(v * 1000)) },
+        { ...axis, size: 60, values: (u, splits) => splits.map((v) => nfInt.format(v)) },
+      ],
+    },
+    [[], [], []],
+    tpNode,
+  );
+  follow(tpNode, S.charts.tp);
+
+  const pNode = $("pareto-chart");
+  const P = S.pareto;
+  const shortLabel = (i) => {
+    const label = P.labels[i];
+    if (label === undefined) return "";
+    return label.length > 20 ? `${label.slice(0, 19)}…` : label;
+  };
+  S.charts.pareto = new uPlot(
+    {
+      width: chartWidth(pNode),
+      height: 300,
+      scales: {
+        x: { time: false, range: () => [-0.5, Math.max(P.labels.length, 1) - 0.5] },
+        h: { range: (u, min, max) => [0, Math.max(0.1, (isNum(max) ? max : 0) * 1.1)] },
+        pct: { range: [0, 100] },
+      },
+      series: [
+        { label: "reason", value: (u, v) => (isNum(v) ? (P.labels[v] ?? "") : "—") },
+        {
+          label: "machine-hours",
+          scale: "h",
+          width: 0,
+          fill: cssVar("--down"),
+          points: { show: false },
+          paths: uPlot.paths.bars({
+            size: [0.7, 80],
+            disp: { fill: { unit: 3, values: () => P.colors } },
+          }),
+          value: (u, v) => (isNum(v) ? `${nf1.format(v)} h` : "—"),
+        },
+        {
+          label: "cumulative share",
+          scale: "pct",
+          stroke: "#1d2330",
+          width: 1.5,
+          points: { show: true, size: 5, fill: "#1d2330" },
+          value: (u, v) => (isNum(v) ? `${nf1.format(v)} %` : "—"),
+        },
+      ],
+      axes: [
+        {
+          ...axis,
+          grid: { show: false },
+          splits: () => P.labels.map((_, i) => i),
+          values: (u, splits) => splits.map((i) => shortLabel(i)),
+          rotate: -35,
+          size: 96,
+        },
+        { ...axis, scale: "h", size: 50, label: "machine-hours", values: (u, splits) => splits.map((v) => nfAuto.format(v)) },
+        { ...axis, scale: "pct", side: 1, grid: { show: false }, size: 50, values: (u, splits) => splits.map((v) => `${v}%`) },
+      ],
+    },
+    [[], [], []],
+    pNode,
+  );
+  follow(pNode, S.charts.pareto);
+}
+
+async function loadThroughput(gen) {
+  try {
+    const t = await api(linePath("/throughput"), { hours: THROUGHPUT_HOURS, every_s: THROUGHPUT_EVERY_S });
+    if (gen !== S.generation) return;
+    const tp = S.tp;
+    tp.every = isNum(t.every_s) && t.every_s > 0 ? t.every_s : THROUGHPUT_EVERY_S;
+    tp.start = t.start.map((iso) => parseTime(iso) / 1000);
+    tp.good = t.good.slice();
+    tp.last = null; // the next kpi message is the new baseline for live extension
+    setText("throughput-status", tp.start.length ? "" : "No output recorded yet.");
+    drawThroughput();
+  } catch (error) {
+    if (gen === S.generation) failed(error, "throughput-status", "Throughput unavailable");
+  }
+}
+
+/** Spread the good units shipped between two kpi messages over the intervals they span. */
+function extendThroughput(k) {
+  const tp = S.tp;
+  const t = parseTime(k.now) / 1000;
+  if (!isNum(t) || !isNum(k.good)) return;
+  const last = tp.last;
+  tp.last = { t, good: k.good };
+  if (!last || !tp.start.length || k.good < last.good || t <= last.t) return;
+  const delta = k.good - last.good;
+  let lastStart = tp.start[tp.start.length - 1];
+  while (lastStart + tp.every <= t) {
+    lastStart += tp.every;
+    tp.start.push(lastStart);
+    tp.good.push(0);
+  }
+  for (let i = tp.start.length - 1; i >= 0; i--) {
+    const b0 = tp.start[i];
+    const b1 = b0 + tp.every;
+    if (b1 <= last.t) break;
+    const overlap = Math.min(b1, t) - Math.max(b0, last.t);
+    if (overlap > 0) tp.good[i] += (delta * overlap) / (t - last.t);
+  }
+  // keep what the chart shows, and a little more
+  const keepFrom = t - THROUGHPUT_HOURS * 3600 - tp.every;
+  let drop = 0;
+  while (drop < tp.start.length && tp.start[drop] < keepFrom) drop++;
+  if (drop) {
+    tp.start.splice(0, drop);
+    tp.good.splice(0, drop);
+  }
+  drawThroughput();
+}
+
+function drawThroughput() {
+  const chart = S.charts.tp;
+  if (!chart) return;
+  const tp = S.tp;
+  const now = isNum(S.clock) ? S.clock / 1000 : Infinity;
+  const from = now - THROUGHPUT_HOURS * 3600;
+  const xs = [];
+  const ys = [];
+  for (let i = 0; i < tp.start.length; i++) {
+    // only complete intervals: the current one would show as a dip
+    if (tp.start[i] + tp.every > now || tp.start[i] < from) continue;
+    xs.push(tp.start[i]);
+    ys.push((tp.good[i] * 3600) / tp.every);
+  }
+  const plan = S.line && isNum(S.line.plan_per_hour) ? S.line.plan_per_hour : null;
+  chart.setData([xs, ys, xs.map(() => plan)]);
+}
+
+async function loadDowntime(gen) {
+  try {
+    const d = await api(linePath("/downtime"));
+    if (gen !== S.generation) return;
+    const top = (d.line ?? []).slice(0, PARETO_TOP);
+    const P = S.pareto;
+    P.labels = top.map((r) => `${r.station} ${r.reason || LABEL[stateOf(r.state)].toLowerCase()}`);
+    P.hours = top.map((r) => r.hours);
+    P.cum = top.map((r) => (isNum(r.cumulative_share) ? r.cumulative_share * 100 : null));
+    P.colors = top.map((r) => stateColor(r.state));
+    S.charts.pareto.setData([top.map((_, i) => i), P.hours, P.cum]);
+    const list = $("pareto-list");
+    list.replaceChildren(
+      ...top.map((r, i) =>
+        el(
+          "li",
+          { "data-pareto": i },
+          el("strong", { text: P.labels[i] }),
+          ` — ${nf1.format(r.hours)} h, ${int(r.stops)} stop${r.stops === 1 ? "" : "s"}, ${pct(r.share)}`,
+        ),
+      ),
+    );
+    const span = `${utc(parseTime(d.start))} – ${utc(parseTime(d.end))}`;
+    setText("pareto-status", top.length ? `Window ${span}` : `No stops in ${span}.`);
+  } catch (error) {
+    if (gen === S.generation) failed(error, "pareto-status", "Stop reasons unavailable");
+  }
+}
+
+// -- dead letters ------------------------------------------------------------------------------------------------
+
+async function toggleDeadLetters() {
+  const button = $("dead-letters-button");
+  const list = $("dead-letters-list");
+  if (!list.hidden) {
+    list.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+    setText(button, "Show latest");
+    return;
+  }
+  setText("dead-letters-status", "Loading…");
+  try {
+    const d = await api("dead-letters", { limit: DEAD_LETTERS_SHOWN });
+    setText("dead-letters-count", int(d.count));
+    list.replaceChildren(
+      ...d.latest.map((letter) => {
+        const payload = letter.payload.length > 160 ? `${letter.payload.slice(0, 159)}…` : letter.payload;
+        return el(
+          "li",
+          {},
+          el("time", { datetime: letter.received, text: utc(parseTime(letter.received)) }),
+          " ",
+          el("code", { text: letter.topic }),
+          el("br"),
+          el("strong", { text: letter.reason }),
+          el("br"),
+          el("code", { class: "muted", text: payload }),
+        );
+      }),
+    );
+    setText("dead-letters-status", d.latest.length ? "" : "No rejected messages.");
+    list.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    setText(button, "Hide");
+  } catch (error) {
+    failed(error, "dead-letters-status", "Dead letters unavailable");
+  }
+}
+
+// -- API key ---------------------------------------------------------------------------------------------------------
+
+function askKey(message) {
+  closeStream();
+  setConn("offline", "API key needed");
+  $("key-button").hidden = false;
+  banner("This service needs an API key: use the “API key” button at the top.", "info");
+  setText("key-message", message);
+  const dialog = $("key-dialog");
+  if (!dialog.open) dialog.showModal();
+}
+
+function setupKeyDialog() {
+  const dialog = $("key-dialog");
+  const input = $("key-input");
+  $("key-form").addEventListener("submit", () => {
+    const key = input.value.trim();
+    input.value = "";
+    if (key) {
+      storeKey(key);
+      start();
+    }
+  });
+  $("key-forget").addEventListener("click", () => {
+    storeKey("");
+    input.value = "";
+    dialog.close();
+    start();
+  });
+  $("key-button").addEventListener("click", () => {
+    setText("key-message", "Enter an API key with the viewer role.");
+    if (!dialog.open) dialog.showModal();
+  });
+  if (getKey()) $("key-button").hidden = false;
+}
+
+// -- start -----------------------------------------------------------------------------------------------------------
+
+function stop() {
+  closeStream();
+  clearTimeout(S.reconnect);
+  for (const id of S.timers) {
+    clearTimeout(id);
+    clearInterval(id);
+  }
+  S.timers = [];
+}
+
+async function start() {
+  stop();
+  const gen = ++S.generation;
+  S.hellos = 0;
+  document.body.dataset.ready = "false";
+  try {
+    const lines = await api("lines");
+    if (gen !== S.generation) return;
+    const wanted = new URLSearchParams(location.search).get("line");
+    const summary = lines.find((l) => l.id === wanted) ?? lines[0];
+    if (!summary) {
+      banner("This service watches no line.");
+      return;
+    }
+    S.lineId = summary.id;
+    const line = await api(linePath());
+    if (gen !== S.generation) return;
+    S.line = line;
+    setText("line-name", line.id);
+    document.title = `GigaTwin · ${line.id}`;
+    buildFlow(line);
+    buildOeeTable(line);
+    makeCharts();
+    applyStatus(await api(linePath("/status")));
+    if (gen !== S.generation) return;
+    banner("");
+    openStream();
+    loadThroughput(gen);
+    loadDowntime(gen);
+    every(() => loadDowntime(gen), DOWNTIME_REFRESH_MS);
+    every(() => loadThroughput(gen), THROUGHPUT_REFRESH_MS);
+    every(watchdog, 5_000);
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    if (gen !== S.generation) return;
+    if (error instanceof HttpError && error.status !== 401 && error.status !== 403) later(start, 5_000);
+    failed(error, null, "The dashboard could not load");
+    if (!(error instanceof HttpError)) banner("The dashboard failed to start (see the browser console).");
+  }
+}
+
+$("dead-letters-button").addEventListener("click", toggleDeadLetters);
+setupKeyDialog();
+start();

@@ -1,0 +1,67 @@
+"""The live stream over real HTTP (uvicorn): state changes and KPI updates arrive as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+
+from api.live import LiveView
+from api.stream import StreamHub
+from tests.api.conftest import LINE_ID, VIEWER, LiveServer, demo_settings
+from tests.conftest import MIXED_LINE
+from twin.state import LiveLine
+
+
+def _events(response: httpx.Response, wanted: set[str], timeout_s: float) -> dict[str, list[dict[str, object]]]:
+    """Read SSE messages until each wanted event name was seen (or the time is up)."""
+    got: dict[str, list[dict[str, object]]] = {}
+    name = ""
+    deadline = time.monotonic() + timeout_s
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            got.setdefault(name, []).append(json.loads(line.removeprefix("data: ")))
+        if wanted <= set(got) or time.monotonic() > deadline:
+            break
+    return got
+
+
+def test_state_changes_and_kpis_stream_to_clients(tmp_path: Path) -> None:
+    with LiveServer(demo_settings(tmp_path), line=MIXED_LINE) as server:
+        url = f"{server.url}/api/v1/lines/{LINE_ID}/stream"
+        with httpx.Client(timeout=10) as http, http.stream("GET", url, params={"api_key": VIEWER}) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            got = _events(r, {"hello", "state", "kpi"}, timeout_s=10)
+        assert got["hello"] == [{"line": LINE_ID}]
+        change = got["state"][0]
+        changes = change["changes"]
+        assert isinstance(changes, list)
+        assert changes
+        stations = change["stations"]
+        assert isinstance(stations, dict)
+        for c in changes:
+            assert c["station"] in stations  # every change comes with its station's new summary
+            assert c["state"] in ("WORKING", "STARVED", "BLOCKED", "DOWN")
+        kpi = got["kpi"][-1]
+        assert set(kpi) >= {"now", "shift", "good", "wip", "oee", "buffers", "dead_letters"}
+        assert server.runtime.hub.clients == 0  # the client left and was forgotten
+
+
+def test_a_client_that_falls_behind_is_told_to_resync() -> None:
+    hub = StreamHub(MIXED_LINE, LiveView(LiveLine(MIXED_LINE)), client_queue=8)
+    slow, other = hub.subscribe(), hub.subscribe()
+    for i in range(20):
+        hub.broadcast("kpi", {"i": i})
+        if i % 2 == 0:
+            while not other.queue.empty():  # this one keeps up
+                other.queue.get_nowait()
+    names = [slow.queue.get_nowait()[1] for _ in range(slow.queue.qsize())]
+    assert "resync" in names
+    assert len(names) <= 8  # memory per client stays bounded
+    assert slow.resyncs >= 1
+    assert other.resyncs == 0
