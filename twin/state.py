@@ -3,7 +3,8 @@
 :class:`LiveLine` takes every event of the vocabulary (``twin.events``) and answers what a plant engineer's
 dashboard asks: what each station and machine is doing now and since when, the counts, buffer and store
 levels, the latest process values, the output of the current shift against plan (:meth:`LiveLine.status`),
-and the KPIs over any window of its retained history (:meth:`LiveLine.kpis`, :meth:`LiveLine.shift_kpis`).
+and the KPIs over any window of its retained history (:meth:`LiveLine.kpis`, :meth:`LiveLine.shift_kpis`),
+and its state events, for the stop analyses of ``twin.stops`` (:meth:`LiveLine.state_events`).
 
 Clocks. Times are float hours: the run's clock for the engine, hours since the Unix epoch (UTC) for plant
 telemetry (``t = ts_ms / 3_600_000``). Shifts are consecutive blocks of ``shift_hours`` aligned at
@@ -291,6 +292,10 @@ class LiveLine:
         }
         self._history: list[Event] = []
         self._base: KpiReducer | None = None  # the line's state at the history's start
+        # The latest report of each machine and store among the events cut from the history (the checkpoint keeps
+        # no reasons): what leads the state events of a window that starts before any report in the history.
+        self._cut_states: dict[tuple[str, int], StateChanged] = {}
+        self._cut_stores: dict[str, StoreOccupancy] = {}
         self._cursor: KpiReducer | None = None  # follows the current shift, fed history[:_cursor_pos]
         self._cursor_pos = 0
         self._begin = math.nan
@@ -482,8 +487,13 @@ class LiveLine:
         k = bisect_left(history, cut, key=_time)
         if self._cursor is not None and self._cursor_pos < k:
             self._advance(k)
+        states, stores = self._cut_states, self._cut_stores
         for ev in history[:k]:
             base(ev)
+            if isinstance(ev, StateChanged):
+                states[ev[1], ev[2]] = ev
+            elif isinstance(ev, StoreOccupancy):
+                stores[ev[1]] = ev
         del history[:k]
         self._cursor_pos -= k
         self._cut = cut
@@ -630,6 +640,33 @@ class LiveLine:
         for ev in history[first:stop]:
             reducer(ev)
         return reducer.result()
+
+    def state_events(self, start_h: float, end_h: float | None = None) -> list[StateChanged | StoreOccupancy]:
+        """The state events of the window ``[start_h, end_h)`` (no end: up to the clock), led by the state at ``start_h``.
+
+        In time order: first each machine's latest ``StateChanged`` and each store's latest ``StoreOccupancy``
+        before ``start_h``, at their own times, then every such event of the window. This is the input
+        ``twin.stops.downtime_pareto`` and ``twin.stops.attribute_stops`` take for that window. The window must
+        start inside the retained history (:attr:`history_start_h`); a machine or store that never reported has no
+        leading event.
+        """
+        if self._base is None:
+            raise ValueError("no events yet: the live state has not begun")
+        if start_h < self._cut:
+            raise ValueError(f"start_h ({start_h} h) is before the retained history (from {self._cut} h)")
+        if end_h is not None and end_h < start_h:
+            raise ValueError(f"end_h ({end_h} h) is before start_h ({start_h} h)")
+        history = self._history
+        k = bisect_left(history, start_h, key=_time)
+        stop = len(history) if end_h is None else bisect_left(history, end_h, key=_time)
+        states, stores = dict(self._cut_states), dict(self._cut_stores)
+        for ev in history[:k]:
+            if isinstance(ev, StateChanged):
+                states[ev.station, ev.machine] = ev
+            elif isinstance(ev, StoreOccupancy):
+                stores[ev.station] = ev
+        lead: list[StateChanged | StoreOccupancy] = sorted([*states.values(), *stores.values()], key=_time)
+        return lead + [ev for ev in history[k:stop] if isinstance(ev, StateChanged | StoreOccupancy)]
 
     def shift_kpis(self, now_h: float | None = None) -> RunKpis | None:
         """The KPIs of the current shift so far (from its start, or the live state's if later, to ``now_h``,
