@@ -67,6 +67,10 @@ def _serve(settings: Settings, title: str) -> int:
     server = _Server(config, banner)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully (the lifespan stops the tasks and flushes the store), then raises the
+        # captured SIGINT again; by then there is nothing left to do
+        pass
     except (TwinError, ConnectorError, ValueError) as exc:
         print(f"gigatwin: {exc}", file=sys.stderr)
         return 2
