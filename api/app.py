@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.metrics import LatencyMiddleware, make_registry
-from api.routes import dead_letters, health, history, lines, metrics, oee, status, stream
+from api.routes import dead_letters, health, history, lines, metrics, oee, status, stops, stream
 from api.runtime import LineRuntime, build_runtime
 from api.schemas import ERROR_RESPONSES
 from api.settings import Settings
@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware, latency=latency)
     install_error_handlers(app)
 
-    for module in (lines, status, stream, history, oee, dead_letters, health):
+    for module in (lines, status, stream, history, oee, stops, dead_letters, health):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)
 

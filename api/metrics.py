@@ -134,7 +134,7 @@ def _template(scope: Scope) -> str:
 
     FastAPI keeps an included router's routes with their own paths, so the prefix is taken from the request's path:
     the route's template matches its last segments (no path parameter here spans segments)."""
-    inner = getattr(scope.get("route"), "path", None)
+    inner = str(getattr(scope.get("route"), "path", "") or "")
     if not inner:
         return "unmatched"
     segments = str(scope.get("path", "")).split("/")

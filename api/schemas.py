@@ -36,6 +36,7 @@ __all__ = [
     "ProcessValueOut",
     "ReadinessOut",
     "ShiftOut",
+    "StationDowntimeOut",
     "StationOeeOut",
     "StationOut",
     "StationSpecOut",
@@ -43,6 +44,7 @@ __all__ = [
     "StoreOut",
     "TaskOut",
     "ThroughputOut",
+    "TraceStepOut",
     "hours_to_datetime",
 ]
 
@@ -311,7 +313,8 @@ class AggregateOut(_Out):
 
 # -- downtime and attribution -------------------------------------------------------------------------------------
 class DowntimeReasonOut(_Out):
-    """Time lost to one reason of one station: machine-hours and stops, and its place in the Pareto."""
+    """Machine-hours one station spent in a stop state (down, setup, planned stop) for one reason, over how many stops,
+    and its place in the Pareto (``share`` of the Pareto's total, ``cumulative_share`` with every larger entry)."""
 
     station: str
     state: str
@@ -322,29 +325,49 @@ class DowntimeReasonOut(_Out):
     cumulative_share: float
 
 
+class StationDowntimeOut(_Out):
+    """One station's downtime Pareto."""
+
+    hours: float
+    reasons: list[DowntimeReasonOut]
+
+
 class DowntimeOut(_Out):
-    """A Pareto of stop reasons over ``[start, end)``: the line's, and each station's."""
+    """A Pareto of stop reasons over ``[start, end)``: the line's (``top`` entries) and each station's."""
 
     start: datetime
     end: datetime
+    hours: float
+    """Machine-hours lost to every stop reason of every station."""
     line: list[DowntimeReasonOut]
-    stations: dict[str, list[DowntimeReasonOut]]
+    stations: dict[str, StationDowntimeOut]
 
 
 class CauseOut(_Out):
-    """A cause of the chosen station's stops, with the hours and stops it caused."""
+    """A cause of the chosen station's stops, with the hours and stops it explains."""
 
     station: str | None
-    """None: the line's supply (the first station was starved)."""
+    """None for ``supply`` (the first station was starved) and ``shipping`` (the last station was blocked)."""
     kind: str
+    """``down``, ``setup``, ``planned_stop``, ``slow`` (a station working too slowly), ``supply`` or ``shipping``."""
     reason: str
     hours: float
     stops: int
     share: float
+    cumulative_share: float
+
+
+class TraceStepOut(_Out):
+    """A station the trace looked at: its state at ``at``, held since ``since``."""
+
+    station: str
+    state: str
+    at: datetime
+    since: datetime
 
 
 class AttributedStopOut(_Out):
-    """One stop of the chosen station and the station that caused it, found by following starved and blocked states."""
+    """One stop of the chosen station and its cause, found by following starved and blocked states."""
 
     start: datetime
     end: datetime
@@ -352,20 +375,24 @@ class AttributedStopOut(_Out):
     cause_station: str | None
     cause_kind: str
     cause_reason: str
-    chain: list[str]
+    chain: list[TraceStepOut]
+    """The trace: the stopped station first, the cause last."""
 
 
 class AttributionOut(_Out):
-    """The stops of ``station`` over ``[start, end)``, each attributed to its cause, and the causes ranked."""
+    """The stops of ``station`` over ``[start, end)``, each attributed to one cause, and the causes ranked.
+
+    ``stopped_hours`` is the station's stopped time: the sum of the causes' hours. ``stops`` lists the latest
+    ``limit`` stops, newest first; ``total_stops`` counts them all.
+    """
 
     station: str
     start: datetime
     end: datetime
     stopped_hours: float
     causes: list[CauseOut]
+    total_stops: int
     stops: list[AttributedStopOut]
-    truncated: bool
-    """More stops than ``limit``: the causes still count them all."""
 
 
 # -- dead letters, health ------------------------------------------------------------------------------------------

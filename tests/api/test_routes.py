@@ -14,6 +14,7 @@ from connectors.mqtt import Delivery
 from tests.api.conftest import LINE_ID, OPERATOR, demo_settings, runtime_of, wait_for
 from tests.conftest import MIXED_LINE
 from twin.state import line_oee
+from twin.stops import attribute_stops, downtime_pareto
 
 BASE = f"/api/v1/lines/{LINE_ID}"
 
@@ -241,3 +242,41 @@ def test_a_task_that_dies_is_restarted_with_backoff_and_shown_in_health(tmp_path
         after = c.get("/api/v1/health/live").json()
         assert after["status"] == "ok"
         assert next(t for t in after["tasks"] if t["name"] == "feed")["restarts"] == 1
+
+
+def test_downtime_pareto_and_stop_attribution_are_the_twins(client: TestClient) -> None:
+    rt = runtime_of(client)
+    wait_for(lambda: rt.live.read(lambda live: (live.clock_h or 0) - (live.history_start_h or 0)) > 12, what="12 h of history")
+    h0, h1 = rt.live.read(lambda live: (live.history_start_h, live.clock_h))
+    assert h0 is not None
+    assert h1 is not None
+    start = datetime.fromtimestamp((h0 + 1) * 3600, UTC)
+    end = datetime.fromtimestamp((h0 + 11) * 3600, UTC)
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    w0, w1 = start.timestamp() / 3600, end.timestamp() / 3600
+
+    pareto = client.get(f"{BASE}/downtime", params=window).json()
+    truth = rt.live.read(lambda live: downtime_pareto(live.state_events(w0, w1), MIXED_LINE, w0, w1))
+    assert pareto["hours"] == truth.hours
+    assert [(e["station"], e["reason"], e["hours"], e["stops"]) for e in pareto["line"]] == [
+        (e.station, e.reason, e.hours, e.stops) for e in truth.line
+    ]
+    assert set(pareto["stations"]) == {"A", "B", "S", "C"}
+    hours = [e["hours"] for e in pareto["line"]]
+    assert hours == sorted(hours, reverse=True)
+
+    stops = client.get(f"{BASE}/stops", params={**window, "station": "C", "limit": 3}).json()
+    attribution = rt.live.read(lambda live: attribute_stops(live.state_events(w0, w1), MIXED_LINE, w0, w1, station="C"))
+    assert stops["station"] == "C"
+    assert stops["total_stops"] == len(attribution.stops)
+    assert len(stops["stops"]) == min(3, len(attribution.stops))
+    assert abs(sum(c["hours"] for c in stops["causes"]) - stops["stopped_hours"]) < 1e-9
+    if stops["stops"]:
+        newest = stops["stops"][0]
+        assert newest["chain"][0]["station"] == "C"
+        assert newest["cause_station"] == (
+            newest["chain"][-1]["station"] if newest["cause_kind"] not in ("supply", "shipping") else None
+        )
+    default = client.get(f"{BASE}/stops", params=window).json()
+    assert default["station"] == "C"  # the line's output: its last station
+    _error(client.get(f"{BASE}/stops", params={"station": "Z"}), 404, "not_found")
