@@ -5,14 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The integration tests start their own broker and database from these binaries (mosquitto_pub plays a PLC gateway).
-if ! command -v mosquitto >/dev/null 2>&1 || ! command -v mosquitto_pub >/dev/null 2>&1 || ! command -v influxd >/dev/null 2>&1; then
+# The integration tests start their own broker and database from these binaries (mosquitto_pub plays a PLC gateway);
+# the dashboard test drives Debian's Chromium.
+need=()
+command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "== installing the Debian packages mosquitto, mosquitto-clients and influxdb"
+    echo "== installing the Debian packages ${need[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients influxdb >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "note: missing packages and this is not root; run: sudo apt-get install mosquitto mosquitto-clients influxdb" >&2
+    echo "note: missing packages and this is not root; run: sudo apt-get install ${need[*]}" >&2
   fi
 fi
 
