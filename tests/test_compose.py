@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from api.cli import _parser
+from api.settings import load_settings
 from tests.conftest import REPO
 
 COMPOSE = REPO / "docker-compose.yml"
@@ -23,10 +26,10 @@ def _compose() -> dict[str, Any]:
 
 def test_services_start_in_order_of_health() -> None:
     services = _compose()["services"]
-    assert {"mosquitto", "influxdb", "ingest", "feed"} <= set(services)
-    for name in ("mosquitto", "influxdb"):
+    assert {"mosquitto", "influxdb", "gigatwin", "feed"} <= set(services)
+    for name in ("mosquitto", "influxdb", "gigatwin"):
         assert services[name]["healthcheck"]["test"], name
-    assert services["ingest"]["depends_on"] == {
+    assert services["gigatwin"]["depends_on"] == {
         "mosquitto": {"condition": "service_healthy"},
         "influxdb": {"condition": "service_healthy"},
     }
@@ -47,7 +50,7 @@ def test_the_broker_runs_the_shipped_configuration() -> None:
 
 def test_secrets_are_required_not_defaulted() -> None:
     text = COMPOSE.read_text()
-    for var in ("INFLUXDB_ADMIN_PASSWORD", "GIGATWIN_INFLUX_PASSWORD"):
+    for var in ("INFLUXDB_ADMIN_PASSWORD", "GIGATWIN_INFLUX_PASSWORD", "GIGATWIN_VIEWER_KEYS", "GIGATWIN_OPERATOR_KEYS"):
         assert re.search(r"\$\{" + var + r":\?[^}]+\}", text), var
 
 
@@ -68,3 +71,22 @@ def test_every_gigatwin_command_in_it_is_one_the_cli_accepts() -> None:
                     assert Path(parsed.line).is_file(), f"{name}: {parsed.line}"
                 checked += 1
     assert checked == 2
+
+
+def test_the_service_environment_makes_valid_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    service = _compose()["services"]["gigatwin"]
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in [n for n in os.environ if n.startswith("GIGATWIN_")]:
+        monkeypatch.delenv(name)
+    for name, value in service["environment"].items():
+        # each required variable stands for itself: ${GIGATWIN_VIEWER_KEYS:?..} -> gigatwin_viewer_keys
+        value = re.sub(r"\$\{(\w+)[^}]*\}", lambda m: m.group(1).lower(), str(value)).replace("/src/", str(REPO) + "/")
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.source == "mqtt"
+    assert settings.host == "0.0.0.0"
+    assert settings.store_url.startswith("influxdb://gigatwin:gigatwin_influx_password@influxdb:8086/")
+    assert settings.roles() == {"gigatwin_viewer_keys": "viewer", "gigatwin_operator_keys": "operator"}
+    port = service["ports"][0].split(":")[1]
+    assert int(port) == settings.port
+    assert str(settings.port) in " ".join(service["healthcheck"]["test"])
