@@ -48,6 +48,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         try:
             yield
         finally:
+            runtime.hub.close()  # open streams end now rather than hold the shutdown for its grace period
             streamer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await streamer

@@ -261,8 +261,11 @@ class StatusOut(_Out):
 
 
 class ThroughputOut(_Out):
-    """Good units shipped per interval."""
+    """Good units shipped per interval, up to ``end`` (the line's clock): the last interval is still filling."""
 
+    end: datetime
+    good_total: int
+    """Good units shipped since the live state began, at ``end`` (the counter the stream's ``kpi.good`` carries)."""
     every_s: float
     start: list[datetime]
     good: list[int]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import Settings, SettingsError, load_settings
@@ -27,11 +28,20 @@ log = logging.getLogger("gigatwin")
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, printing the address once the app has started (the lifespan has run), so it works when printed."""
+    """uvicorn, printing the address once the app has started (the lifespan has run), so it works when printed, and
+    ending the live streams when shutdown begins: uvicorn waits for open connections before the lifespan's shutdown,
+    and a dashboard's stream would otherwise hold it for the whole grace period."""
 
-    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+    def __init__(self, config: uvicorn.Config, banner: str, app: FastAPI) -> None:
         super().__init__(config)
         self.banner = banner
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        runtime = self.app.state.runtime
+        if runtime is not None:
+            runtime.hub.close()
+        await super().shutdown(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -64,7 +74,7 @@ def _serve(settings: Settings, title: str) -> int:
     banner = f"{title}: dashboard at {url}  API at {url}api/v1/docs  (Ctrl-C to stop)"
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
-    server = _Server(config, banner)
+    server = _Server(config, banner, app)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -34,7 +34,15 @@ log = logging.getLogger("gigatwin.stream")
 StreamMessage = tuple[int, str, str]
 """(id, event name, JSON data)."""
 
+CLOSED: StreamMessage = (0, "", "")
+"""Put in a client's queue when the service shuts down: the stream ends (the browser reconnects when it is back)."""
+
 _MAX_CHANGES = 500  # machine changes listed per message; the station summaries always say where things stand
+
+
+def _iso(hours: float) -> str:
+    # the same form as the response models' datetimes
+    return hours_to_datetime(hours).isoformat().replace("+00:00", "Z")
 
 
 class StreamClient:
@@ -115,6 +123,13 @@ class StreamHub:
                 client.queue.put_nowait((self._seq, "resync", '{"reason":"the client fell behind"}'))
         self.sent += 1
 
+    def close(self) -> None:
+        """End every client's stream (the service is shutting down)."""
+        for client in list(self._clients):
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(CLOSED)
+
     # -- the event loop --------------------------------------------------------------------------------------------
     def state_message(self) -> dict[str, Any] | None:
         """The state changes gathered since the last call, with the new summaries of their stations (None: none)."""
@@ -132,7 +147,7 @@ class StreamHub:
                 if len(changes) < _MAX_CHANGES:
                     changes.append(
                         {
-                            "t": hours_to_datetime(ev.t).isoformat(),
+                            "t": _iso(ev.t),
                             "station": ev.station,
                             "machine": ev.machine,
                             "state": ev.state.value,
@@ -145,12 +160,17 @@ class StreamHub:
         def summaries(live: LiveLine) -> dict[str, Any]:
             status = live.status()
             return {
-                sid: station_out(st).model_dump(mode="json", exclude={"machines", "process_values"})
-                for sid, st in status.stations.items()
-                if sid in stations
+                "now": None if status.clock_h is None else _iso(status.clock_h),
+                "changes": changes,
+                "more_changes": more,
+                "stations": {
+                    sid: station_out(st).model_dump(mode="json", exclude={"machines", "process_values"})
+                    for sid, st in status.stations.items()
+                    if sid in stations
+                },
             }
 
-        return {"changes": changes, "more_changes": more, "stations": self.live.read(summaries)}
+        return self.live.read(summaries)
 
     def kpi_message(self) -> dict[str, Any]:
         """The shift against plan, OEE with its losses, counts and levels now."""
@@ -160,16 +180,17 @@ class StreamHub:
             kpis = live.shift_kpis()
             shift = status.shift
             return {
-                "now": None if status.clock_h is None else hours_to_datetime(status.clock_h).isoformat(),
+                "now": None if status.clock_h is None else _iso(status.clock_h),
                 "shift": None
                 if shift is None
                 else {
-                    "start": hours_to_datetime(shift.start_h).isoformat(),
-                    "end": hours_to_datetime(shift.end_h).isoformat(),
+                    "start": _iso(shift.start_h),
+                    "end": _iso(shift.end_h),
                     "good": shift.good,
                     "plan": shift.plan,
                     "attainment": shift.good / shift.plan if shift.plan > 0 else None,
                 },
+                "plan_per_hour": live.plan_per_hour,
                 "good": status.good,
                 "scrapped": status.scrapped,
                 "wip": status.wip,

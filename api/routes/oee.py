@@ -56,6 +56,8 @@ async def throughput(
         rows = series.series(start_h, w.end_h, step_h) if w.end_h > start_h else []
         every = step_h * 3600.0
         return ThroughputOut(
+            end=hours_to_datetime(w.end_h),
+            good_total=live.status().good,
             every_s=every,
             start=[hours_to_datetime(t) for t, _ in rows],
             good=[g for _, g in rows],

@@ -12,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import LineDep
 from api.security import require
+from api.stream import CLOSED
 
 router = APIRouter(prefix="/lines/{line}/stream", tags=["stream"], dependencies=[Depends(require("viewer"))])
 
@@ -33,6 +34,8 @@ async def stream(rt: LineDep, request: Request) -> AsyncIterator[ServerSentEvent
                 if await request.is_disconnected():
                     break
                 continue
+            if (seq, event, data) == CLOSED:
+                break  # the service is shutting down
             yield ServerSentEvent(event=event, raw_data=data, id=str(seq))
     finally:
         hub.unsubscribe(client)

@@ -30,7 +30,7 @@ const COLOR_VAR = {
 };
 const THROUGHPUT_HOURS = 8;
 const THROUGHPUT_EVERY_S = 300;
-const THROUGHPUT_REFRESH_MS = 5 * 60_000;
+const THROUGHPUT_REFRESH_MS = 60_000; // corrects the live extension, which spreads output evenly between kpi messages
 const DOWNTIME_REFRESH_MS = 30_000;
 const STALE_MS = 15_000; // kpi messages come every few seconds: a silent stream this long is reopened
 const RECONNECT_MS = 3_000;
@@ -369,15 +369,20 @@ function setBuffer(id, level) {
 }
 
 function updateSince(r) {
-  const text = isNum(r.sinceMs) ? `since ${hm(r.sinceMs)}${isNum(S.clock) ? ` · ${duration(S.clock - r.sinceMs)}` : ""}` : "";
+  const known = isNum(S.clock) && S.clock >= r.sinceMs;
+  const text = isNum(r.sinceMs) ? `since ${hm(r.sinceMs)}${known ? ` · ${duration(S.clock - r.sinceMs)}` : ""}` : "";
   setText(r.since, text);
 }
 
 // -- KPIs --------------------------------------------------------------------------------------------------------
 
+/** The line's clock: the latest source timestamp (from status and kpi messages, and the state changes in between). */
 function setClock(iso) {
-  const ms = parseTime(iso);
-  if (!isNum(ms)) return;
+  advanceClock(parseTime(iso), true);
+}
+
+function advanceClock(ms, force = false) {
+  if (!isNum(ms) || (!force && isNum(S.clock) && ms <= S.clock)) return;
   S.clock = ms;
   const node = $("clock");
   setText(node, utc(ms));
@@ -424,7 +429,7 @@ function buildOeeTable(line) {
     const row = el("tr", { "data-oee-station": spec.id }, cells.id, cells.availability, cells.performance, cells.quality, cells.oee, cells.rate);
     row.append(el("td", {}, cells.frac, cells.fracText));
     body.append(row);
-    S.oeeRows.set(spec.id, { row, cells, tag: null });
+    S.oeeRows.set(spec.id, { row, cells });
   }
 }
 
@@ -510,6 +515,7 @@ function openStream() {
   on("hello", () => {
     S.hellos += 1;
     setConn("live");
+    banner("");
     if (S.hellos > 1) resync(); // reconnected: what changed meanwhile is only in the status
   });
   on("state", onState);
@@ -567,6 +573,12 @@ function onState(msg) {
   const flow = $("flow");
   flow.dataset.stateMessages = String(S.stateMessages);
   flow.dataset.changes = String(S.changes);
+  let latest = NaN;
+  for (const c of msg.changes ?? []) {
+    const t = parseTime(c.t);
+    if (isNum(t) && !(t <= latest)) latest = t;
+  }
+  advanceClock(latest);
   for (const [id, summary] of Object.entries(msg.stations ?? {})) applyStation(id, summary);
   const stops = (msg.changes ?? []).filter((c) => c.state === "DOWN");
   if (stops.length) {
@@ -595,7 +607,7 @@ function onKpi(k) {
 // -- charts --------------------------------------------------------------------------------------------------------
 
 function chartWidth(node) {
-  return Math.max(280, Math.floor(node.clientWidth || node.parentElement.clientWidth || 600));
+  return Math.max(200, Math.floor(node.clientWidth || node.parentElement.clientWidth || 600));
 }
 
 /** Resize the chart with its container (in the next frame, so the observer never loops). */
@@ -653,7 +665,7 @@ function makeCharts() {
   const shortLabel = (i) => {
     const label = P.labels[i];
     if (label === undefined) return "";
-    return label.length > 20 ? `${label.slice(0, 19)}…` : label;
+    return label.length > 18 ? `${label.slice(0, 17)}…` : label;
   };
   S.charts.pareto = new uPlot(
     {
@@ -694,7 +706,7 @@ function makeCharts() {
           splits: () => P.labels.map((_, i) => i),
           values: (u, splits) => splits.map((i) => shortLabel(i)),
           rotate: -35,
-          size: 96,
+          size: 110,
         },
         { ...axis, scale: "h", size: 50, label: "machine-hours", values: (u, splits) => splits.map((v) => nfAuto.format(v)) },
         { ...axis, scale: "pct", side: 1, grid: { show: false }, size: 50, values: (u, splits) => splits.map((v) => `${v}%`) },
@@ -771,11 +783,15 @@ function drawThroughput() {
   }
   const plan = S.line && isNum(S.line.plan_per_hour) ? S.line.plan_per_hour : null;
   chart.setData([xs, ys, xs.map(() => plan)]);
+  const node = $("throughput-chart");
+  node.dataset.points = String(xs.length);
+  const latest = xs.length ? `; the latest complete interval, from ${hm(xs[xs.length - 1] * 1000)} UTC: ${int(ys[ys.length - 1])} good/h` : "";
+  node.setAttribute("aria-label", `Good output per hour over time${latest}`);
 }
 
 async function loadDowntime(gen) {
   try {
-    const d = await api(linePath("/downtime"));
+    const d = await api(linePath("/downtime"), { top: PARETO_TOP });
     if (gen !== S.generation) return;
     const top = (d.line ?? []).slice(0, PARETO_TOP);
     const P = S.pareto;
@@ -784,6 +800,7 @@ async function loadDowntime(gen) {
     P.cum = top.map((r) => (isNum(r.cumulative_share) ? r.cumulative_share * 100 : null));
     P.colors = top.map((r) => stateColor(r.state));
     S.charts.pareto.setData([top.map((_, i) => i), P.hours, P.cum]);
+    $("pareto-chart").dataset.bars = String(top.length);
     const list = $("pareto-list");
     list.replaceChildren(
       ...top.map((r, i) =>

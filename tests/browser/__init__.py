@@ -1,0 +1,1 @@
+"""Real-browser tests of the dashboard (Playwright with the system Chromium)."""
