@@ -14,17 +14,20 @@ from api.settings import Role, Settings
 __all__ = ["LineDep", "OperatorDep", "RuntimeDep", "SettingsDep", "ViewerDep"]
 
 
-def _settings(request: Request) -> Settings:
+# async: a plain def dependency runs in the thread pool, two thread hand-offs per request on the hot routes
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _runtime(request: Request) -> LineRuntime:
+async def _runtime(request: Request) -> LineRuntime:
     runtime: LineRuntime = request.app.state.runtime
     return runtime
 
 
-def _line(line: Annotated[str, Path(description="The line's id (its name in the line file)")], rt: RuntimeDep) -> LineRuntime:
+async def _line(
+    line: Annotated[str, Path(description="The line's id (its name in the line file)")], rt: RuntimeDep
+) -> LineRuntime:
     if line != rt.line.name:
         raise ApiError(404, f"no line {line!r}; this service watches {rt.line.name!r}")
     return rt

@@ -68,9 +68,9 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    'WRK_RESULT {"requests": %d, "duration_us": %d, "p50_us": %.1f, "p99_us": %.1f, "max_us": %.1f, ' ..
+    'WRK_RESULT {"requests": %d, "duration_us": %d, "p50_us": %.1f, "p99_us": %.1f, "p999_us": %.1f, "max_us": %.1f, ' ..
     '"errors": %d, "late": %d, "late_max_ms": %.3f}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max,
     e.connect + e.read + e.write + e.status + e.timeout, late, late_max))
 end
 """
@@ -113,6 +113,7 @@ class WrkRun:
     seconds: float
     p50_ms: float
     p99_ms: float
+    p999_ms: float
     max_ms: float
     errors: int
     late: int = 0
@@ -126,7 +127,8 @@ class WrkRun:
     """CPU the server process used during the run, in cores (all its threads)."""
     wrk_cores: float = 0.0
     other_cores: float = 0.0
-    """CPU used by everything else on the machine during the run: other work disturbs the figures."""
+    """CPU used by everything else on the machine during the run (and stolen by the hypervisor): other work
+    disturbs the figures."""
     gc_full: int = 0
     """Full (generation 2) garbage collections in the server during the run."""
     gc_pause_ms: float = 0.0
@@ -243,6 +245,7 @@ def wrk(url: str, seconds: float, connections: int, script: Path, rate: float | 
         seconds=r["duration_us"] / 1e6,
         p50_ms=r["p50_us"] / 1000,
         p99_ms=r["p99_us"] / 1000,
+        p999_ms=r["p999_us"] / 1000,
         max_ms=r["max_us"] / 1000,
         errors=r["errors"],
         late=r["late"],
@@ -260,9 +263,10 @@ class CpuClock:
         self.pid = server_pid
         self.wall = time.perf_counter()
         with open("/proc/stat") as f:
-            # user, nice and system time: what processes use (interrupt time is mostly our own loopback traffic)
-            user, nice, system = (int(x) for x in f.readline().split()[1:4])
-        self.busy = (user + nice + system) / self.TICK
+            # user, nice and system: what processes use (interrupt time is mostly our own loopback traffic); steal:
+            # what the hypervisor gave other machines while this one had work
+            user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(x) for x in f.readline().split()[1:9])
+        self.busy = (user + nice + system + steal) / self.TICK
         with open(f"/proc/{server_pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         self.server = (int(fields[11]) + int(fields[12])) / self.TICK
@@ -345,11 +349,11 @@ def report(rows: list[Row], args: argparse.Namespace, sizes: dict[str, int]) -> 
     by = {(r.name, r.setup): r for r in rows}
     status, bare = by[("status", "ingest running")], by[("bare", "ingest running")]
     print()
-    print(f"{'':<27}{'--- maximum rate (median of runs) ---':^61}{'--- at ' + format(args.rate, 'g') + ' req/s ---':^38}")
+    print(f"{'':<27}{'--- maximum rate (median of runs) ---':^61}{'--- at ' + format(args.rate, 'g') + ' req/s ---':^44}")
     print(
         f"{'endpoint':<11}{'server':<16}{'req/s':>8}{'(min-max)':>14}{'p50 ms':>8}{'p99 ms':>8}{'srv CPU':>8}"
-        f"{'us/req':>7}{'wrk CPU':>8}{'req/s':>8}{'p50 ms':>7}{'p99 ms':>7}{'max ms':>8}{'late':>6}{'ingest msg/s':>14}"
-        f"{'rebuilds/req':>14}{'GC max ms':>10}{'other CPU':>10}"
+        f"{'us/req':>7}{'wrk CPU':>8}{'req/s':>8}{'p50 ms':>7}{'p99 ms':>7}{'p99.9':>7}{'max ms':>8}{'late':>6}"
+        f"{'ingest msg/s':>14}{'rebuilds/req':>14}{'GC max ms':>10}{'other CPU':>10}"
     )
     for r in rows:
         p = r.paced
@@ -364,7 +368,7 @@ def report(rows: list[Row], args: argparse.Namespace, sizes: dict[str, int]) -> 
             f"{r.name:<11}{r.setup:<16}{r.median('rate'):>8.0f}{f'({lo:.0f}-{hi:.0f})':>14}"
             f"{r.median('p50_ms'):>8.2f}{r.median('p99_ms'):>8.2f}{r.median('server_cores'):>8.2f}"
             f"{r.cpu_per_request() * 1e6:>7.0f}{r.median('wrk_cores'):>8.2f}"
-            f"{p.rate:>8.0f}{p.p50_ms:>7.2f}{p.p99_ms:>7.2f}{p.max_ms:>8.1f}{p.late:>6}"
+            f"{p.rate:>8.0f}{p.p50_ms:>7.2f}{p.p99_ms:>7.2f}{p.p999_ms:>7.1f}{p.max_ms:>8.1f}{p.late:>6}"
             f"{_fmt(statistics.mean(ingest) if ingest else None, '.0f'):>14}{builds:>14}"
             f"{max(x.gc_max_pause_ms for x in [*r.runs, p]):>10.1f}"
             f"{max(x.other_cores for x in [*r.runs, p]):>10.2f}"
@@ -374,7 +378,8 @@ def report(rows: list[Row], args: argparse.Namespace, sizes: dict[str, int]) -> 
         "late: requests sent > 1 ms after their slot;\n"
         f"rebuilds/req: status bodies built per request, at maximum rate|at {args.rate:g} req/s; "
         "GC max ms: the server's longest garbage collection (it stops the event loop);\n"
-        f"other CPU: the most any run saw used by the rest of the machine (> {args.quiet_cores:g} disturbs the figures)"
+        "other CPU: the most any run saw used by the rest of the machine or stolen by the hypervisor "
+        f"(> {args.quiet_cores:g} disturbs the figures)"
     )
     errors = sum(x.errors for r in rows for x in [*r.runs, *([r.paced] if r.paced else [])])
     ratio = status.median("rate") / bare.median("rate")
@@ -388,7 +393,8 @@ def report(rows: list[Row], args: argparse.Namespace, sizes: dict[str, int]) -> 
     print(f"ratio status/bare, ingest running: {ratio:.2f} (target >= 0.70: {'met' if ratio >= 0.70 else 'NOT met'})")
     print(
         f"status p99 at {args.rate:g} req/s, ingest running: {p99:.2f} ms (target < 10 ms: {'met' if p99 < 10 else 'NOT met'}); "
-        f"sent late: {status.paced.late} of {status.paced.requests}"
+        f"sent late: {status.paced.late} of {status.paced.requests}; {status.paced.gc_full} full garbage collection(s) in the "
+        f"{args.paced_duration:g} s, the longest {status.paced.gc_max_pause_ms:.0f} ms"
     )
     others = [
         ("status/bare-model, ingest running", "status", "ingest running", "bare-model", "ingest running"),
