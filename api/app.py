@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from api.metrics import LatencyMiddleware, make_registry
 from api.routes import dead_letters, health, history, lines, metrics, oee, status, stops, stream
 from api.runtime import LineRuntime, build_runtime
 from api.schemas import ERROR_RESPONSES
+from api.security import document_schemes
 from api.settings import Settings
 from twin.schema import Line
 
@@ -43,6 +45,10 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         runtime = await asyncio.to_thread(build_runtime, settings, line)
         app.state.runtime = runtime
         runtime.start()
+        # What exists now lives as long as the service (modules, the line, the runtime's tables): move it out of the
+        # collector's sight, so full collections walk only what is made while serving (they paused requests 100-230 ms).
+        gc.collect()
+        gc.freeze()
         streamer = asyncio.create_task(runtime.hub.run(settings.stream_period_s, settings.kpi_period_s), name="gigatwin-stream")
         log.info("serving line %s from %s into %s", runtime.line.name, settings.source, _redact(settings.store_url))
         try:
@@ -54,6 +60,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
                 await streamer
             await asyncio.to_thread(runtime.stop)
             app.state.runtime = None
+            gc.unfreeze()  # cycles among the frozen objects are collectable again once the service is gone
 
     app = FastAPI(
         title="GigaTwin",
@@ -75,6 +82,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     app.state.registry = registry
     app.add_middleware(LatencyMiddleware, latency=latency)
     install_error_handlers(app)
+    document_schemes(app)
 
     for module in (lines, status, stream, history, oee, stops, dead_letters, health):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

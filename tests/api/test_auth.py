@@ -78,3 +78,14 @@ def test_the_dashboard_page_is_public_and_holds_no_data(service: TestClient) -> 
     r = service.get("/")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
+
+
+def test_every_way_of_sending_a_key_is_accepted_and_documented(service: TestClient) -> None:
+    path = f"{BASE}/status"
+    assert service.get(path, params={"api_key": VIEWER}).status_code == 200
+    assert service.get(path, headers={"Authorization": f"bearer {VIEWER}"}).status_code == 200
+    assert service.get(path, headers={"Authorization": f"Basic {VIEWER}"}).status_code == 401
+    schema = service.get("/api/v1/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"APIKeyHeader", "HTTPBearer", "APIKeyQuery"}
+    assert schema["paths"]["/api/v1/lines"]["get"]["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}, {"APIKeyQuery": []}]
+    assert "security" not in schema["paths"]["/api/v1/health/live"]["get"]
