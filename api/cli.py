@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from api.telemetry_commands import REFERENCE_LINE, run_feed, run_ingest
+from api.telemetry_commands import FEED_WARMUP_H, REFERENCE_LINE, run_feed, run_ingest
 from connectors.linefile import read_line
 from twin.errors import TwinError
 from twin.simulate import simulate
@@ -46,6 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     feed.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     feed.add_argument(
         "--hours", type=_positive, default=None, help="stop after this many simulated hours (default: run until stopped)"
+    )
+    feed.add_argument(
+        "--warmup",
+        type=_hours_or_zero,
+        default=FEED_WARMUP_H,
+        help=f"simulated hours run before publishing, so the line starts full (default {FEED_WARMUP_H:g}, as the demo; 0: empty)",
+    )
+    feed.add_argument(
+        "--origin",
+        default="now",
+        help="the source time the feed starts at: now (default), an ISO 8601 time (UTC unless it says otherwise) or a "
+        "negative offset such as -7d, -36h or -90m. The source clock runs speed x the wall clock from there: start in "
+        "the past to stay behind the wall clock (the feed prints when it reaches the present)",
+    )
+    feed.add_argument(
+        "--status-every",
+        type=float,
+        default=10.0,
+        help="seconds between status lines with the lead over the wall clock (0: none)",
     )
     _topic_args(feed)
     faults = feed.add_argument_group("fault injection (for testing receivers)")
@@ -108,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         "--store", dest="store_url", default=None, help="keep the data in this store (default: a temporary SQLite file)"
     )
     return parser
+
+
+def _hours_or_zero(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a number of hours >= 0, got {text}")
+    return value
 
 
 def _probability(text: str) -> float:

@@ -4,6 +4,19 @@ Test engineers point it at a broker to exercise receivers without a plant. It sp
 :mod:`connectors.telemetry` and publishes through a :class:`~connectors.publishing.Publisher`; it knows nothing of
 MQTT. Engine time ``t`` (hours) is published as ``origin_ms + (t - t_start)`` hours on the wall clock.
 
+**Its clock and the wall clock.** A paced feed's source clock is ``origin + speed x wall seconds since the start``
+(:class:`FeedClock`). From an origin of *now* (the default) it runs ahead of the wall clock by ``speed - 1``
+seconds every wall second: at x60 a wall hour puts it 59 hours ahead, and a receiver that accepts source
+timestamps only a few minutes ahead of its own clock refuses everything after the first few seconds. Start the
+feed in the past instead (``origin_ms`` earlier than now, ``gigatwin feed --origin -7d``: :func:`parse_origin`)
+and it runs up to the present, behind the wall clock until it reaches it after ``-lead / (speed - 1)`` wall
+seconds (:meth:`FeedClock.present_after_s`). :meth:`VirtualPlant.feed_clock` says all this before a run, and
+:attr:`FeedStats.lead_s` reports the lead as it goes.
+
+**Warm-up.** A line that starts empty ships nothing from its end until the first units have crossed it (the
+reference line's aging store holds them 14 days). :func:`warm_start` runs the engine first and returns the
+snapshot to start the feed from, as the embedded demo does.
+
 **What is published.**
 
 - *Events* (through :class:`~connectors.telemetry.EventReadings`): state changes, cumulative counts per machine,
@@ -52,12 +65,14 @@ the calling thread, which should be a worker thread, never an asyncio loop.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,7 +99,18 @@ from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOcc
 from twin.schema import Line, Station
 from twin.snapshot import LineSnapshot
 
-__all__ = ["STOPPED_UNITS", "FaultLog", "Faults", "FeedStats", "Publisher", "VirtualPlant"]
+__all__ = [
+    "STOPPED_UNITS",
+    "FaultLog",
+    "Faults",
+    "FeedClock",
+    "FeedStats",
+    "Publisher",
+    "VirtualPlant",
+    "format_duration",
+    "parse_origin",
+    "warm_start",
+]
 
 STOPPED_UNITS = frozenset({"m/min", "m/s", "rpm", "1/min", "mm/s", "A"})
 """Units of motion and drive current: signals in these units read 0 while their machine is DOWN."""
@@ -113,6 +139,140 @@ class FeedStats:
     """The last slice's lag: wall seconds from when its oldest message was due to when the slice finished."""
     max_lag_s: float
     """The largest lag of any slice."""
+    lead_s: float = 0.0
+    """How far the source clock is ahead of the wall clock now: the source timestamp of the last published instant
+    minus the wall-clock time, in seconds (negative: behind, as a feed started in the past is)."""
+
+
+_ORIGIN_OFFSET = re.compile(r"-(?:\d+(?:\.\d+)?[dhms])+")
+_OFFSET_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_origin(text: str, now_ms: int) -> int:
+    """The source timestamp (ms since the epoch) a feed starts at, from ``now``, an ISO 8601 time (UTC when it
+    names no offset) or a negative offset from ``now_ms`` such as ``-7d``, ``-36h``, ``-1d12h`` or ``-90m``.
+    Raises ValueError naming the text."""
+    value = text.strip()
+    if value.lower() == "now":
+        return now_ms
+    if _ORIGIN_OFFSET.fullmatch(value):
+        seconds = sum(float(n) * _UNIT_S[u] for n, u in _OFFSET_PART.findall(value))
+        return now_ms - round(seconds * 1000)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"origin: expected 'now', an ISO 8601 time such as 2026-11-22T06:00:00Z, or a negative offset such as "
+            f"-7d, -36h or -90m; got {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # the plant's clocks are UTC, as the shift origin is
+    return round(when.timestamp() * 1000)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration for people: ``45 s``, ``12.5 min``, ``3.2 h``, ``6.9 d`` (sign kept)."""
+    sign = "-" if seconds < 0 else ""
+    s = abs(seconds)
+    if math.isinf(s):
+        return f"{sign}forever"
+    if s < 90:
+        return f"{sign}{s:.0f} s"
+    if s < 90 * 60:
+        return f"{sign}{s / 60:.1f} min"
+    if s < 48 * 3600:
+        return f"{sign}{s / 3600:.1f} h"
+    return f"{sign}{s / 86400:.1f} d"
+
+
+def _iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FeedClock:
+    """How a paced feed's source clock relates to the wall clock:
+    ``source time = origin + speed x wall seconds since start``."""
+
+    origin_ms: int
+    """The source timestamp of the feed's start (ms since the epoch), clock skew included."""
+    start_ms: int
+    """The wall-clock time of the feed's start (ms since the epoch)."""
+    speed: float
+    """Simulated (source) seconds per wall second."""
+
+    def source_ms(self, after_s: float) -> float:
+        """The source time after ``after_s`` wall seconds of running (ms since the epoch)."""
+        return self.origin_ms + self.speed * after_s * 1000
+
+    def lead_s(self, after_s: float) -> float:
+        """Seconds the source clock is ahead of the wall clock after ``after_s`` wall seconds (negative: behind)."""
+        return (self.origin_ms - self.start_ms) / 1000 + (self.speed - 1) * after_s
+
+    def present_after_s(self) -> float:
+        """Wall seconds after which the source clock reaches the wall clock (0 if it starts at or ahead of it,
+        infinity if it never does)."""
+        return self.ahead_after_s(0.0)
+
+    def ahead_after_s(self, lead_s: float) -> float:
+        """Wall seconds after which the source clock is more than ``lead_s`` ahead of the wall clock (0 if it is
+        from the start, infinity if it never is): when a receiver accepting ``lead_s`` would begin to refuse."""
+        behind = lead_s - self.lead_s(0.0)
+        if behind < 0:
+            return 0.0
+        if self.speed <= 1:
+            return math.inf
+        return behind / (self.speed - 1)
+
+    def describe(self, run_s: float | None = None) -> list[str]:
+        """The mapping in words: the origin, the formula, the lead at the start, per wall hour, and after ``run_s``
+        wall seconds (the run's end) when given."""
+        lead0 = self.lead_s(0.0)
+        out = [
+            f"source time = {_iso(self.origin_ms)} + {self.speed:g} x wall seconds since {_iso(self.start_ms)}",
+        ]
+        if lead0 < 0:
+            present = self.present_after_s()
+            when = "never" if math.isinf(present) else f"after {format_duration(present)} of wall time"
+            out.append(f"the source clock starts {format_duration(-lead0)} behind the wall clock and reaches it {when}")
+        else:
+            out.append(f"the source clock starts {format_duration(lead0)} ahead of the wall clock")
+        if self.speed != 1:
+            out.append(f"it gains {format_duration((self.speed - 1) * 3600)} on the wall clock per wall hour")
+        if run_s is not None:
+            lead = self.lead_s(run_s)
+            where = "ahead of" if lead >= 0 else "behind"
+            out.append(
+                f"at the end ({format_duration(run_s)} of wall time) it is {format_duration(abs(lead))} {where} the wall clock"
+            )
+        return out
+
+    def as_dict(self, run_s: float | None = None) -> dict[str, Any]:
+        """The mapping as JSON-ready values (what ``gigatwin feed`` prints on its ``clock`` line)."""
+        out: dict[str, Any] = {
+            "origin": _iso(self.origin_ms),
+            "start": _iso(self.start_ms),
+            "speed": self.speed,
+            "lead_s_at_start": round(self.lead_s(0.0), 3),
+            "present_after_s": None if math.isinf(p := self.present_after_s()) else round(p, 3),
+        }
+        if run_s is not None:
+            out["run_s"] = round(run_s, 3)
+            out["lead_s_at_end"] = round(self.lead_s(run_s), 3)
+            out["max_lead_s"] = round(max(0.0, self.lead_s(0.0), self.lead_s(run_s)), 3)
+        return out
+
+
+def warm_start(line: Line, seed: int, hours: float) -> LineSnapshot | None:
+    """The line after ``hours`` simulated hours from empty, as a snapshot to start a feed from (None for 0 hours)."""
+    if not (hours >= 0 and math.isfinite(hours)):
+        raise ValueError(f"warmup: simulated hours must be >= 0, got {hours}")
+    if hours == 0:
+        return None
+    engine = Engine(line, seed)
+    engine.run(hours)
+    return engine.snapshot()
 
 
 class _Entry:
@@ -167,7 +327,8 @@ class VirtualPlant:
     the wall clock now by default. ``speed`` is simulated seconds per wall second; ``lookahead_h`` how far the engine
     runs ahead of publication; ``condition_gain`` and ``condition_tau_h`` shape the drift of condition signals before
     a failure (module docstring); ``faults`` switches fault injection on. ``clock`` (seconds, monotonic) and
-    ``sleep`` are injectable for tests; without ``sleep`` a paced run waits on its ``stop`` event (or ``time.sleep``).
+    ``sleep`` are injectable for tests; without ``sleep`` a paced run waits on its ``stop`` event (or ``time.sleep``);
+    ``wall_clock`` (seconds since the epoch) is the wall clock the lead is measured against.
     One thread runs it; any thread may read :meth:`stats`.
     """
 
@@ -189,6 +350,7 @@ class VirtualPlant:
         start: LineSnapshot | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed: simulated seconds per wall second must be positive, got {speed}")
@@ -215,6 +377,8 @@ class VirtualPlant:
         self.condition_tau_h = float(condition_tau_h)
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._start_wall_ms: int | None = None  # when the first paced run began
         self._injector = FaultInjector(publisher, faults) if faults is not None else None
         self._out: Publisher = self._injector if self._injector is not None else publisher
         self._skew_ms = faults.clock_skew_ms if faults is not None else 0
@@ -259,14 +423,25 @@ class VirtualPlant:
     def stats(self) -> FeedStats:
         """What has been published so far (safe to call from another thread)."""
         with self._lock:
-            return FeedStats(
+            published_h = self._published_h
+            stats = FeedStats(
                 messages=dict(self._messages),
-                simulated_h=self._published_h,
+                simulated_h=published_h,
                 slices=self._slices,
                 late_slices=self._late,
                 lag_s=self._lag,
                 max_lag_s=self._max_lag,
             )
+        source_ms = self.origin_ms + self._skew_ms + published_h * MS_PER_HOUR
+        return replace(stats, lead_s=source_ms / 1000 - self._wall_clock())
+
+    def feed_clock(self) -> FeedClock:
+        """How the source clock relates to the wall clock: from the start of the first paced run, or from now if
+        none has begun. Source timestamps include the fault injector's clock skew."""
+        start = self._start_wall_ms
+        if start is None:
+            start = round(self._wall_clock() * 1000) - round(self._published_h * MS_PER_HOUR / self.speed)
+        return FeedClock(origin_ms=self.origin_ms + self._skew_ms, start_ms=start, speed=self.speed)
 
     @property
     def fault_log(self) -> FaultLog | None:
@@ -300,6 +475,8 @@ class VirtualPlant:
         clock = self._clock
         scale = 3600.0 / self.speed  # wall seconds per simulated hour
         wall0 = clock() - self._published_h * scale
+        if self._start_wall_ms is None:
+            self._start_wall_ms = round(self._wall_clock() * 1000)
         self._begin()
         try:
             while stop is None or not stop.is_set():
