@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,6 +30,10 @@ from twin.events import (
 )
 
 __all__ = [
+    "INT64_MAX",
+    "MAX_DEPTH",
+    "MAX_NAME_LEN",
+    "MAX_TS_MS",
     "MS_PER_HOUR",
     "SCHEMA_VERSION",
     "BufferReading",
@@ -48,6 +53,7 @@ __all__ = [
     "encode",
     "from_packml",
     "reading_events",
+    "storable_text",
     "to_packml",
 ]
 
@@ -127,7 +133,7 @@ def from_packml(state: str, reason: str = "") -> MachineState:
     """
     mapped = _PACKML.get(state.upper())
     if mapped is None:
-        raise TelemetryError(f"state: {state!r} is neither a PackML state nor a twin state ({', '.join(sorted(_PACKML))})")
+        raise TelemetryError(f"state: {_show(state)} is neither a PackML state nor a twin state ({', '.join(sorted(_PACKML))})")
     if state.upper() in _SUSPENDED and reason.lower().startswith(("block", "downstream", "full")):
         return MachineState.BLOCKED
     return mapped
@@ -294,46 +300,121 @@ def channel_of(reading: Reading) -> Channel:
 
 
 # -- decoding -----------------------------------------------------------------------------------------------
-def _int(obj: dict[str, Any], key: str, default: int | None = None, low: int = 0) -> int:
+INT64_MAX = 2**63 - 1
+"""The largest integer any store holds (SQLite INTEGER, InfluxDB ``i`` fields): larger ones are refused."""
+MAX_TS_MS = INT64_MAX // 1_000_000
+"""The latest source timestamp a store can hold (InfluxDB keeps nanoseconds in 64 bits: year 2262)."""
+MAX_DEPTH = 16
+"""Payloads nest no deeper than this (the contract needs 3 levels; gateways' extra fields get some room)."""
+MAX_NAME_LEN = 128
+"""A process value's name (a tag in the store) is at most this long."""
+_INT64_MIN = -(2**63)
+# C0 controls and DEL: never in a name or unit (they become tags); escaped wherever text is echoed in a reason.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_ESCAPE_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+
+
+def storable_text(text: str, limit: int = 300) -> str:
+    """``text`` as any store can hold it: lone surrogates and control characters escaped, cut to ``limit`` characters."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if _CONTROL.search(text) is not None:
+        text = text.translate(_ESCAPE_CONTROL)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: object) -> str:
+    """A value echoed in a reason: its repr (which escapes surrogates and controls), cut short."""
+    return storable_text(repr(value), 80)
+
+
+def _int(obj: dict[str, Any], key: str, default: int | None = None, low: int = 0, high: int = INT64_MAX) -> int:
     value = obj.get(key, default)
     if value is None:
         raise TelemetryError(f"payload.{key}: missing")
     if type(value) is not int:  # bool is an int subclass and is refused too
-        raise TelemetryError(f"payload.{key}: expected an integer, got {value!r}")
+        raise TelemetryError(f"payload.{key}: expected an integer, got {_show(value)}")
     if value < low:
-        raise TelemetryError(f"payload.{key}: must be >= {low}, got {value}")
+        raise TelemetryError(f"payload.{key}: must be >= {low}, got {_show(value)}")
+    if value > high:
+        raise TelemetryError(f"payload.{key}: must be <= {high}, got {_show(value)} (beyond what a store holds)")
+    return value
+
+
+def _unicode(value: str, where: str) -> str:
+    """``value`` if it is valid Unicode (no lone surrogate, which no UTF-8 store can hold), else TelemetryError."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TelemetryError(
+                f"{where}: not valid Unicode (lone surrogate {_show(value[exc.start : exc.end])} at index {exc.start})"
+            ) from None
     return value
 
 
 def _str(obj: dict[str, Any], key: str) -> str:
     value = obj.get(key, "")
     if not isinstance(value, str):
-        raise TelemetryError(f"payload.{key}: expected a string, got {value!r}")
-    return value
+        raise TelemetryError(f"payload.{key}: expected a string, got {_show(value)}")
+    return _unicode(value, f"payload.{key}")
+
+
+def _check_depth(obj: dict[str, Any]) -> None:
+    """TelemetryError if containers nest deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise TelemetryError(f"payload: nested deeper than {MAX_DEPTH} levels")
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
 
 
 def decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
-    """The reading a payload carries, or :class:`TelemetryError` naming the field and what is wrong."""
+    """The reading a payload carries, or :class:`TelemetryError` naming the field and what is wrong.
+
+    Whatever the payload, nothing else is raised: values no store can hold (integers beyond 64 bits or the
+    field's range, lone surrogates, nesting deeper than :data:`MAX_DEPTH`) are refused with the field's name.
+    """
+    try:
+        return _decode(source, channel, payload)
+    except TelemetryError:
+        raise
+    except RecursionError:  # the JSON parser recurses once per level: 100,000 "[" get here
+        raise TelemetryError(f"payload: nested deeper than {MAX_DEPTH} levels") from None
+    except Exception as exc:  # a case no check foresaw must still end as a reason, never stop the consumer
+        raise TelemetryError(f"payload: cannot be decoded ({type(exc).__name__}: {storable_text(str(exc), 200)})") from None
+
+
+def _decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
     try:
         # Decoding first spares json.loads its guess of the encoding: the contract says UTF-8.
-        obj = json.loads(payload.decode() if isinstance(payload, bytes) else payload)
+        text = payload.decode() if isinstance(payload, bytes) else payload
+        obj = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise TelemetryError(f"payload: not JSON ({exc})") from None
+        raise TelemetryError(f"payload: not JSON ({storable_text(str(exc), 200)})") from None
     if not isinstance(obj, dict):
         raise TelemetryError(f"payload: expected a JSON object, got {type(obj).__name__}")
+    # Deep nesting needs at least as many brackets: count them (fast) before walking the object.
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_depth(obj)
     version = obj.get("v")
     if version != SCHEMA_VERSION or type(version) is not int:
-        raise TelemetryError(f"payload.v: schema version {version!r} is not {SCHEMA_VERSION}")
-    ts = _int(obj, "ts", low=1)
+        raise TelemetryError(f"payload.v: schema version {_show(version)} is not {SCHEMA_VERSION}")
+    ts = _int(obj, "ts", low=1, high=MAX_TS_MS)
     machine = _int(obj, "machine", 0)
     if channel is Channel.STATE:
         raw = obj.get("state")
         if not isinstance(raw, str):
-            raise TelemetryError(f"payload.state: expected a state name, got {raw!r}")
+            raise TelemetryError(f"payload.state: expected a state name, got {_show(raw)}")
         reason = _str(obj, "reason")
         code = obj.get("code")
         if code is not None and type(code) is not int:
-            raise TelemetryError(f"payload.code: expected an integer fault code, got {code!r}")
+            raise TelemetryError(f"payload.code: expected an integer fault code, got {_show(code)}")
+        if code is not None and not _INT64_MIN <= code <= INT64_MAX:
+            raise TelemetryError(f"payload.code: {_show(code)} is beyond a 64-bit integer")
         return StateReading(source, machine, ts, from_packml(raw, reason), raw.upper(), reason, code)
     if channel is Channel.COUNTS:
         processed = _int(obj, "ProdProcessedCount")
@@ -348,22 +429,36 @@ def decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
         values = []
         for i, item in enumerate(raw_values):
             if not isinstance(item, dict):
-                raise TelemetryError(f"payload.values[{i}]: expected an object, got {item!r}")
+                raise TelemetryError(f"payload.values[{i}]: expected an object, got {_show(item)}")
             name, value, unit = item.get("name"), item.get("value"), item.get("unit", "")
-            if not isinstance(name, str) or not name:
-                raise TelemetryError(f"payload.values[{i}].name: expected a non-empty string, got {name!r}")
-            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-                raise TelemetryError(f"payload.values[{i}].value: expected a finite number, got {value!r}")
-            if not isinstance(unit, str):
-                raise TelemetryError(f"payload.values[{i}].unit: expected a string, got {unit!r}")
-            values.append((name, float(value), unit))
+            if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN or _CONTROL.search(name) is not None:
+                raise TelemetryError(
+                    f"payload.values[{i}].name: expected a non-empty string of at most {MAX_NAME_LEN} characters"
+                    f" without control characters, got {_show(name)}"
+                )
+            _unicode(name, f"payload.values[{i}].name")
+            tv = type(value)
+            if tv is float:
+                number: float = value  # type: ignore[assignment]  # checked just above
+            elif tv is int:
+                try:
+                    number = float(value)  # type: ignore[arg-type]  # checked just above
+                except OverflowError:
+                    raise TelemetryError(f"payload.values[{i}].value: {_show(value)} is beyond the range of a float") from None
+            else:
+                raise TelemetryError(f"payload.values[{i}].value: expected a finite number, got {_show(value)}")
+            if not math.isfinite(number):
+                raise TelemetryError(f"payload.values[{i}].value: expected a finite number, got {_show(value)}")
+            if not isinstance(unit, str) or _CONTROL.search(unit) is not None:
+                raise TelemetryError(f"payload.values[{i}].unit: expected a string without control characters, got {_show(unit)}")
+            values.append((name, number, _unicode(unit, f"payload.values[{i}].unit")))
         return ProcessReading(source, machine, ts, tuple(values))
     if channel is Channel.BUFFER:
         return BufferReading(source, machine, ts, _int(obj, "level"))
     if channel is Channel.STORE:
         blocked = obj.get("intake_blocked", False)
         if not isinstance(blocked, bool):
-            raise TelemetryError(f"payload.intake_blocked: expected true or false, got {blocked!r}")
+            raise TelemetryError(f"payload.intake_blocked: expected true or false, got {_show(blocked)}")
         return StoreReading(source, machine, ts, _int(obj, "dwelling"), _int(obj, "held"), blocked)
     return InputReading(source, machine, ts, _int(obj, "ProdConsumedCount"))
 

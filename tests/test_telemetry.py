@@ -9,6 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.telemetry import (
+    INT64_MAX,
+    MAX_DEPTH,
+    MAX_TS_MS,
     BufferReading,
     Channel,
     CountsReading,
@@ -25,6 +28,7 @@ from connectors.telemetry import (
     encode,
     from_packml,
     reading_events,
+    storable_text,
 )
 from tests.conftest import make_line, record
 from twin.counters import CumulativeCounters
@@ -132,36 +136,110 @@ def test_a_bad_payload_is_rejected_with_a_reason_naming_the_field(channel: Chann
         decode(SRC, channel, payload)
 
 
+@pytest.mark.parametrize(
+    ("channel", "payload", "says"),
+    [
+        # The three payloads that stopped the pipeline, each refused here with the field named.
+        (Channel.STATE, b"[" * 100_000, f"nested deeper than {MAX_DEPTH} levels"),
+        (Channel.BUFFER, b'{"v": 1, "ts": 5, "level": 18446744073709551616}', "payload.level: must be <= 9223372036854775807"),
+        (Channel.STATE, b'{"v": 1, "ts": 5, "state": "HELD", "reason": "\\ud800"}', r"payload.reason: not valid Unicode"),
+        # Their relatives: each field that reaches a store, and nesting the parser survives but the contract does not need.
+        (Channel.BUFFER, b'{"v": 1, "ts": 5, "level": 1, "extra": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+        (Channel.BUFFER, b'{"v": 1, "ts": 9223372036854775808, "level": 1}', "payload.ts: must be <="),
+        (Channel.BUFFER, b'{"v": 1, "ts": 99999999999999, "level": 1}', f"payload.ts: must be <= {MAX_TS_MS}"),
+        (Channel.BUFFER, b'{"v": 1, "ts": 5, "machine": 18446744073709551616, "level": 1}', "payload.machine"),
+        (Channel.STATE, b'{"v": 1, "ts": 5, "state": "HELD", "code": -9223372036854775809}', "payload.code: .* beyond"),
+        (Channel.COUNTS, b'{"v": 1, "ts": 5, "ProdProcessedCount": 9223372036854775808, "ProdDefectiveCount": 0}', "Processed"),
+        (Channel.PROCESS, b'{"v": 1, "ts": 5, "values": [{"name": "x", "value": 1' + b"0" * 400 + b"}]}", "beyond the range"),
+        (Channel.PROCESS, b'{"v": 1, "ts": 5, "values": [{"name": "x\\udfff", "value": 1}]}', r"values\[0\].name: not valid"),
+        (Channel.PROCESS, b'{"v": 1, "ts": 5, "values": [{"name": "x", "value": 1, "unit": "\\ud800m"}]}', r"\[0\].unit: not"),
+        (Channel.PROCESS, b'{"v": 1, "ts": 5, "values": [{"name": "a\\nb", "value": 1}]}', "control characters"),
+        (Channel.PROCESS, b'{"v": 1, "ts": 5, "values": [{"name": "' + b"n" * 129 + b'", "value": 1}]}', "at most 128"),
+    ],
+)
+def test_a_payload_no_store_can_hold_is_refused_naming_the_field(channel: Channel, payload: bytes, says: str) -> None:
+    with pytest.raises(TelemetryError, match=says) as caught:
+        decode(SRC, channel, payload)
+    caught.value.reason.encode("utf-8")  # the reason itself is storable text
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@given(st.sampled_from(list(Channel)), st.dictionaries(st.sampled_from(["v", "ts", "state", "level", "values", "reason",
+       "code", "machine", "dwelling", "held", "ProdProcessedCount", "ProdDefectiveCount", "ProdConsumedCount"]), _json))  # fmt: skip
+def test_decode_raises_nothing_but_a_telemetry_error_whatever_the_json(channel: Channel, obj: dict[str, object]) -> None:
+    try:
+        reading = decode(SRC, channel, json.dumps({"v": 1, "ts": 5, **obj}))
+    except TelemetryError as exc:
+        exc.reason.encode("utf-8")
+    else:
+        assert reading.ts_ms <= MAX_TS_MS
+        for value in reading:
+            assert not isinstance(value, int) or abs(value) <= INT64_MAX
+            assert not isinstance(value, str) or value.encode("utf-8")
+
+
+@given(st.sampled_from(list(Channel)), st.binary(max_size=200))
+def test_decode_raises_nothing_but_a_telemetry_error_whatever_the_bytes(channel: Channel, payload: bytes) -> None:
+    try:
+        decode(SRC, channel, payload)
+    except TelemetryError as exc:
+        exc.reason.encode("utf-8")
+
+
+def test_storable_text_escapes_what_a_store_cannot_hold_and_keeps_the_rest() -> None:
+    assert storable_text("web_break ü") == "web_break ü"
+    assert storable_text("a\ud800b\nc\x00") == "a\\ud800b\\x0ac\\x00"
+    assert storable_text("x" * 500, 10) == "xxxxxxx..."
+
+
+# Names and units become tags: any Unicode but control characters (and surrogates, which are not Unicode text).
+_NAME_CHARS = st.characters(exclude_categories=("Cc", "Cs"))
 _readings = st.one_of(
     st.builds(
         StateReading,
         st.just(SRC),
         st.integers(0, 300),
-        st.integers(1, 2**45),
+        st.integers(1, MAX_TS_MS),
         st.sampled_from([MachineState.WORKING]),
         st.just("EXECUTE"),
         st.text(max_size=10),
         st.none() | st.integers(0, 10**6),
     ),
     st.builds(
-        CountsReading, st.just(SRC), st.integers(0, 300), st.integers(1, 2**45), st.integers(10, 10**9), st.integers(0, 10)
+        CountsReading, st.just(SRC), st.integers(0, 300), st.integers(1, MAX_TS_MS), st.integers(10, 10**9), st.integers(0, 10)
     ),
     st.builds(
         ProcessReading,
         st.just(SRC),
         st.integers(0, 300),
-        st.integers(1, 2**45),
+        st.integers(1, MAX_TS_MS),
         st.lists(
-            st.tuples(st.text(min_size=1, max_size=8), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=4)),
+            st.tuples(
+                st.text(_NAME_CHARS, min_size=1, max_size=8),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.text(_NAME_CHARS, max_size=4),
+            ),
             min_size=1,
             max_size=5,
         ).map(tuple),
     ),
-    st.builds(BufferReading, st.just(SRC), st.just(0), st.integers(1, 2**45), st.integers(0, 10**7)),
+    st.builds(BufferReading, st.just(SRC), st.just(0), st.integers(1, MAX_TS_MS), st.integers(0, 10**7)),
     st.builds(
-        StoreReading, st.just(SRC), st.just(0), st.integers(1, 2**45), st.integers(0, 10**7), st.integers(0, 99), st.booleans()
+        StoreReading,
+        st.just(SRC),
+        st.just(0),
+        st.integers(1, MAX_TS_MS),
+        st.integers(0, 10**7),
+        st.integers(0, 99),
+        st.booleans(),
     ),
-    st.builds(InputReading, st.just(SRC), st.just(0), st.integers(1, 2**45), st.integers(0, 10**9)),
+    st.builds(InputReading, st.just(SRC), st.just(0), st.integers(1, MAX_TS_MS), st.integers(0, 10**9)),
 )
 
 
