@@ -82,7 +82,7 @@ class LineRuntime:
     def start(self) -> None:
         """Resume the counters from the store and start the pipeline, then the source."""
         self.ingest.resume_counters()
-        self.dead_letters_before = self.store.dead_letter_count()
+        self.dead_letters_before = self.store.dead_letter_count(topic_prefix=self.topics.base + "/")  # this line's only
         self.supervisor.start("ingest", self.ingest.run)
         if self.plant is not None:
             plant = self.plant
