@@ -12,13 +12,16 @@ from typing import Any
 
 import pytest
 
+from api.settings import Settings
+from api.telemetry_commands import FEED_WARMUP_H
 from connectors.faults import FaultInjector, FaultKind, Faults, Malformation
-from connectors.feed import VirtualPlant
+from connectors.feed import FeedClock, VirtualPlant, parse_origin, warm_start
 from connectors.linefile import read_line
 from connectors.publishing import CollectingPublisher
 from connectors.telemetry import (
     MS_PER_HOUR,
     Channel,
+    CountsReading,
     ProcessReading,
     Reading,
     StateReading,
@@ -413,6 +416,113 @@ def test_a_real_time_run_stops_when_asked_and_reports_from_another_thread() -> N
     assert seen.messages["process"] > 0
     elapsed = time.monotonic() - started
     assert 0.2 < plant.stats().simulated_h <= elapsed + 0.1  # x3600: a simulated hour per wall second, never ahead
+
+
+# -- the feed's clock and the wall clock -----------------------------------------------------------------------
+NOW_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("text", "origin_ms"),
+    [
+        ("now", NOW_MS),
+        ("-7d", NOW_MS - 7 * 86_400_000),
+        ("-36h", NOW_MS - 36 * 3_600_000),
+        ("-1d12h", NOW_MS - 36 * 3_600_000),
+        ("-90m", NOW_MS - 90 * 60_000),
+        ("-1.5h", NOW_MS - 90 * 60_000),
+        ("2025-11-24T16:00:00Z", NOW_MS),
+        ("2025-11-24T17:00:00+01:00", NOW_MS),
+        ("2025-11-24T16:00:00", NOW_MS),  # no offset: UTC
+    ],
+)
+def test_an_origin_is_now_an_iso_time_or_an_offset_into_the_past(text: str, origin_ms: int) -> None:
+    assert parse_origin(text, NOW_MS) == origin_ms
+
+
+@pytest.mark.parametrize("text", ["yesterday", "7d", "+7d", "-7w", "-", ""])
+def test_a_bad_origin_is_refused_saying_what_is_accepted(text: str) -> None:
+    with pytest.raises(ValueError, match=r"origin: expected 'now', an ISO 8601 time .* or a negative offset"):
+        parse_origin(text, NOW_MS)
+
+
+def test_the_clock_says_how_far_ahead_a_feed_started_now_runs_and_when_one_started_in_the_past_reaches_the_present() -> None:
+    now = FeedClock(origin_ms=NOW_MS, start_ms=NOW_MS, speed=60.0)
+    assert now.lead_s(0) == 0
+    assert now.lead_s(3600) == 59 * 3600  # a wall hour at x60: 59 hours ahead
+    assert now.ahead_after_s(300) == pytest.approx(300 / 59)  # a receiver accepting 5 min refuses after 5 s
+    assert now.source_ms(60) == NOW_MS + 3_600_000
+    week = FeedClock(origin_ms=parse_origin("-7d", NOW_MS), start_ms=NOW_MS, speed=600.0)
+    run_s = 168 * 3600 / 600  # a simulated week at x600: 16.8 wall minutes
+    assert week.lead_s(run_s) == pytest.approx(-run_s)  # still behind the wall clock at the end
+    assert week.present_after_s() == pytest.approx(7 * 86400 / 599)
+    assert week.as_dict(run_s) == {
+        "origin": "2025-11-17T16:00:00.000Z",
+        "start": "2025-11-24T16:00:00.000Z",
+        "speed": 600.0,
+        "lead_s_at_start": -604800.0,
+        "present_after_s": 1009.683,
+        "run_s": 1008.0,
+        "lead_s_at_end": -1008.0,
+        "max_lead_s": 0.0,
+    }
+    assert week.describe(run_s) == [
+        "source time = 2025-11-17T16:00:00.000Z + 600 x wall seconds since 2025-11-24T16:00:00.000Z",
+        "the source clock starts 7.0 d behind the wall clock and reaches it after 16.8 min of wall time",
+        "it gains 25.0 d on the wall clock per wall hour",
+        "at the end (16.8 min of wall time) it is 16.8 min behind the wall clock",
+    ]
+    slow = FeedClock(origin_ms=NOW_MS - 1000, start_ms=NOW_MS, speed=1.0)
+    assert math.isinf(slow.present_after_s())  # real time from the past never catches up
+
+
+def test_the_stats_report_the_lead_over_the_wall_clock_as_the_run_goes() -> None:
+    clock = FakeClock()
+    wall = 1_764_000_000.0 - clock.now  # the wall clock moves with the fake monotonic clock
+    origin = parse_origin("-1h", NOW_MS)
+    plant = _plant(
+        LINE,
+        CollectingPublisher(),
+        speed=60.0,
+        origin_ms=origin,
+        clock=clock,
+        sleep=clock.sleep,
+        wall_clock=lambda: wall + clock.now,
+    )
+    announced = plant.feed_clock()
+    assert announced.lead_s(0) == -3600
+    plant.run(until_h=0.5)  # 30 wall seconds
+    stats = plant.stats()
+    assert stats.lead_s == pytest.approx(-3600 + 0.5 * 3600 - 30)
+    assert plant.feed_clock() == announced  # the mapping is fixed at the start of the run
+    assert stats.lead_s == pytest.approx(announced.lead_s(30))
+    skewed = _plant(
+        LINE, CollectingPublisher(), origin_ms=origin, faults=Faults(clock_skew_s=120), wall_clock=lambda: NOW_MS / 1000
+    )
+    assert skewed.feed_clock().origin_ms == origin + 120_000  # what a receiver sees: the skew included
+    assert skewed.stats().lead_s == pytest.approx(-3600 + 120)
+
+
+# -- warm-up --------------------------------------------------------------------------------------------------
+def _line_end_counts(messages: list[tuple[str, bytes]]) -> list[int]:
+    end = REFERENCE.stations[-1].id
+    return [r.processed for r in _readings(REFERENCE, messages) if isinstance(r, CountsReading) and r.source.station == end]
+
+
+def test_a_warm_feed_ships_line_end_counts_in_its_first_hours_where_a_cold_one_ships_none() -> None:
+    assert FEED_WARMUP_H == Settings.model_fields["demo_warmup_hours"].default == 504  # gigatwin feed warms up as the demo
+    cold = CollectingPublisher()
+    _plant(REFERENCE, cold, seed=2, process_period_s=600.0).run_unpaced(3.0)
+    assert max(_line_end_counts(cold.messages)) == 0  # the aging store holds the first units for 14 days
+    warm = CollectingPublisher()
+    _plant(REFERENCE, warm, seed=2, process_period_s=600.0, start=warm_start(REFERENCE, 2, FEED_WARMUP_H)).run_unpaced(3.0)
+    assert max(_line_end_counts(warm.messages)) > 500  # the reference line makes about 400 cells a minute when full
+
+
+def test_no_warm_up_is_an_empty_line_and_a_negative_one_is_refused() -> None:
+    assert warm_start(LINE, 0, 0.0) is None
+    with pytest.raises(ValueError, match="warmup: simulated hours must be >= 0, got -1"):
+        warm_start(LINE, 0, -1.0)
 
 
 def test_bad_settings_are_refused() -> None:
