@@ -14,13 +14,14 @@ running at the window start counts; one reported and left at the same instant do
 hours, largest first, with their share of the station's total and the cumulative share; the line-wide Pareto
 ranks the same entries across stations against the line's total.
 
-Stop attribution (:func:`attribute_stops`). A station's summary state is that of ``LiveLine.status``:
+Stop attribution (:func:`attribute_stops`). A station's summary state is that of ``LiveLine.status``
+(one rule, ``twin.status.summary_state`` and ``twin.status.summary_reason``):
 
 - a process station is WORKING while any of its machines works; otherwise it is in the most common state of its
   machines, ties going to DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP in that order. So a station is down only
   if its down machines are at least as many as those idle for any other reason: one broken machine among many
   starved ones is not why the station stands, the others would stand as well. Its reason is the one most of its
-  machines in that state give (ties: the first in alphabetical order).
+  machines in that state give (ties: the first in alphabetical order; machines that give none are not counted).
 - a delay station is BLOCKED while it holds ready units at its exit, STARVED while empty, WORKING otherwise.
 
 Several events at one instant leave the station in the state after the last of them. A station is *stopped*
@@ -64,6 +65,7 @@ from typing import Any
 
 from twin.events import Event, MachineState, StateChanged, StoreOccupancy
 from twin.schema import Line
+from twin.status import summary_reason, summary_state
 
 __all__ = [
     "UNSPECIFIED",
@@ -84,8 +86,6 @@ UNSPECIFIED = "unspecified"
 
 WORKING, STARVED, BLOCKED = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED
 DOWN, SETUP, PLANNED_STOP = MachineState.DOWN, MachineState.SETUP, MachineState.PLANNED_STOP
-# The order LiveLine's station summary breaks ties in: the state a plant engineer must act on first wins.
-_IDLE_ORDER = (DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP)
 
 
 class CauseKind(StrEnum):
@@ -281,17 +281,12 @@ class _Machines:
         self.reasons: dict[MachineState, dict[str, int]] = {s: {} for s in _OWN_KIND}
 
     def summary(self) -> tuple[MachineState, str]:
-        counts = self.counts
-        if counts[WORKING]:
-            return WORKING, ""
-        best, most = STARVED, -1
-        for state in _IDLE_ORDER:
-            if counts[state] > most:
-                best, most = state, counts[state]
+        # the one station-summary rule of the live status (twin.status)
+        best = summary_state(self.counts)
+        assert best is not None  # every machine counts, one that has not reported as STARVED
         if best not in _OWN_KIND:
             return best, ""
-        reasons = self.reasons[best]
-        return best, min(reasons, key=lambda r: (-reasons[r], r))
+        return best, summary_reason(self.reasons[best])
 
 
 class _Replay:

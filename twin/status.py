@@ -1,0 +1,209 @@
+"""What the live state returns: the line, its stations and machines now, the shift, and the line's OEE.
+
+One station-summary rule (:func:`summary_state`, :func:`summary_reason`) serves the live status, the API's
+station views and the stop analyses of ``twin.stops``: a process station is WORKING while at least one of its
+machines works; otherwise it is in the most common state of its machines, ties going to the state a plant
+engineer must act on first (DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP); its reason is the most common reason
+among the machines in that state, ties going to the first in alphabetical order.
+
+Line OEE (:func:`line_oee`), over a window of length T:
+- OEE = good units shipped x (1 / ideal rate of the constraint station) / T: the hours the constraint
+  would need to make the shipped good units, over the hours available;
+- quality = shipped / (shipped + every unit scrapped anywhere on the line);
+- availability = the constraint station's availability (1 - its down fraction; 1 for a delay station);
+- performance = OEE / (availability x quality): what is left, so starving and blocking of the constraint,
+  slow cycles and batching count as performance losses. Upstream stations count cell equivalents, so
+  quality mixes units where the line does; it is the line's overall yield as the events report it.
+Per-station OEE and its losses are in ``RunKpis.stations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from twin.events import MachineState
+from twin.kpis import RunKpis
+from twin.schema import Line, Station
+
+__all__ = [
+    "IDLE_ORDER",
+    "LineOee",
+    "LineStatus",
+    "MachineStatus",
+    "ProcessReading",
+    "ShiftStatus",
+    "StationStatus",
+    "StoreStatus",
+    "constraint_of",
+    "line_oee",
+    "summary_reason",
+    "summary_state",
+]
+
+IDLE_ORDER = (MachineState.DOWN, MachineState.BLOCKED, MachineState.STARVED, MachineState.SETUP, MachineState.PLANNED_STOP)
+"""The order a station summary breaks ties in when no machine works: the state a plant engineer must act on first wins."""
+
+
+def summary_state(counts: Mapping[MachineState, int]) -> MachineState | None:
+    """A process station's summary state from how many of its machines are in each state (None: no machine counted).
+
+    WORKING while any machine works, otherwise the most common state, ties broken by :data:`IDLE_ORDER`."""
+    if counts.get(MachineState.WORKING, 0):
+        return MachineState.WORKING
+    best: MachineState | None = None
+    most = 0
+    for state in IDLE_ORDER:
+        n = counts.get(state, 0)
+        if n > most:
+            best, most = state, n
+    return best
+
+
+def summary_reason(reasons: Mapping[str, int]) -> str:
+    """The reason a station gives for its summary state: the most common among its machines in that state (ties: the
+    first in alphabetical order); empty when none gave one."""
+    given = {r: n for r, n in reasons.items() if r and n > 0}
+    if not given:
+        return ""
+    return min(given, key=lambda r: (-given[r], r))
+
+
+@dataclass(frozen=True)
+class ProcessReading:
+    """The latest value of a process signal at a station: which machine measured it, and when."""
+
+    value: float
+    unit: str
+    t: float
+    machine: int
+
+
+@dataclass(frozen=True)
+class MachineStatus:
+    """One machine now: its state (None before its first report), since when, why, and its counts since the live state began."""
+
+    machine: int
+    state: MachineState | None
+    since_h: float | None
+    reason: str
+    good: int
+    scrapped: int
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """A delay station now: units in their dwell, units ready but held at its exit, whether its intake waits for room."""
+
+    dwelling: int
+    held: int
+    intake_blocked: bool
+    capacity: int
+    t: float
+
+
+@dataclass(frozen=True)
+class StationStatus:
+    """One station now.
+
+    ``state`` summarises it: WORKING while at least one machine works (the station produces; the machine
+    counts and ``down_share`` tell how much capacity is lost), otherwise the most common state of its machines
+    (ties: DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP), None while no machine has reported. A delay station is
+    BLOCKED while it holds ready units at its exit, STARVED while empty, WORKING otherwise.
+    ``since_h`` is when the station entered that state (the latest ``since`` of its machines in it; a store's last
+    report) and ``reason`` the most common reason among those machines (ties: the first in alphabetical order).
+    ``machine_counts`` has every ``MachineState`` value and ``UNKNOWN``. ``good``/``scrapped`` count from the
+    start of the live state; ``buffer_level`` is the buffer after the station (None: not reported yet, or the
+    last station), ``buffer_level_h`` when it was reported.
+    """
+
+    id: str
+    kind: str
+    state: MachineState | None
+    machine_counts: dict[str, int]
+    down_share: float
+    machines: tuple[MachineStatus, ...]
+    good: int
+    scrapped: int
+    buffer_level: int | None
+    buffer_level_h: float | None
+    buffer_capacity: int | None
+    store: StoreStatus | None
+    process_values: dict[str, ProcessReading]
+    since_h: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ShiftStatus:
+    """The shift ``[start_h, end_h)``: good units shipped in it so far against the plan so far."""
+
+    start_h: float
+    end_h: float
+    good: int
+    plan: float
+
+
+@dataclass(frozen=True)
+class LineStatus:
+    """The whole line at ``now_h``: its stations in flow order, the current shift, the counts and the clock.
+
+    ``clock_h`` is the latest event time (None before the first event), ``history_start_h`` the start of the
+    span :meth:`LiveLine.kpis` can cover and ``retained_events`` the events kept for it. ``good`` (shipped),
+    ``scrapped`` and ``released`` count from the start of the live state; ``wip`` = ``wip0`` + released - scrapped
+    - shipped. ``events`` counts every event taken, ``late_events`` those older than the clock when they came and
+    ``dropped_events`` the late ones older than the retained history; ``trimmed_events`` the events the history let go
+    early (rolled into its checkpoint) to stay within its event bound.
+    """
+
+    line: str
+    now_h: float | None
+    clock_h: float | None
+    history_start_h: float | None
+    retained_events: int
+    shift: ShiftStatus | None
+    good: int
+    scrapped: int
+    released: int
+    wip: int
+    events: int
+    late_events: int
+    dropped_events: int
+    stations: dict[str, StationStatus]
+    trimmed_events: int = 0
+
+
+@dataclass(frozen=True)
+class LineOee:
+    """The line's OEE over a window and its split into availability, performance and quality (see the module docstring)."""
+
+    constraint: str
+    ideal_rate_per_hour: float
+    availability: float
+    performance: float
+    quality: float
+    oee: float
+
+
+def constraint_of(line: Line) -> tuple[int, Station]:
+    """The constraint station (the lowest ``Station.ideal_rate``, the first in flow order on ties) and its index."""
+    return min(enumerate(line.stations), key=lambda pair: pair[1].ideal_rate)
+
+
+def line_oee(line: Line, kpis: RunKpis) -> LineOee:
+    """The line-level OEE of ``kpis`` (over its window), measured against the constraint station of ``line``."""
+    _, constraint = constraint_of(line)
+    rate = constraint.ideal_rate
+    oee = kpis.good / rate / (kpis.end_h - kpis.start_h)
+    exits = kpis.good + kpis.scrapped
+    quality = kpis.good / exits if exits else 1.0
+    availability = kpis.stations[constraint.id].availability
+    denom = availability * quality
+    return LineOee(
+        constraint=constraint.id,
+        ideal_rate_per_hour=rate,
+        availability=availability,
+        performance=oee / denom if denom > 0 else 0.0,
+        quality=quality,
+        oee=oee,
+    )
