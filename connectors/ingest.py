@@ -158,9 +158,10 @@ class Ingest:
 
     # -- startup ----------------------------------------------------------------------------------------------
     def resume_counters(self) -> None:
-        """Take the last stored counters as the baseline, so that a restarted ingest counts on from where it stopped."""
+        """Take the last stored counters of this line (its site and line: a store may hold several lines) as the
+        baseline, so that a restarted ingest counts on from where it stopped."""
         for channel in (Channel.COUNTS, Channel.INPUT):
-            for p in self.store.last(channel.value):
+            for p in self.store.last(channel.value, site=self.topics.site, line=self.topics.line):
                 if channel is Channel.COUNTS:
                     self.counters.seed((p.station, p.machine), p.ts_ms, (int(p.fields["processed"]), int(p.fields["defective"])))
                 else:

@@ -28,6 +28,7 @@ from connectors.stores import (
     StoredPoint,
     StoreError,
     WriteOutcome,
+    WriteRefused,
     open_store,
 )
 from connectors.stores.http import HttpRequest, HttpResponse, Unavailable
@@ -316,6 +317,101 @@ class StoreContract:
         assert store.dead_letters(limit=1) == [letters[2]]
         assert store.write_dead_letters([]) is WriteOutcome.WRITTEN
 
+    # -- lines sharing one store ----------------------------------------------------------------------------------
+    def test_two_lines_sharing_the_store_each_read_their_own(self, store: Store) -> None:
+        # Two lines, and a second site, with the same station ids, machines and signals at the same times.
+        one, two, far = Source("site1", "L1", "COAT"), Source("site1", "L2", "COAT"), Source("site2", "L1", "COAT")
+        store.write(
+            [
+                CountsReading(one, 0, T0, 100, 1),
+                CountsReading(two, 0, T0, 900, 9),
+                CountsReading(far, 0, T0, 5000, 50),
+                CountsReading(one, 0, T0 + 10, 110, 1),
+                ProcessReading(one, 0, T0, (("speed", 10.0, "m/min"),)),
+                ProcessReading(two, 0, T0, (("speed", 99.0, "m/min"),)),
+            ]
+        )
+        got = store.range("counts", start_ms=T0, end_ms=T0 + 100, site="site1", line="L1")
+        assert [p.fields["processed"] for p in got] == [100, 110]
+        assert {(p.site, p.line) for p in got} == {("site1", "L1")}
+        assert [p.fields["processed"] for p in store.range("counts", start_ms=T0, end_ms=T0 + 100, site="site1", line="L2")] == [
+            900
+        ]
+        assert len(store.range("counts", start_ms=T0, end_ms=T0 + 100, line="L1")) == 3  # both sites' L1
+        assert len(store.range("counts", start_ms=T0, end_ms=T0 + 100)) == 4  # no filter: every line
+        speeds = store.range("process", start_ms=T0, end_ms=T0 + 100, site="site1", line="L2", station="COAT", signal="speed")
+        assert [p.fields["value"] for p in speeds] == [99.0]
+
+        assert [(p.line, p.fields["processed"]) for p in store.last("counts", site="site1", line="L1")] == [("L1", 110)]
+        assert [(p.line, p.fields["processed"]) for p in store.last("counts", site="site1", line="L2")] == [("L2", 900)]
+        assert [p.site for p in store.last("counts", site="site2", line="L1", station="COAT")] == ["site2"]
+        assert len(store.last("counts")) == 3
+
+        def means(**where: Any) -> list[tuple[float, int]]:
+            buckets = store.aggregate("counts", "processed", start_ms=T0, end_ms=T0 + 100, every_ms=100, **where)
+            return [(b.mean, b.count) for b in buckets if b.mean is not None]
+
+        assert means(site="site1", line="L1") == [(105.0, 2)]
+        assert means(site="site1", line="L2", station="COAT", machine=0) == [(900.0, 1)]
+        assert means(site="site2", line="L2") == []
+
+    def test_dead_letters_are_kept_apart_by_topic_prefix(self, store: Store) -> None:
+        store.write_dead_letters(
+            [
+                DeadLetter(T0, "gt/site1/L1/COAT/state", b"1", "bad 1"),
+                DeadLetter(T0 + 1, "gt/site1/L10/COAT/state", b"10", "bad 10"),  # L1 is a prefix of L10's name
+                DeadLetter(T0 + 2, "gt/site1/L2/COAT/counts", b"2", "bad 2"),
+                DeadLetter(T0 + 3, "gt/site1/L1/FORM/buffer", b"1b", "bad 1b"),
+            ]
+        )
+        assert [d.payload for d in store.dead_letters(topic_prefix="gt/site1/L1/")] == [b"1b", b"1"]
+        assert store.dead_letter_count(topic_prefix="gt/site1/L1/") == 2
+        assert [d.payload for d in store.dead_letters(topic_prefix="gt/site1/L2/")] == [b"2"]
+        assert store.dead_letter_count(topic_prefix="gt/site1/L2/") == 1
+        assert store.dead_letter_count(topic_prefix="gt/site1/L3/") == 0
+        assert store.dead_letter_count() == 4
+        # Regex and LIKE characters in a prefix are literal.
+        store.write_dead_letters([DeadLetter(T0, "a.b%c_d/x", b"", "r"), DeadLetter(T0, "aXb%cXd/x", b"", "r")])
+        assert [d.topic for d in store.dead_letters(topic_prefix="a.b%c_d/")] == ["a.b%c_d/x"]
+
+    # -- what no store can hold ------------------------------------------------------------------------------------
+    @pytest.mark.parametrize(
+        ("bad", "message"),
+        [
+            (BufferReading(A, 0, T0, 18446744073709551616), r"field buffer\.level: 18446744073709551616 is beyond the 64-bit"),
+            (CountsReading(A, 0, T0, 2**63, 0), r"field counts\.processed: 9223372036854775808 is beyond the 64-bit"),
+            (
+                StateReading(A, 0, T0, MachineState.DOWN, "HELD", "\ud800", 1),
+                r"field state\.reason: '\\ud800' is not valid Unicode",
+            ),
+            (
+                StateReading(A, 0, T0, MachineState.DOWN, "HELD", "x", -(2**64)),
+                r"field state\.code: -18446744073709551616 is beyond",
+            ),
+            (
+                ProcessReading(A, 0, T0, (("ok", 1.0, "u"), ("t", float("nan"), "u"))),
+                r"field process\.value of signal 't': nan is not a finite",
+            ),
+            (ProcessReading(A, 0, T0, (("t", float("inf"), "u"),)), r"field process\.value of signal 't': inf is not a finite"),
+            (ProcessReading(A, 0, T0, (("t\udfff", 1.0, "u"),)), r"signal: 't\\udfff' is not valid Unicode"),
+            (ProcessReading(A, 0, T0, (("t", 1.0, "\udc80"),)), r"field process\.unit of signal 't': '\\udc80' is not valid"),
+            (BufferReading(Source("site1", "L1", "S\ud800"), 0, T0, 1), r"station: 'S\\ud800' is not valid Unicode"),
+            (StoreReading(B, 0, T0, 1, -(2**70), False), r"field store\.held: -1180591620717411303424 is beyond"),
+        ],
+    )
+    def test_values_no_store_can_hold_are_refused_naming_the_field(self, store: Store, bad: Reading, message: str) -> None:
+        good = BufferReading(B, 0, T0, 3)
+        with pytest.raises(WriteRefused, match=message):
+            store.write([good, bad])
+        assert store.range("buffer", start_ms=T0, end_ms=T0 + 1) == []  # the whole write is refused: nothing half-stored
+        assert store.write([good]) is WriteOutcome.WRITTEN  # and the store goes on working
+        assert len(store.range("buffer", start_ms=T0, end_ms=T0 + 1)) == 1
+
+    def test_dead_letters_with_lone_surrogates_are_kept_escaped(self, store: Store) -> None:
+        store.write_dead_letters([DeadLetter(T0, "gt/s/L1/\ud800/state", b"\xff", "payload.reason: '\udc80'")])
+        (letter,) = store.dead_letters()
+        assert letter == DeadLetter(T0, "gt/s/L1/\\ud800/state", b"\xff", "payload.reason: '\\udc80'")
+
     def test_health_probes_a_write(self, store: Store) -> None:
         health = store.health()
         assert health.writable, health.detail
@@ -361,7 +457,7 @@ class TestSqliteStore(StoreContract):
             s.close()
 
     def test_data_survives_reopening_the_file(self, tmp_path: Path) -> None:
-        path = tmp_path / "sub" / "gt.db"
+        path = tmp_path / "gt.db"
         first = SqliteStore(path)
         first.write(sample())
         first.write_dead_letters([DeadLetter(1, "t", b"\x00", "r")])
@@ -412,6 +508,27 @@ class TestSqliteStore(StoreContract):
     def test_in_memory_paths_are_refused(self) -> None:
         with pytest.raises(ValueError, match="path: ':memory:'"):
             SqliteStore(":memory:")
+
+    def test_a_path_whose_folder_is_missing_is_an_error_not_new_folders(self, tmp_path: Path) -> None:
+        missing = tmp_path / "nonexistent" / "dir" / "x.db"
+        with pytest.raises(StoreError, match=r"x\.db: cannot open: the folder '.*nonexistent/dir' does not exist"):
+            SqliteStore(missing)
+        with pytest.raises(StoreError, match="nonexistent/dir' does not exist"):
+            open_store(f"sqlite://{missing}")
+        assert not (tmp_path / "nonexistent").exists()
+        (tmp_path / "file").write_text("")
+        with pytest.raises(StoreError, match=r"'.*file' is not a folder"):
+            SqliteStore(tmp_path / "file" / "x.db")
+
+    def test_driver_errors_on_unstorable_values_are_refusals_and_roll_back(self, tmp_path: Path) -> None:
+        # The series row of a new station is inserted before the refused point: both are rolled back together.
+        store = SqliteStore(tmp_path / "gt.db")
+        with pytest.raises(WriteRefused, match=r"field buffer\.level") as info:
+            store.write([BufferReading(Source("site1", "L1", "NEW"), 0, T0, 2**64)])
+        assert isinstance(info.value.__cause__, OverflowError)
+        store.write([BufferReading(Source("site1", "L1", "NEW"), 0, T0, 7)])
+        assert [p.fields for p in store.last("buffer", station="NEW")] == [{"level": 7}]
+        store.close()
 
 
 # -- the spool ------------------------------------------------------------------------------------------------
@@ -610,6 +727,7 @@ def test_open_store_opens_sqlite_urls(tmp_path: Path, monkeypatch: pytest.Monkey
     assert absolute.path == tmp_path / "abs.db"
     absolute.close()
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel").mkdir()
     relative = open_store("sqlite:rel/x.db?synchronous=full")
     assert isinstance(relative, SqliteStore)
     assert relative.path == Path("rel/x.db")
@@ -688,3 +806,48 @@ def test_the_stores_export_exactly_their_public_names() -> None:
     )
     for name in connectors.stores.__all__:
         assert getattr(connectors.stores, name).__doc__, f"connectors.stores.{name} has no docstring"
+
+
+def test_influx_refuses_unstorable_values_before_sending_anything(tmp_path: Path) -> None:
+    fake = FakeInflux()
+    store = influx(tmp_path, fake, batch_points=2)
+    good = counts(5)
+    for bad, message in [
+        (BufferReading(A, 0, T0, 2**64), r"field buffer\.level: 18446744073709551616 is beyond the 64-bit"),
+        (ProcessReading(A, 0, T0, (("t", float("nan"), "u"),)), r"field process\.value of signal 't': nan is not a finite"),
+        (StateReading(A, 0, T0, MachineState.DOWN, "HELD", "\ud800", None), r"field state\.reason: '\\ud800' is not valid"),
+        (BufferReading(A, 0, 10**13, 1), r"ts: 10000000000000 is beyond the store time range"),
+    ]:
+        with pytest.raises(WriteRefused, match=message):
+            store.write([*good, bad])  # the refused reading comes after three chunks' worth of good ones
+    assert fake.requests == []  # nothing of a refused write was sent
+    store.close()
+
+
+def test_no_password_or_token_in_store_messages_logs_or_reprs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    secrets = ("pw-S3cret", "tok-S3cret")
+    caplog.set_level("DEBUG")
+    seen: list[str] = []
+    with pytest.raises(ValueError, match="give the server's address only") as info:
+        InfluxStore("http://u:pw-S3cret@h:8086", "gt", spool_dir=tmp_path / "x", username="u", password="pw-S3cret")
+    seen.append(str(info.value))
+    with pytest.raises(ValueError, match="scheme 'postgres'") as info:
+        open_store("postgres://u:pw-S3cret@h/db?token=tok-S3cret")
+    seen.append(str(info.value))
+    with pytest.raises(ValueError, match=r"token: InfluxDB 1\.x") as info:
+        open_store("influxdb://u:pw-S3cret@127.0.0.1:9/db?rp=x&token=tok-S3cret", spool_dir=tmp_path)
+    seen.append(str(info.value))
+    # Nothing answers on port 9: the store logs, spools and reports health; none of it may show the password.
+    store = open_store("influxdb://u:pw-S3cret@127.0.0.1:9/db?timeout_s=0.2", spool_dir=tmp_path / "s1")
+    assert store.write(counts(1)) is WriteOutcome.SPOOLED
+    seen += [repr(store), str(vars(store).get("url")), store.health().detail]
+    store.close()
+    fake = FakeInflux()
+    v2 = InfluxStore("http://h:8086", "gt", flavour="v2", token="tok-S3cret", spool_dir=tmp_path / "s2", transport=fake)
+    fake.answer = HttpResponse(401, b'{"error":"unauthorized"}')
+    with pytest.raises(StoreError) as refused:
+        v2.write(counts(1))
+    seen += [str(refused.value), repr(v2), v2.health().detail]
+    v2.close()
+    text = "\n".join(seen) + caplog.text
+    assert not [s for s in secrets if s in text], text

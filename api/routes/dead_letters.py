@@ -1,4 +1,8 @@
-"""Dead letters: how many messages were rejected, and the latest with their reasons."""
+"""Dead letters: how many messages were rejected, and the latest with their reasons.
+
+Only the watched line's: those whose topic lies under the line's topics (``prefix/site/line/``); a store shared
+with other lines holds theirs too.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ router = APIRouter(prefix="/dead-letters", tags=["dead letters"], dependencies=[
 
 @router.get("", response_model=DeadLettersOut, summary="Rejected messages")
 async def dead_letters(rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> DeadLettersOut:
-    """The number of rejected messages in the store, and the latest ``limit`` with topic, payload and reason."""
+    """The number of this line's rejected messages in the store, and the latest ``limit`` with topic, payload and
+    reason."""
+    prefix = rt.topics.base + "/"
 
     def read() -> DeadLettersOut:
-        letters = rt.store.dead_letters(limit)
+        letters = rt.store.dead_letters(limit, topic_prefix=prefix)
         return DeadLettersOut(
-            count=rt.store.dead_letter_count(),
+            count=rt.store.dead_letter_count(topic_prefix=prefix),
             latest=[
                 DeadLetterOut(
                     received=hours_to_datetime(d.received_ms / 3_600_000),

@@ -1,4 +1,8 @@
-"""History: raw points and windowed aggregates of any channel from the store, bounded and paginated."""
+"""History: raw points and windowed aggregates of any channel from the store, bounded and paginated.
+
+Only the watched line's points: the store may be shared with other lines (same site and station ids even), so
+every query names the runtime's site and line.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +57,8 @@ async def points(
         channel.value,
         start_ms=w.start_ms,
         end_ms=w.end_ms,
+        site=rt.topics.site,
+        line=rt.topics.line,
         station=station,
         signal=signal,
         limit=limit + 1,
@@ -99,6 +105,8 @@ async def aggregate(
         start_ms=w.start_ms,
         end_ms=w.end_ms,
         every_ms=every_ms,
+        site=rt.topics.site,
+        line=rt.topics.line,
         station=station,
         signal=signal,
         machine=machine,

@@ -2,7 +2,15 @@
 
 A reading becomes one point per series and timestamp (a process reading one point per value). Two points of
 the same channel, tags and ``ts_ms`` are the same point: the later write replaces the earlier, which makes a
-redelivered message idempotent. Every adapter (:mod:`connectors.stores.sqlite`, :mod:`connectors.stores.influx`,
+redelivered message idempotent.
+
+Several lines may share one store (one InfluxDB database, one SQLite file): every query takes ``site`` and
+``line`` filters, and dead letters a ``topic_prefix``. ``None`` means "every site / line"; whoever serves one
+line passes its own (``Topics.site``, ``Topics.line``, ``Topics.base + "/"``), or it gets the other lines' data
+too. A value a store cannot hold (an integer beyond 64 bits, a NaN or infinity, a string that is not valid
+Unicode) is refused with :class:`WriteRefused` naming the field, never stored half or retried forever.
+
+Every adapter (:mod:`connectors.stores.sqlite`, :mod:`connectors.stores.influx`,
 the fake :mod:`connectors.stores.memory`) implements :class:`Store` and passes the same behavioural tests.
 """
 
@@ -115,16 +123,22 @@ class Store(Protocol):
         *,
         start_ms: int,
         end_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         limit: int = 10_000,
         offset: int = 0,
     ) -> list[StoredPoint]:
-        """Raw points of a channel in ``[start_ms, end_ms)``, ordered by (ts_ms, station, machine, signal)."""
+        """Raw points of a channel in ``[start_ms, end_ms)``, ordered by (ts_ms, station, machine, signal, site, line);
+        only those of ``site``, ``line``, ``station`` and ``signal`` where given."""
         ...
 
-    def last(self, channel: str, *, station: str | None = None) -> list[StoredPoint]:
-        """The latest point of every series (site, line, station, machine, signal) of a channel."""
+    def last(
+        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+    ) -> list[StoredPoint]:
+        """The latest point of every series (site, line, station, machine, signal) of a channel, of ``site``,
+        ``line`` and ``station`` where given."""
         ...
 
     def aggregate(
@@ -135,22 +149,25 @@ class Store(Protocol):
         start_ms: int,
         end_ms: int,
         every_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         machine: int | None = None,
     ) -> list[Bucket]:
         """Mean, min, max and count of a numeric field per interval aligned to multiples of ``every_ms``.
 
-        Only values in ``[start_ms, end_ms)`` count; intervals without values are left out.
+        Only values in ``[start_ms, end_ms)`` of the series that match the filters given count; intervals without
+        values are left out.
         """
         ...
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The latest dead letters, newest first."""
+    def dead_letters(self, limit: int = 100, *, topic_prefix: str | None = None) -> list[DeadLetter]:
+        """The latest dead letters, newest first; only those whose topic starts with ``topic_prefix`` if given."""
         ...
 
-    def dead_letter_count(self) -> int:
-        """How many dead letters are stored."""
+    def dead_letter_count(self, *, topic_prefix: str | None = None) -> int:
+        """How many dead letters are stored (whose topic starts with ``topic_prefix``, if given)."""
         ...
 
     def close(self) -> None:

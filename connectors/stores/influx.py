@@ -23,10 +23,11 @@ import random
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from connectors.redact import redact_url
 from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome, WriteRefused
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
 from connectors.stores.http import HttpRequest, HttpResponse, Transport, Unavailable, Urllib3Transport
@@ -37,12 +38,20 @@ from connectors.stores.influxql import (
     ident,
     last_statement,
     parse_results,
+    prefix_regex,
     select_statement,
     tag_filter,
     time_range,
 )
 from connectors.stores.lineprotocol import DEAD_LETTERS, DeadLetterEncoder, encode_readings, health_line, refused_lines
-from connectors.stores.points import CHANNEL_FIELDS, check_channel, check_numeric_field, series_order, time_order
+from connectors.stores.points import (
+    CHANNEL_FIELDS,
+    check_channel,
+    check_numeric_field,
+    first_refusal,
+    series_order,
+    time_order,
+)
 from connectors.stores.spool import Spool
 from connectors.telemetry import Channel, Reading
 
@@ -114,7 +123,10 @@ class InfluxStore:
     ) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"url: {url!r} is not an http:// or https:// URL")
+            raise ValueError(f"url: {redact_url(url)!r} is not an http:// or https:// URL")
+        if parsed.username is not None or parsed.password is not None or parsed.query:
+            # Credentials go in username/password/token, where they stay out of messages and logs.
+            raise ValueError(f"url: {redact_url(url)!r}: give the server's address only (credentials as arguments)")
         if not database:
             raise ValueError("database: must not be empty")
         if flavour not in ("v1", "v2", "v3"):
@@ -211,12 +223,25 @@ class InfluxStore:
 
     # -- writes ---------------------------------------------------------------------------------------------
     def write(self, readings: Sequence[Reading]) -> WriteOutcome:
-        """Write the readings' points, or spool them; StoreError if refused (400: PartialWriteError) or unspoolable."""
-        return self._write_chunks(encode_readings(readings, self.batch_points), "ms")
+        """Write the readings' points, or spool them; StoreError if refused (400: PartialWriteError) or unspoolable.
+
+        WriteRefused, naming the field, before anything is sent if a reading holds what InfluxDB cannot (an integer
+        beyond 64 bits, a NaN or infinity, a string that is not valid Unicode, a time past 2262).
+        """
+        where = f"influxdb {self.url} db {self.database}"
+        try:
+            # Encoded whole before the first chunk is sent: a refusal sends nothing.
+            chunks = [(lines, "\n".join(lines).encode()) for lines in encode_readings(readings, self.batch_points)]
+        except WriteRefused as exc:
+            raise WriteRefused(f"{where}: {exc}") from exc
+        except UnicodeEncodeError as exc:
+            raise WriteRefused(f"{where}: {first_refusal(readings) or exc}") from exc
+        return self._write_chunks(chunks, "ms")
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
         """Write dead letters (payload as base64), or spool them."""
-        return self._write_chunks(self._letters.encode(letters, self.batch_points), "ns")
+        chunks = [(lines, "\n".join(lines).encode()) for lines in self._letters.encode(letters, self.batch_points)]
+        return self._write_chunks(chunks, "ns")
 
     def health(self) -> Health:
         """Probe a real write (a point in ``gigatwin_health``), not ``/ping``: a ping answers when writes fail."""
@@ -231,7 +256,7 @@ class InfluxStore:
             detail += f"; replaying {pending} spooled batches"
         return Health(True, detail, pending)
 
-    def _write_chunks(self, chunks: Iterator[list[str]], precision: str) -> WriteOutcome:
+    def _write_chunks(self, chunks: Sequence[tuple[list[str], bytes]], precision: str) -> WriteOutcome:
         spooled: list[tuple[bytes, int]] = []
         with self._write_lock:
             if self._closed:
@@ -239,8 +264,8 @@ class InfluxStore:
             # A non-empty spool holds older batches: new ones queue behind them, so that order is kept.
             direct = self._spool.pending == 0
             first = 0
-            for lines in chunks:
-                body = gzip.compress("\n".join(lines).encode(), compresslevel=1)
+            for lines, raw in chunks:
+                body = gzip.compress(raw, compresslevel=1)
                 if direct:
                     try:
                         self._post(body, precision, lines, first)
@@ -336,19 +361,21 @@ class InfluxStore:
         *,
         start_ms: int,
         end_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         limit: int = 10_000,
         offset: int = 0,
     ) -> list[StoredPoint]:
-        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal).
+        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal, site, line).
 
         InfluxDB orders points of equal time its own way, so the page is taken by time on the server and the
         points of its first and last timestamps are fetched whole and put in order here.
         """
         check_channel(channel)
         self.bounds.check_range(start_ms, end_ms, limit, offset)
-        filters = tag_filter([("station", station), ("signal", signal)])
+        filters = tag_filter([("site", site), ("line", line), ("station", station), ("signal", signal)])
         page = self._select(channel, time_range(start_ms, end_ms) + filters, f" ORDER BY time ASC LIMIT {limit} OFFSET {offset}")
         if not page:
             return []
@@ -367,12 +394,14 @@ class InfluxStore:
             skip = offset - before
         return window[skip : skip + n]
 
-    def last(self, channel: str, *, station: str | None = None) -> list[StoredPoint]:
+    def last(
+        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+    ) -> list[StoredPoint]:
         """The latest point of every series."""
         check_channel(channel)
         specs = CHANNEL_FIELDS[channel]
         groups = (*_TAGS, "signal") if channel == _PROCESS else _TAGS
-        where = tag_filter([("station", station)]).removeprefix(" AND ")
+        where = tag_filter([("site", site), ("line", line), ("station", station)]).removeprefix(" AND ")
         statement = last_statement(self._source(channel), [s.name for s in specs], groups, where)
         points = []
         for series in self._query(statement):
@@ -401,6 +430,8 @@ class InfluxStore:
         start_ms: int,
         end_ms: int,
         every_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         machine: int | None = None,
@@ -411,7 +442,13 @@ class InfluxStore:
         if start_ms == end_ms:
             return []
         where = time_range(start_ms, end_ms) + tag_filter(
-            [("station", station), ("signal", signal), ("machine", None if machine is None else str(machine))]
+            [
+                ("site", site),
+                ("line", line),
+                ("station", station),
+                ("signal", signal),
+                ("machine", None if machine is None else str(machine)),
+            ]
         )
         buckets = []
         for series in self._query(aggregate_statement(self._source(channel), field, where, every_ms)):
@@ -420,10 +457,12 @@ class InfluxStore:
                     buckets.append(Bucket(int(t), float(mean), float(lo), float(hi), int(count)))
         return sorted(buckets)
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The latest dead letters, newest first. (Bounded by the limit, not by time: letters are rare and kept.)"""
+    def dead_letters(self, limit: int = 100, *, topic_prefix: str | None = None) -> list[DeadLetter]:
+        """The latest dead letters (whose topic starts with ``topic_prefix``), newest first. (Bounded by the limit,
+        not by time: letters are rare and kept.)"""
         check_limit(limit)
-        statement = select_statement(self._source(DEAD_LETTERS), ["topic", "payload", "reason"], [], "time >= 0")
+        where = "time >= 0" + _topic_condition(topic_prefix)
+        statement = select_statement(self._source(DEAD_LETTERS), ["topic", "payload", "reason"], [], where)
         letters = []
         for series in self._query(f"{statement} ORDER BY time DESC LIMIT {limit}", epoch="ns"):
             cols = {c: i for i, c in enumerate(series.columns)}
@@ -438,9 +477,10 @@ class InfluxStore:
                 )
         return letters
 
-    def dead_letter_count(self) -> int:
-        """How many dead letters are stored."""
-        series = self._query(count_statement(self._source(DEAD_LETTERS), "reason", "time >= 0"))
+    def dead_letter_count(self, *, topic_prefix: str | None = None) -> int:
+        """How many dead letters are stored (whose topic starts with ``topic_prefix``)."""
+        where = "time >= 0" + _topic_condition(topic_prefix)
+        series = self._query(count_statement(self._source(DEAD_LETTERS), "reason", where))
         return sum(int(row[1]) for s in series for row in s.values)
 
     def close(self) -> None:
@@ -505,6 +545,11 @@ class InfluxStore:
         always = CHANNEL_FIELDS[channel][0].name  # the first field of every channel is never absent
         series = self._query(count_statement(self._source(channel), always, where))
         return sum(int(row[1]) for s in series for row in s.values)
+
+
+def _topic_condition(prefix: str | None) -> str:
+    """The condition on the dead letters' ``topic`` field (not a tag: letters of any topic are one series)."""
+    return f" AND {ident('topic')} =~ {prefix_regex(prefix)}" if prefix else ""
 
 
 def _message(resp: HttpResponse) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "last_statement",
     "literal",
     "parse_results",
+    "prefix_regex",
     "select_statement",
     "tag_filter",
     "time_range",
@@ -48,6 +49,23 @@ def ident(name: str) -> str:
 def literal(value: str) -> str:
     """A single-quoted InfluxQL string literal."""
     return "'" + value.translate(_LITERAL_ESCAPES) + "'"
+
+
+_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def prefix_regex(prefix: str) -> str:
+    """An InfluxQL regex literal matching strings that start with ``prefix`` (RE2 syntax: every ASCII punctuation
+    character escaped, ``/`` too since it ends the literal, control characters as ``\\x{..}``)."""
+    out = []
+    for c in prefix:
+        if c in _PUNCTUATION:
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\x{{{ord(c):02x}}}")
+        else:
+            out.append(c)
+    return "/^" + "".join(out) + "/"
 
 
 def time_range(start_ms: int, end_ms: int, *, end_inclusive: bool = False) -> str:

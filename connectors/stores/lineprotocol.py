@@ -17,17 +17,20 @@ from typing import Any
 from influxdb_client.client.write.point import Point as _Point
 from influxdb_client.domain.write_precision import WritePrecision
 
-from connectors.stores.base import DeadLetter
-from connectors.stores.points import CHANNEL_FIELDS, point_rows
+from connectors.stores.base import DeadLetter, WriteRefused
+from connectors.stores.points import CHANNEL_FIELDS, INT64_MAX, INT64_MIN, clean_text, point_rows, refusal
 from connectors.telemetry import Channel, Reading
 
-__all__ = ["DEAD_LETTERS", "HEALTH", "DeadLetterEncoder", "encode_readings", "health_line", "refused_lines"]
+__all__ = ["DEAD_LETTERS", "HEALTH", "MAX_TS_MS", "DeadLetterEncoder", "encode_readings", "health_line", "refused_lines"]
 
 DEAD_LETTERS = "gigatwin_dead_letters"
 """The measurement of dead letters (fields topic, payload as base64, reason; no tags)."""
 HEALTH = "gigatwin_health"
 """The measurement health probes write to."""
 _PROCESS = Channel.PROCESS.value
+MAX_TS_MS = INT64_MAX // 1_000_000
+"""The latest source timestamp InfluxDB holds (it counts nanoseconds in 64 bits): in the year 2262."""
+_MIN_TS_MS = INT64_MIN // 1_000_000 + 1
 # influxdb_client's Point is not annotated; typed as returning Any, its builder methods need no ignores below.
 _point: Callable[[str], Any] = _Point
 
@@ -57,6 +60,10 @@ def _series_key(channel: str, site: str, line: str, station: str, machine: str, 
 def encode_readings(readings: Sequence[Reading], batch_points: int) -> Iterator[list[str]]:
     """The readings' points as line-protocol lines (millisecond timestamps), in chunks of at most ``batch_points``.
 
+    WriteRefused, naming the field, for a value InfluxDB cannot hold and Point would encode wrongly: an integer
+    beyond 64 bits (an invalid ``...i``), a NaN or infinity (Point leaves the field out), a timestamp past 2262.
+    Strings that are not valid Unicode pass here and fail when the chunk is encoded as UTF-8.
+
     Point encodes each series' tag set once (it is the same for every point of the series and escaping it is
     most of Point's cost) and each point's fields and timestamp; the two are joined here.
     """
@@ -67,10 +74,18 @@ def encode_readings(readings: Sequence[Reading], batch_points: int) -> Iterator[
         src = r.source
         machine = str(r.machine)
         skip = len(channel)  # Point escapes no character of a channel name: it is an identifier
+        if not (_MIN_TS_MS <= r.ts_ms <= MAX_TS_MS and INT64_MIN <= r.machine <= INT64_MAX):
+            raise WriteRefused(refusal(r, max_ts_ms=MAX_TS_MS) or f"ts: {r.ts_ms} is before 1677")
         for signal, values in rows:
             p = _point(channel)
             for spec, value in zip(specs, values, strict=True):
                 if value is not None:
+                    # Cheap checks in the hot loop; the reason is worked out only for a refusal.
+                    if type(value) is float:
+                        if value - value != 0.0:  # NaN or an infinity
+                            raise WriteRefused(refusal(r) or f"{spec.name}: {value!r}")
+                    elif type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+                        raise WriteRefused(refusal(r) or f"{spec.name}: {value!r}")
                     p.field(spec.name, value)
             body: str = p.time(r.ts_ms, WritePrecision.MS).to_line_protocol()
             chunk.append(_series_key(channel, src.site, src.line, src.station, machine, signal) + body[skip:])
@@ -99,9 +114,9 @@ class DeadLetterEncoder:
             ts_ns = d.received_ms * 1_000_000 + next(self._counter) % 1_000_000
             p = (
                 _point(DEAD_LETTERS)
-                .field("topic", d.topic)
+                .field("topic", clean_text(d.topic))
                 .field("payload", base64.b64encode(d.payload).decode("ascii"))
-                .field("reason", d.reason)
+                .field("reason", clean_text(d.reason))
                 .time(ts_ns, WritePrecision.NS)
             )
             line: str = p.to_line_protocol()

@@ -6,9 +6,27 @@ import math
 import threading
 from collections.abc import Sequence
 
-from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome
+from connectors.stores.base import (
+    Bucket,
+    DeadLetter,
+    FieldValue,
+    Health,
+    StoredPoint,
+    StoreError,
+    WriteOutcome,
+    WriteRefused,
+)
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
-from connectors.stores.points import check_channel, check_numeric_field, fields_of, point_rows, series_order, time_order
+from connectors.stores.points import (
+    check_channel,
+    check_numeric_field,
+    clean_text,
+    fields_of,
+    first_refusal,
+    point_rows,
+    series_order,
+    time_order,
+)
 from connectors.telemetry import Reading
 
 __all__ = ["MemoryStore"]
@@ -30,8 +48,12 @@ class MemoryStore:
         self._letters: list[DeadLetter] = []
 
     def write(self, readings: Sequence[Reading]) -> WriteOutcome:
-        """Keep the readings' points; a point with the same channel, tags and time replaces the earlier one."""
+        """Keep the readings' points; a point with the same channel, tags and time replaces the earlier one.
+        WriteRefused (naming the field) if one of them holds a value no store can hold; then nothing is kept."""
         self._check_writable()
+        why = first_refusal(readings)
+        if why is not None:
+            raise WriteRefused(f"memory store: {why}")
         with self._lock:
             for r in readings:
                 channel, rows = point_rows(r)
@@ -46,7 +68,9 @@ class MemoryStore:
         """Keep the dead letters (payloads copied as immutable bytes)."""
         self._check_writable()
         with self._lock:
-            self._letters.extend(DeadLetter(d.received_ms, d.topic, bytes(d.payload), d.reason) for d in letters)
+            self._letters.extend(
+                DeadLetter(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason)) for d in letters
+            )
             self.writes += 1
         return WriteOutcome.WRITTEN
 
@@ -62,27 +86,31 @@ class MemoryStore:
         *,
         start_ms: int,
         end_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         limit: int = 10_000,
         offset: int = 0,
     ) -> list[StoredPoint]:
-        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal)."""
+        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal, site, line)."""
         check_channel(channel)
         self.bounds.check_range(start_ms, end_ms, limit, offset)
         points = [
             p
-            for p in self._select(channel, station, signal, None)
+            for p in self._select(channel, (site, line, station, signal, None))
             if start_ms <= p.ts_ms < end_ms  # filtered before sorting: the sort is the cost
         ]
         points.sort(key=time_order)
         return points[offset : offset + limit]
 
-    def last(self, channel: str, *, station: str | None = None) -> list[StoredPoint]:
+    def last(
+        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+    ) -> list[StoredPoint]:
         """The latest point of every series."""
         check_channel(channel)
         latest: dict[tuple[str, str, str, int, str], StoredPoint] = {}
-        for p in self._select(channel, station, None, None):
+        for p in self._select(channel, (site, line, station, None, None)):
             key = (p.site, p.line, p.station, p.machine, p.signal)
             best = latest.get(key)
             if best is None or p.ts_ms > best.ts_ms:
@@ -97,6 +125,8 @@ class MemoryStore:
         start_ms: int,
         end_ms: int,
         every_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         machine: int | None = None,
@@ -105,24 +135,27 @@ class MemoryStore:
         check_numeric_field(channel, field)
         self.bounds.check_aggregate(start_ms, end_ms, every_ms)
         groups: dict[int, list[float]] = {}
-        for p in self._select(channel, station, signal, machine):
+        for p in self._select(channel, (site, line, station, signal, machine)):
             value = p.fields.get(field)
             if value is not None and start_ms <= p.ts_ms < end_ms:
                 groups.setdefault(p.ts_ms - p.ts_ms % every_ms, []).append(float(value))
         return [Bucket(start, math.fsum(vs) / len(vs), min(vs), max(vs), len(vs)) for start, vs in sorted(groups.items())]
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The latest dead letters, newest first (by received time, then by arrival)."""
+    def dead_letters(self, limit: int = 100, *, topic_prefix: str | None = None) -> list[DeadLetter]:
+        """The latest dead letters (whose topic starts with ``topic_prefix``), newest first (by received time, then
+        by arrival)."""
         check_limit(limit)
+        prefix = topic_prefix or ""
         with self._lock:
-            indexed = list(enumerate(self._letters))
+            indexed = [(i, d) for i, d in enumerate(self._letters) if d.topic.startswith(prefix)]
         indexed.sort(key=lambda il: (il[1].received_ms, il[0]), reverse=True)
         return [d for _, d in indexed[:limit]]
 
-    def dead_letter_count(self) -> int:
-        """How many dead letters are kept."""
+    def dead_letter_count(self, *, topic_prefix: str | None = None) -> int:
+        """How many dead letters are kept (whose topic starts with ``topic_prefix``)."""
+        prefix = topic_prefix or ""
         with self._lock:
-            return len(self._letters)
+            return sum(1 for d in self._letters if d.topic.startswith(prefix))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -131,11 +164,14 @@ class MemoryStore:
         if self.fail_writes:
             raise StoreError("memory store: writes set to fail")
 
-    def _select(self, channel: str, station: str | None, signal: str | None, machine: int | None) -> list[StoredPoint]:
+    def _select(
+        self, channel: str, wanted: tuple[str | None, str | None, str | None, str | None, int | None]
+    ) -> list[StoredPoint]:
+        """The channel's points whose (site, line, station, signal, machine) match ``wanted`` (None: any)."""
         with self._lock:
             items = list(self._points.get(channel, {}).items())
         return [
             StoredPoint(channel, site, line, st, m, sig, ts, fields_of(channel, values))
             for (site, line, st, m, sig, ts), values in items
-            if (station is None or st == station) and (signal is None or sig == signal) and (machine is None or m == machine)
+            if all(w is None or w == v for w, v in zip(wanted, (site, line, st, sig, m), strict=True))
         ]

@@ -3,11 +3,15 @@
 Tags: site, line, station, machine, and signal for process points. Their cardinality is bounded by the plant (never
 timestamps, unit ids or values). Fields per channel are listed in :data:`CHANNEL_FIELDS` in the order adapters
 store them; :func:`point_rows` gives a reading's points as (signal, field values in that order).
+
+What no store can hold is refused, with the field named (:func:`refusal`): integers beyond 64 bits, NaN and
+infinities, strings that are not valid Unicode (a lone surrogate from a JSON ``\\ud800`` escape).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from connectors.stores.base import FieldValue, StoredPoint
@@ -25,15 +29,25 @@ from connectors.telemetry import (
 __all__ = [
     "CHANNELS",
     "CHANNEL_FIELDS",
+    "INT64_MAX",
+    "INT64_MIN",
     "FieldSpec",
     "PointRow",
     "check_channel",
     "check_numeric_field",
+    "clean_text",
     "fields_of",
+    "first_refusal",
     "point_rows",
+    "refusal",
     "series_order",
     "time_order",
 ]
+
+INT64_MIN = -(1 << 63)
+"""The smallest integer a store holds (SQLite INTEGER, InfluxDB integer fields)."""
+INT64_MAX = (1 << 63) - 1
+"""The largest integer a store holds."""
 
 
 class FieldSpec(NamedTuple):
@@ -136,3 +150,75 @@ def time_order(p: StoredPoint) -> tuple[int, str, int, str, str, str]:
 def series_order(p: StoredPoint) -> tuple[str, int, str, str, str]:
     """The order ``last`` returns series in: station, machine, signal, site, line."""
     return (p.station, p.machine, p.signal, p.site, p.line)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} characters)"
+
+
+def _why_not(value: object) -> str | None:
+    """Why a store cannot hold this value, or None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return f"{_shown(value)} is beyond the 64-bit integer range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value!r} is not a finite number"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{_shown(value)} is not valid Unicode ({exc.reason} at character {exc.start})"
+    return None
+
+
+def refusal(reading: Reading, *, max_ts_ms: int = INT64_MAX) -> str | None:
+    """Why no store can hold ``reading``, naming the field, or None if it can be stored.
+
+    Refused: an integer beyond 64 bits, a NaN or infinity, a string that is not valid Unicode, in any field or
+    tag, and a timestamp beyond ``max_ts_ms`` (InfluxDB counts nanoseconds in 64 bits: about the year 2262).
+    """
+    channel, rows = point_rows(reading)
+    src = reading.source
+    where = f"{channel} reading of station {_shown(src.station)} machine {_shown(reading.machine)} at ts {reading.ts_ms}"
+    tags: tuple[tuple[str, object], ...] = (
+        ("site", src.site),
+        ("line", src.line),
+        ("station", src.station),
+        ("machine", reading.machine),
+    )
+    for name, tag in tags:
+        if (why := _why_not(tag)) is not None:
+            return f"{where}: {name}: {why}"
+    if (why := _why_not(reading.ts_ms)) is not None or reading.ts_ms > max_ts_ms:
+        return f"{where}: ts: {why or f'{reading.ts_ms} is beyond the store time range (max {max_ts_ms})'}"
+    for signal, values in rows:
+        of = f" of signal {_shown(signal)}" if signal else ""
+        if (why := _why_not(signal)) is not None:
+            return f"{where}: signal: {why}"
+        for spec, value in zip(CHANNEL_FIELDS[channel], values, strict=True):
+            if (why := _why_not(value)) is not None:
+                return f"{where}: field {channel}.{spec.name}{of}: {why}"
+    return None
+
+
+def first_refusal(readings: Iterable[Reading], *, max_ts_ms: int = INT64_MAX) -> str | None:
+    """The :func:`refusal` of the first reading that cannot be stored, or None if all can."""
+    for r in readings:
+        why = refusal(r, max_ts_ms=max_ts_ms)
+        if why is not None:
+            return why
+    return None
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates become their ``\\udxxx`` escapes (for dead letters, kept whatever
+    their topic or reason holds)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -10,6 +10,7 @@ time order, so writes append at the end of it), ``last`` probes the newest entry
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import sqlite3
 import threading
@@ -18,10 +19,26 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome
+from connectors.stores.base import (
+    Bucket,
+    DeadLetter,
+    FieldValue,
+    Health,
+    StoredPoint,
+    StoreError,
+    WriteOutcome,
+    WriteRefused,
+)
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
-from connectors.stores.points import CHANNEL_FIELDS, check_channel, check_numeric_field, point_rows
-from connectors.telemetry import Reading, Source
+from connectors.stores.points import (
+    CHANNEL_FIELDS,
+    check_channel,
+    check_numeric_field,
+    clean_text,
+    first_refusal,
+    point_rows,
+)
+from connectors.telemetry import Channel, Reading, Source
 
 __all__ = ["SqliteStore"]
 
@@ -43,6 +60,8 @@ def _schema() -> list[str]:
         "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, "
         "topic TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_ms)",
+        # Lines sharing the file read their own dead letters by topic prefix: a range of this index.
+        "CREATE INDEX IF NOT EXISTS dead_letters_topic ON dead_letters (topic, received_ms)",
     ]
     for channel, specs in CHANNEL_FIELDS.items():
         cols = ", ".join(f"{_q(s.name)} {_SQL_TYPE[s.kind]}{'' if s.optional else ' NOT NULL'}" for s in specs)
@@ -55,7 +74,8 @@ def _schema() -> list[str]:
 
 
 class SqliteStore:
-    """Telemetry in one SQLite file (WAL mode). ``path`` is a file (created with its folder if missing), not ``:memory:``.
+    """Telemetry in one SQLite file (WAL mode). ``path`` is a file (created if missing) in a folder that exists (a
+    missing folder is StoreError: a mistyped path must not quietly become a new, empty store), not ``:memory:``.
 
     Durability: every ``write`` is one transaction, committed before it returns. With ``synchronous="NORMAL"`` (the
     default, and the usual choice with WAL) a committed write survives a crash of the process, but a power cut or an
@@ -87,8 +107,10 @@ class SqliteStore:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = False
         self._ids: dict[tuple[str, Source, int], dict[str, int]] = {}  # series ids by (channel, source, machine), signal
+        if not self.path.parent.is_dir():
+            what = "is not a folder" if self.path.parent.exists() else "does not exist"
+            raise StoreError(f"sqlite {self.path}: cannot open: the folder {str(self.path.parent)!r} {what}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
             self._create_schema()
             for channel, site, line, station, machine, signal, sid in self._writer.execute(
@@ -104,7 +126,11 @@ class SqliteStore:
 
     # -- writes ---------------------------------------------------------------------------------------------
     def write(self, readings: Sequence[Reading]) -> WriteOutcome:
-        """Store the readings in one transaction; a point with the same channel, tags and time replaces the earlier."""
+        """Store the readings in one transaction; a point with the same channel, tags and time replaces the earlier.
+
+        WriteRefused (naming the field) if a reading holds what SQLite cannot (an integer beyond 64 bits, a NaN or
+        infinity, a string that is not valid Unicode): then nothing of the write is stored.
+        """
         with self._write_lock:
             conn = self._open_writer()
             cache = self._ids
@@ -128,26 +154,38 @@ class SqliteStore:
                             sid = ids[signal] = self._add_series(conn, (channel, *r.source, r.machine, signal))
                             added.append((ids, signal))
                         out.append((sid, ts, *values))
+                        # SQLite would store an infinity as is and a NaN as NULL (a NOT NULL failure): refuse both.
+                        if channel == _PROCESS and not math.isfinite(values[0]):  # type: ignore[arg-type]
+                            raise _NotFinite
                 for channel, channel_rows in rows.items():
                     conn.executemany(self._insert[channel], channel_rows)
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OverflowError, UnicodeEncodeError, _NotFinite) as exc:
                 self._rollback(conn)
                 for ids, signal in added:  # the series rows of a rolled-back transaction do not exist
                     del ids[signal]
-                raise StoreError(f"sqlite {self.path}: write of {len(readings)} readings failed: {exc}") from exc
+                # A value SQLite cannot hold is refused for good (named); anything else is a failure of the store.
+                why = first_refusal(readings)
+                if why is not None:
+                    raise WriteRefused(f"sqlite {self.path}: {why}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"sqlite {self.path}: write of {len(readings)} readings failed: {exc}") from exc
+                raise WriteRefused(f"sqlite {self.path}: write of {len(readings)} readings refused: {exc!r}") from exc
         return WriteOutcome.WRITTEN
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
-        """Store dead letters in one transaction; each gets its own row, so letters of the same ms are all kept."""
-        rows = [(d.received_ms, d.topic, bytes(d.payload), d.reason) for d in letters]
+        """Store dead letters in one transaction; each gets its own row, so letters of the same ms are all kept.
+
+        A topic or reason that is not valid Unicode is kept with its lone surrogates escaped (never refused).
+        """
+        rows = [(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason)) for d in letters]
         with self._write_lock:
             conn = self._open_writer()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany("INSERT INTO dead_letters (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OverflowError) as exc:  # OverflowError: a received_ms beyond 64 bits
                 self._rollback(conn)
                 raise StoreError(f"sqlite {self.path}: write of {len(rows)} dead letters failed: {exc}") from exc
         return WriteOutcome.WRITTEN
@@ -173,15 +211,17 @@ class SqliteStore:
         *,
         start_ms: int,
         end_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         limit: int = 10_000,
         offset: int = 0,
     ) -> list[StoredPoint]:
-        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal)."""
+        """Raw points in ``[start_ms, end_ms)`` ordered by (ts_ms, station, machine, signal, site, line)."""
         check_channel(channel)
         self.bounds.check_range(start_ms, end_ms, limit, offset)
-        where, params = self._series_filter(channel, station, signal, None)
+        where, params = self._series_filter(channel, site, line, station, signal, None)
         sql = (
             f"SELECT {_TAGS}, p.* FROM {_q(channel)} p JOIN series s ON s.id = p.series "
             f"WHERE p.ts_ms >= ? AND p.ts_ms < ?{where} "
@@ -189,13 +229,17 @@ class SqliteStore:
         )
         return self._points(channel, sql, [start_ms, end_ms, *params, limit, offset])
 
-    def last(self, channel: str, *, station: str | None = None) -> list[StoredPoint]:
-        """The latest point of every series, ordered by station, machine, signal."""
+    def last(
+        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+    ) -> list[StoredPoint]:
+        """The latest point of every series, ordered by station, machine, signal, site, line."""
         check_channel(channel)
         params: list[Any] = [channel]
         where = ""
-        if station is not None:
-            where, params = " AND s.station = ?", [channel, station]
+        for column, value in (("site", site), ("line", line), ("station", station)):
+            if value is not None:
+                where += f" AND s.{column} = ?"
+                params.append(value)
         # The correlated MAX is answered from the (series, ts_ms) key: one index probe per series, not a scan.
         sql = (
             f"SELECT {_TAGS}, p.* FROM series s JOIN {_q(channel)} p ON p.series = s.id "
@@ -212,6 +256,8 @@ class SqliteStore:
         start_ms: int,
         end_ms: int,
         every_ms: int,
+        site: str | None = None,
+        line: str | None = None,
         station: str | None = None,
         signal: str | None = None,
         machine: int | None = None,
@@ -219,7 +265,7 @@ class SqliteStore:
         """Mean, min, max and count of ``field`` per interval aligned to multiples of ``every_ms``."""
         check_numeric_field(channel, field)
         self.bounds.check_aggregate(start_ms, end_ms, every_ms)
-        where, params = self._series_filter(channel, station, signal, machine)
+        where, params = self._series_filter(channel, site, line, station, signal, machine)
         f = "p." + _q(field)
         sql = (
             f"SELECT p.ts_ms - p.ts_ms % ? AS b, AVG({f}), MIN({f}), MAX({f}), COUNT({f}) "
@@ -229,18 +275,21 @@ class SqliteStore:
             rows = conn.execute(sql, [every_ms, start_ms, end_ms, *params]).fetchall()
         return [Bucket(int(b), float(mean), float(lo), float(hi), int(n)) for b, mean, lo, hi, n in rows]
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """The latest dead letters, newest first (by received time, then by arrival)."""
+    def dead_letters(self, limit: int = 100, *, topic_prefix: str | None = None) -> list[DeadLetter]:
+        """The latest dead letters (whose topic starts with ``topic_prefix``), newest first (by received time, then
+        by arrival)."""
         check_limit(limit)
-        sql = "SELECT received_ms, topic, payload, reason FROM dead_letters ORDER BY received_ms DESC, id DESC LIMIT ?"
+        where, params = _prefix_filter(topic_prefix)
+        sql = f"SELECT received_ms, topic, payload, reason FROM dead_letters{where} ORDER BY received_ms DESC, id DESC LIMIT ?"
         with self._reader() as conn:
-            rows = conn.execute(sql, (limit,)).fetchall()
+            rows = conn.execute(sql, (*params, limit)).fetchall()
         return [DeadLetter(int(ms), str(topic), bytes(payload), str(reason)) for ms, topic, payload, reason in rows]
 
-    def dead_letter_count(self) -> int:
-        """How many dead letters are stored."""
+    def dead_letter_count(self, *, topic_prefix: str | None = None) -> int:
+        """How many dead letters are stored (whose topic starts with ``topic_prefix``)."""
+        where, params = _prefix_filter(topic_prefix)
         with self._reader() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+            return int(conn.execute(f"SELECT COUNT(*) FROM dead_letters{where}", params).fetchone()[0])
 
     def close(self) -> None:
         """Close every connection (readers still in use close when they are handed back); idempotent."""
@@ -296,10 +345,12 @@ class SqliteStore:
         return int(cur.lastrowid or 0)
 
     @staticmethod
-    def _series_filter(channel: str, station: str | None, signal: str | None, machine: int | None) -> tuple[str, list[str | int]]:
+    def _series_filter(
+        channel: str, site: str | None, line: str | None, station: str | None, signal: str | None, machine: int | None
+    ) -> tuple[str, list[str | int]]:
         conds: list[str] = ["channel = ?"]
         params: list[str | int] = [channel]
-        for column, value in (("station", station), ("signal", signal), ("machine", machine)):
+        for column, value in (("site", site), ("line", line), ("station", station), ("signal", signal), ("machine", machine)):
             if value is not None:
                 conds.append(f"{column} = ?")
                 params.append(value)
@@ -342,3 +393,22 @@ class SqliteStore:
                     fields[spec.name] = bool(value) if spec.kind is bool else value
             out.append(StoredPoint(channel, row[0], row[1], row[2], int(row[3]), row[4], int(row[6]), fields))
         return out
+
+
+class _NotFinite(Exception):
+    """A process value that is NaN or infinite (found while building a write's rows)."""
+
+
+_PROCESS = Channel.PROCESS.value
+
+
+def _prefix_filter(prefix: str | None) -> tuple[str, tuple[str | int, ...]]:
+    """`` WHERE`` the topic starts with ``prefix``, as a range of the topic index (no LIKE: ``%`` and ``_`` are
+    legal in topics, and LIKE ignores case). UTF-8 sorts as code points do, so the range is exact."""
+    if not prefix:
+        return "", ()
+    prefix = clean_text(prefix)  # as the topics were stored
+    last = ord(prefix[-1])
+    if last == 0x10FFFF or 0xD7FF <= last < 0xE000:  # no next character to bound the range with
+        return " WHERE substr(topic, 1, ?) = ?", (len(prefix), prefix)
+    return " WHERE topic >= ? AND topic < ?", (prefix, prefix[:-1] + chr(last + 1))

@@ -14,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Literal, cast
 
+from connectors.redact import redact_url
 from connectors.stores.base import Store, StoreError
 from connectors.stores.influx import Flavour, InfluxStore
 from connectors.stores.sqlite import SqliteStore
@@ -33,13 +34,13 @@ def open_store(url: str, *, spool_dir: str | Path | None = None) -> Store:
     """
     scheme, sep, _ = url.partition(":")
     if not sep:
-        raise ValueError(f"store URL {url!r}: no scheme (expected sqlite:, influxdb:// or influxdbs://)")
+        raise ValueError(f"store URL {redact_url(url)!r}: no scheme (expected sqlite:, influxdb:// or influxdbs://)")
     scheme = scheme.lower()
     if scheme == "sqlite":
         return _open_sqlite(url)
     if scheme in ("influxdb", "influxdbs"):
         return _open_influx(url, scheme == "influxdbs", spool_dir)
-    raise ValueError(f"store URL {url!r}: scheme {scheme!r} is not sqlite, influxdb or influxdbs")
+    raise ValueError(f"store URL {redact_url(url)!r}: scheme {scheme!r} is not sqlite, influxdb or influxdbs")
 
 
 def default_spool_dir(host: str, port: int, database: str) -> Path:
@@ -54,9 +55,9 @@ def _query(url: str, query: str, allowed: set[str]) -> dict[str, str]:
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=False):
         if key not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
-            raise ValueError(f"store URL {_redact(url)!r}: unknown parameter {key!r} (known: {known})")
+            raise ValueError(f"store URL {redact_url(url)!r}: unknown parameter {key!r} (known: {known})")
         if key in params:
-            raise ValueError(f"store URL {_redact(url)!r}: parameter {key!r} given twice")
+            raise ValueError(f"store URL {redact_url(url)!r}: parameter {key!r} given twice")
         params[key] = value
     return params
 
@@ -65,7 +66,8 @@ def _open_sqlite(url: str) -> Store:
     parts = urllib.parse.urlsplit(url)
     if parts.netloc:
         raise ValueError(
-            f"store URL {url!r}: host {parts.netloc!r}: a SQLite URL has no host (sqlite:///abs/path.db or sqlite:rel.db)"
+            f"store URL {redact_url(url)!r}: host {parts.hostname!r}: a SQLite URL has no host "
+            "(sqlite:///abs/path.db or sqlite:rel.db)"
         )
     path = urllib.parse.unquote(parts.path)
     if not path or path.endswith("/"):
@@ -79,7 +81,7 @@ def _open_sqlite(url: str) -> Store:
 
 def _open_influx(url: str, tls: bool, spool_dir: str | Path | None) -> Store:
     parts = urllib.parse.urlsplit(url)
-    shown = _redact(url)
+    shown = redact_url(url)
     if not parts.hostname:
         raise ValueError(f"store URL {shown!r}: host: missing (influxdb://host:port/db)")
     try:
@@ -139,13 +141,3 @@ def _positive(url: str, params: dict[str, str], key: str, default: float) -> flo
     if not value > 0:
         raise ValueError(f"store URL {url!r}: {key}: must be > 0, got {raw}")
     return value
-
-
-def _redact(url: str) -> str:
-    """The URL without its password and token, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(":" + parts.password + "@", ":***@", 1)
-    query = re.sub(r"(^|&)token=[^&]*", r"\1token=***", parts.query)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
