@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     feed.add_argument(
         "--origin",
         default="now",
-        help="the source time the feed starts at: now (default), an ISO 8601 time (UTC unless it says otherwise) or a "
-        "negative offset such as -7d, -36h or -90m. The source clock runs speed x the wall clock from there: start in "
-        "the past to stay behind the wall clock (the feed prints when it reaches the present)",
+        help="the source time the feed starts at: now (default), an ISO 8601 time (UTC unless it says otherwise) "
+        "or a negative offset such as now-7d, now-36h or now-90m (or --origin=-7d). The source clock runs speed x the "
+        "wall clock from there: start in the past to stay behind the wall clock (the feed prints when it reaches it)",
     )
     feed.add_argument(
         "--status-every",

@@ -14,6 +14,30 @@ ever fills anyway, ``submit`` blocks paho's thread (TCP back-pressure) rather th
 acknowledged only after it is stored or dead-lettered, so a crash at any point loses nothing acknowledged:
 the broker redelivers the rest, and the duplicates that redelivery makes are dropped here and idempotent in
 the stores (same point, same key).
+
+No message stops the pipeline. Anything that goes wrong while decoding or checking one message makes that
+message a dead letter with its reason. If the store refuses a batch for a reason that is not an outage
+(:class:`WriteRefused`, or any exception that is not a :class:`ConnectorError`, such as a driver's
+``OverflowError``), the batch is written reading by reading and only the refused readings become dead
+letters; a :class:`ConnectorError` (an outage the store could not even spool) keeps the batch unacknowledged
+and retries it. Reasons are storable text whatever the payload held (lone surrogates and control characters
+escaped). Should the pipeline die all the same (a bug), ``stats.last_error`` names the exception.
+
+Checks against the clock and the line:
+
+- A source timestamp more than ``max_lead_s`` (default 300 s, setting ``GIGATWIN_MAX_LEAD_S``; ``math.inf``: no
+  limit) ahead of the receive clock is refused: one gateway clock far ahead must not move the live state's clock.
+  Late timestamps are accepted (the store and the live state place them by time).
+- With a line: the station must be one of the line's, the machine one of the station's, ``store`` messages only
+  from storage steps and ``input`` only from the first station. A process value must name a signal the station
+  declares in the line file (``signals``), so that a gateway cannot grow the store's series and the live state
+  without bound. A station that declares no signals accepts up to ``max_undeclared_signals`` (default 32)
+  distinct names, the first ones seen since the process started, and refuses the others: enough for a line file
+  written before its signals were, bounded against a flood of new names.
+
+Duplicates are recognised by a 64-bit hash of the reading over a window of the last ``dedup_size`` readings
+taken (a hash collision, about one in 10^14 per reading at the default window, would drop a reading as a
+duplicate).
 """
 
 from __future__ import annotations
@@ -23,7 +47,7 @@ import queue
 import random
 import threading
 import time
-from collections import OrderedDict
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -33,12 +57,14 @@ from connectors.stores.base import DeadLetter, Store, WriteOutcome, WriteRefused
 from connectors.telemetry import (
     Channel,
     InputReading,
+    ProcessReading,
     Reading,
     StoreReading,
     TelemetryError,
     Topics,
     decode,
     reading_events,
+    storable_text,
 )
 from twin.counters import CumulativeCounters
 from twin.events import Event
@@ -80,32 +106,55 @@ class IngestStats:
 
 
 class _Recent:
-    """The last ``size`` readings taken, to recognise exact duplicates (redeliveries, a gateway sending twice)."""
+    """The last ``size`` readings taken, to recognise exact duplicates (redeliveries, a gateway sending twice).
 
-    __slots__ = ("_seen", "size")
+    Kept as 64-bit hashes: a dict from hash to its latest place in a ring of hashes (an array of machine
+    integers), so the garbage collector walks one container of untracked ints, not ``size`` reading tuples.
+    """
+
+    __slots__ = ("_at", "_next", "_ring", "size")
 
     def __init__(self, size: int) -> None:
-        self._seen: OrderedDict[Reading, None] = OrderedDict()
+        if size < 1:
+            raise ValueError(f"dedup_size must be at least 1, got {size}")
+        self._at: dict[int, int] = {}
+        self._ring = array("q", bytes(8 * size))
+        self._next = 0  # the ring slot the next reading takes; it counts up forever, the slot is its remainder
         self.size = size
 
-    def __contains__(self, reading: Reading) -> bool:
-        return reading in self._seen
+    def __contains__(self, key: int) -> bool:
+        return key in self._at
 
-    def remember(self, readings: Iterable[Reading]) -> None:
-        """Remember readings that were stored, forgetting the oldest beyond ``size``."""
-        seen = self._seen
-        for r in readings:
-            seen[r] = None
-        while len(seen) > self.size:
-            seen.popitem(last=False)
+    def remember(self, keys: Iterable[int]) -> None:
+        """Remember the hashes of readings that were stored, forgetting the oldest beyond ``size``."""
+        at, ring, size = self._at, self._ring, self.size
+        n = self._next
+        for key in keys:
+            slot = n % size
+            if n >= size:
+                old = ring[slot]
+                if at.get(old) == n - size:  # still the latest place of that hash: it leaves the window now
+                    del at[old]
+            ring[slot] = key
+            at[key] = n
+            n += 1
+        self._next = n
+
+    def __len__(self) -> int:
+        return len(self._at)
 
 
 class Ingest:
     """Decodes, validates, deduplicates, stores, acknowledges and hands on telemetry of one line.
 
     ``ack`` acknowledges a batch of deliveries to the broker, in order (``MqttSubscriber.ack``); ``observers``
-    take the twin events (e.g. a ``twin.state.LiveLine``). ``line`` lets messages be checked against the line's stations and
-    machines; without it any station is accepted.
+    take the twin events (e.g. a ``twin.state.LiveLine``). After each batch's events were handed to the
+    observers, every observer that has an ``end_batch()`` method is called once (a reader can publish what the
+    batch changed in one step); an exception there is counted as an observer error and never stops the
+    pipeline. ``line`` lets messages be checked against the line's stations, machines and signals; without it
+    any station and signal is accepted. ``max_lead_s`` is how far a source timestamp may run ahead of the
+    receive clock (``math.inf``: no limit); ``max_undeclared_signals`` how many distinct signal names a station
+    that declares none may send.
     """
 
     def __init__(
@@ -120,10 +169,15 @@ class Ingest:
         batch_wait_s: float = 0.05,
         queue_size: int = 10_000,
         dedup_size: int = 200_000,
-        max_future_s: float = 24 * 3600.0,
+        max_lead_s: float = 300.0,
+        max_undeclared_signals: int = 32,
     ) -> None:
         if batch_size < 1 or queue_size < batch_size:
             raise ValueError(f"need 1 <= batch_size <= queue_size, got batch_size={batch_size}, queue_size={queue_size}")
+        if not max_lead_s >= 0:  # NaN too
+            raise ValueError(f"max_lead_s must be >= 0 seconds (math.inf: no limit), got {max_lead_s}")
+        if max_undeclared_signals < 0:
+            raise ValueError(f"max_undeclared_signals must be >= 0, got {max_undeclared_signals}")
         self.topics = topics
         self.store = store
         self.line = line
@@ -132,7 +186,9 @@ class Ingest:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self.queue_size = queue_size
-        self.max_future_ms = int(max_future_s * 1000)
+        self.max_lead_s = max_lead_s
+        self._max_lead_ms = max_lead_s * 1000.0  # a float, so that math.inf compares as "no limit"
+        self.max_undeclared_signals = max_undeclared_signals
         self.stats = IngestStats()
         self.counters = CumulativeCounters()
         self._recent = _Recent(dedup_size)
@@ -142,8 +198,15 @@ class Ingest:
         # Per station of the line: its machine count and kind, to check messages against (empty: no line given).
         self._machines: dict[str, tuple[int, str]] = {}
         self._first = line.stations[0].id if line is not None else ""
+        # Per station: the signal names it declares; for stations that declare none, the names taken so far.
+        self._signals: dict[str, frozenset[str]] = {}
+        self._undeclared: dict[str, set[str]] = {}
         for st in line.stations if line is not None else ():
             self._machines[st.id] = (1 if st.kind == "delay" else st.machines, st.kind)
+            if st.signals:
+                self._signals[st.id] = frozenset(st.signals)
+            else:
+                self._undeclared[st.id] = set()
 
     # -- the paho side ----------------------------------------------------------------------------------------
     def submit(self, delivery: Delivery) -> None:
@@ -169,17 +232,26 @@ class Ingest:
 
     # -- the pipeline -----------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        """Process batches until ``stop`` is set, then stop accepting and drain what is queued."""
-        while not stop.is_set():
-            batch = self._take(self.batch_wait_s)
-            if batch:
-                self._process_until_done(batch, stop)
-        self._accepting.clear()
-        while True:
-            batch = self._take(0.0)
-            if not batch:
-                break
-            self._process_until_done(batch, None)
+        """Process batches until ``stop`` is set, then stop accepting and drain what is queued.
+
+        Should it raise all the same (a bug), ``stats.last_error`` names the exception first and no more
+        messages are queued (those not acknowledged are delivered again to the next consumer).
+        """
+        try:
+            while not stop.is_set():
+                batch = self._take(self.batch_wait_s)
+                if batch:
+                    self._process_until_done(batch, stop)
+            self._accepting.clear()
+            while True:
+                batch = self._take(0.0)
+                if not batch:
+                    break
+                self._process_until_done(batch, None)
+        except BaseException as exc:
+            self._accepting.clear()  # paho's thread must not block on a queue no one takes from any more
+            self.stats.last_error = f"the pipeline stopped: {type(exc).__name__}: {storable_text(str(exc))}"
+            raise
 
     def _take(self, wait_s: float) -> list[Delivery]:
         q = self._queue
@@ -212,7 +284,7 @@ class Ingest:
             except ConnectorError as exc:
                 # Neither written nor spooled: keep the batch unacknowledged and try again; the broker holds the rest.
                 self.stats.store_failures += 1
-                self.stats.last_error = str(exc)
+                self.stats.last_error = storable_text(f"{type(exc).__name__}: {exc}")
                 log.warning("store failed, retrying in %.1f s: %s", delay, exc)
                 if stop is not None and stop.wait(delay):
                     stop = None  # stopping: keep trying to store what was taken, but no longer wait on stop
@@ -226,20 +298,27 @@ class Ingest:
         stats = self.stats
         recent = self._recent
         readings: list[Reading] = []
+        keys: list[int] = []
         sources: list[Delivery] = []
         letters: list[DeadLetter] = []
-        in_batch: set[Reading] = set()
+        in_batch: set[int] = set()
         duplicates = 0
         for d in batch:
             try:
                 reading = self._decode(d)
             except TelemetryError as exc:
-                letters.append(DeadLetter(d.received_ms, d.topic, d.payload, exc.reason))
+                letters.append(_letter(d, exc.reason))
                 continue
-            if reading in recent or reading in in_batch:
+            except Exception as exc:  # a check's bug must cost one message, not the pipeline
+                log.exception("decoding a message on %r failed", d.topic)
+                letters.append(_letter(d, f"cannot be taken: {type(exc).__name__}: {exc}"))
+                continue
+            key = hash(reading)
+            if key in recent or key in in_batch:
                 duplicates += 1
             else:
-                in_batch.add(reading)
+                in_batch.add(key)
+                keys.append(key)
                 readings.append(reading)
                 sources.append(d)
         # Store first; count and remember only once that succeeded, so a retried batch is processed the same way.
@@ -247,12 +326,17 @@ class Ingest:
             try:
                 outcome = self.store.write(readings)
             except WriteRefused:
-                outcome, readings = self._write_one_by_one(readings, sources, letters)
+                outcome, readings, keys = self._write_one_by_one(readings, keys, sources, letters)
+            except ConnectorError:
+                raise  # an outage: retry the batch
+            except Exception as exc:  # a driver refusing a value (OverflowError, UnicodeEncodeError ...): not an outage
+                log.warning("the store refused a batch (%s: %s): writing it reading by reading", type(exc).__name__, exc)
+                outcome, readings, keys = self._write_one_by_one(readings, keys, sources, letters)
             if outcome is WriteOutcome.SPOOLED:
                 stats.spooled_batches += 1
         if letters:
             self.store.write_dead_letters(letters)
-        recent.remember(readings)
+        recent.remember(keys)
         stats.received += len(batch)
         stats.stored += len(readings)
         stats.rejected += len(letters)
@@ -261,32 +345,44 @@ class Ingest:
         if self.ack is not None:
             self.ack([d.token for d in batch])
             stats.acked += len(batch)
-        if self.observers and readings:
-            self._hand_on(readings)
+        if self.observers:
+            if readings:
+                self._hand_on(readings)
+            self._end_batch()
 
     def _write_one_by_one(
-        self, readings: list[Reading], sources: list[Delivery], letters: list[DeadLetter]
-    ) -> tuple[WriteOutcome, list[Reading]]:
-        """The store refused part of a batch for good (a field type conflict, say): write the readings one by one
-        and keep the refused ones as dead letters with the store's reason, rather than retry the batch forever."""
+        self, readings: list[Reading], keys: list[int], sources: list[Delivery], letters: list[DeadLetter]
+    ) -> tuple[WriteOutcome, list[Reading], list[int]]:
+        """The store refused part of a batch for good (a field type conflict, a value its driver cannot bind): write
+        the readings one by one and keep the refused ones as dead letters with the store's reason, rather than
+        retry the batch forever. An outage (another ConnectorError) still raises: the whole batch is retried."""
         outcome = WriteOutcome.WRITTEN
         taken: list[Reading] = []
-        for reading, d in zip(readings, sources, strict=True):
+        taken_keys: list[int] = []
+        for reading, key, d in zip(readings, keys, sources, strict=True):
             try:
                 if self.store.write([reading]) is WriteOutcome.SPOOLED:
                     outcome = WriteOutcome.SPOOLED
-                taken.append(reading)
             except WriteRefused as exc:
-                letters.append(DeadLetter(d.received_ms, d.topic, d.payload, f"the store refused it: {exc}"))
-        return outcome, taken
+                letters.append(_letter(d, f"the store refused it: {exc}"))
+                continue
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                letters.append(_letter(d, f"the store refused it: {type(exc).__name__}: {exc}"))
+                continue
+            taken.append(reading)
+            taken_keys.append(key)
+        return outcome, taken, taken_keys
 
     def _decode(self, d: Delivery) -> Reading:
         source, channel = self.topics.parse(d.topic)
         reading = decode(source, channel, d.payload)
         skew = d.received_ms - reading.ts_ms
-        if -skew > self.max_future_ms:
+        if -skew > self._max_lead_ms:
             raise TelemetryError(
-                f"payload.ts: {reading.ts_ms} is {-skew / 1000:.0f} s ahead of the receive clock (a gateway clock?)"
+                f"payload.ts: {reading.ts_ms} is {-skew / 1000:.1f} s ahead of the receive clock, more than the accepted"
+                f" lead of {self.max_lead_s:g} s (setting max_lead_s, GIGATWIN_MAX_LEAD_S; a gateway clock?)"
             )
         if abs(skew) > self.stats.max_clock_skew_ms:
             self.stats.max_clock_skew_ms = abs(skew)
@@ -301,7 +397,29 @@ class Ingest:
                 raise TelemetryError(f"topic {d.topic!r}: the store channel is for storage steps; {source.station} is not one")
             if isinstance(reading, InputReading) and source.station != self._first:
                 raise TelemetryError(f"topic {d.topic!r}: the input channel belongs to the first station {self._first}")
+            if isinstance(reading, ProcessReading):
+                self._check_signals(source.station, reading)
         return reading
+
+    def _check_signals(self, station: str, reading: ProcessReading) -> None:
+        declared = self._signals.get(station)
+        if declared is not None:
+            for i, (name, _value, _unit) in enumerate(reading.values):
+                if name not in declared:
+                    raise TelemetryError(
+                        f"payload.values[{i}].name: station {station} declares no signal {name!r}"
+                        f" (it declares {', '.join(sorted(declared))})"
+                    )
+            return
+        taken = self._undeclared[station]
+        new = {name for name, _value, _unit in reading.values if name not in taken}
+        if len(taken) + len(new) > self.max_undeclared_signals:
+            names = ", ".join(repr(n) for n in sorted(new))
+            raise TelemetryError(
+                f"payload.values: station {station} declares no signals and already sends {len(taken)} distinct ones;"
+                f" new {names} would pass the limit of {self.max_undeclared_signals} (declare them in the line file)"
+            )
+        taken |= new
 
     def _hand_on(self, readings: list[Reading]) -> None:
         # Within a batch, put readings in source-time order: gateways and QoS 1 redelivery reorder messages.
@@ -316,11 +434,29 @@ class Ingest:
                     try:
                         observer(ev)
                     except Exception as exc:  # an observer's bug must not stop the consumer
-                        self.stats.observer_errors += 1
-                        self.stats.last_error = f"observer {observer!r} failed on {ev!r}: {exc}"
-                        log.exception("observer failed")
+                        self._observer_failed(observer, f"on {ev!r}", exc)
         self.stats.events += n
         self.stats.counter_resets += counters.resets - before
+
+    def _end_batch(self) -> None:
+        for observer in self.observers:
+            end_batch = getattr(observer, "end_batch", None)
+            if end_batch is None or not callable(end_batch):
+                continue
+            try:
+                end_batch()
+            except Exception as exc:  # as for events: counted, never stops the consumer
+                self._observer_failed(observer, "at the end of a batch", exc)
+
+    def _observer_failed(self, observer: object, where: str, exc: Exception) -> None:
+        self.stats.observer_errors += 1
+        self.stats.last_error = storable_text(f"observer {observer!r} failed {where}: {type(exc).__name__}: {exc}")
+        log.exception("observer failed")
+
+
+def _letter(d: Delivery, reason: str) -> DeadLetter:
+    """A dead letter whose text any store can hold, whatever the message carried."""
+    return DeadLetter(d.received_ms, storable_text(d.topic, 1000), bytes(d.payload), storable_text(reason, 1000))
 
 
 def _ts(reading: Reading) -> int:
