@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from api.telemetry_commands import FEED_WARMUP_H, REFERENCE_LINE, run_feed, run_ingest
+from api.telemetry_commands import FEED_WARMUP_H, run_feed, run_ingest
 from connectors.linefile import read_line
 from twin.errors import TwinError
 from twin.simulate import simulate
@@ -80,21 +80,56 @@ def _parser() -> argparse.ArgumentParser:
         "--clock-skew", type=float, default=0.0, help="seconds added to every source timestamp (a gateway clock that is off)"
     )
 
-    ing = sub.add_parser("ingest", help="consume a line's telemetry from MQTT into a store, keeping its live state")
-    ing.add_argument("--mqtt", required=True, help="the broker, mqtt[s]://[user[:password]@]host[:port][?client_id=..&ca=..]")
-    ing.add_argument(
-        "--store", required=True, help="sqlite:PATH, or influxdb[s]://[user:password@]host:port/db[?flavour=v1|v2|v3&token=..]"
+    ing = sub.add_parser(
+        "ingest",
+        help="consume a line's telemetry from MQTT into a store, keeping its live state (the service without HTTP)",
+        description="The service without HTTP. Settings as for `gigatwin serve` (GIGATWIN_* variables, .env, "
+        "GIGATWIN_CONFIG_FILE); each option given here wins over its setting, named in brackets.",
     )
-    ing.add_argument("--line", default=str(REFERENCE_LINE), help="the line file (default: the reference battery line)")
-    ing.add_argument("--group", default=None, help="a shared-subscription group: processes with one group split the stream")
-    ing.add_argument("--client-id", default=None, help="MQTT client id, stable across restarts and unique per process")
+    ing.add_argument(
+        "--mqtt",
+        default=None,
+        help="the broker, mqtt[s]://[user[:password]@]host[:port][?client_id=..&ca=..] (GIGATWIN_MQTT_URL)",
+    )
+    ing.add_argument(
+        "--store",
+        default=None,
+        help="sqlite:PATH, or influxdb[s]://[user:password@]host:port/db[?flavour=v1|v2|v3&token=..] "
+        "(GIGATWIN_STORE_URL, default sqlite:gigatwin.db)",
+    )
+    ing.add_argument("--line", default=None, help="the line file (GIGATWIN_LINE_FILE, default: the reference battery line)")
+    ing.add_argument(
+        "--group",
+        default=None,
+        help="a shared-subscription group: processes with one group split the stream (GIGATWIN_MQTT_GROUP)",
+    )
+    ing.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id, stable across restarts and unique per process (GIGATWIN_MQTT_CLIENT_ID)",
+    )
     ing.add_argument(
         "--spool-dir",
         default=None,
-        help="where InfluxDB writes wait while it is down (default: $XDG_STATE_HOME/gigatwin/spool/HOST-PORT-DB)",
+        help="where InfluxDB writes wait while it is down "
+        "(GIGATWIN_SPOOL_DIR, default: $XDG_STATE_HOME/gigatwin/spool/HOST-PORT-DB)",
+    )
+    ing.add_argument(
+        "--max-lead",
+        type=_seconds,
+        default=None,
+        help="seconds a source timestamp may lie ahead of the receive clock; further is a dead letter "
+        "(GIGATWIN_MAX_LEAD_S, default 300)",
+    )
+    ing.add_argument(
+        "--workers",
+        type=_count,
+        default=1,
+        help="processes on one shared subscription, as one command (default 1; group 'gigatwin' unless --group)",
     )
     ing.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines (0: none)")
-    _topic_args(ing)
+    ing.add_argument("--prefix", default=None, help="topic prefix, one or more levels (GIGATWIN_TOPIC_PREFIX, default gigatwin)")
+    ing.add_argument("--site", default=None, help="the site's topic level (GIGATWIN_SITE, default plant1)")
 
     serve = sub.add_parser(
         "serve", help="serve the API and dashboard; settings from GIGATWIN_* variables, .env or GIGATWIN_CONFIG_FILE"
@@ -133,6 +168,20 @@ def _hours_or_zero(text: str) -> float:
     value = float(text)
     if not value >= 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"must be a number of hours >= 0, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 

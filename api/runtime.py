@@ -1,9 +1,11 @@
 """One watched line, wired: its telemetry source, the ingest pipeline, the store, the live state and the stream.
 
-:func:`build_runtime` assembles the parts from :class:`~api.settings.Settings` without starting anything;
-:meth:`LineRuntime.start` starts the background tasks under a :class:`~api.supervisor.Supervisor` and
+The one composition of the pipeline: ``gigatwin serve`` (and ``demo``) serve it over HTTP, ``gigatwin ingest`` is
+the same without HTTP. :func:`build_runtime` assembles the parts from the settings without starting anything;
+:meth:`LineRuntime.start` starts the background tasks under a :class:`~api.supervisor.Supervisor` (a task that
+dies is restarted with backoff until it has failed for good: :attr:`LineRuntime.failed`) and
 :meth:`LineRuntime.stop` stops them in order (the feed, then the pipeline, which drains and stores what it
-took, then the broker connection and the store). The app's lifespan does both.
+took, then the broker connection and the store). The app's lifespan or the ingest command does both.
 
 Sources:
 
@@ -11,26 +13,30 @@ Sources:
   thread reconnects with backoff, and readiness reports whether the broker is connected.
 - ``demo``: the virtual plant (``connectors.feed``) runs in-process from a warmed-up snapshot of the line, at
   ``demo_speed`` times real time, and hands its messages straight to the same pipeline (no broker): the same
-  decoding, dead letters, store and live state as a plant's telemetry.
+  decoding, dead letters, store and live state as a plant's telemetry. Its messages are received on the demo's
+  own clock (``demo_speed`` times the wall clock from the feed's start), the clock their timestamps follow, so
+  the accepted lead (``max_lead_s``) means the same as for a plant: a timestamp ahead of the demo's present.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from api.ingest_service import default_client_id
-from api.live import LiveView
-from api.settings import Settings
+from api.live import LiveStatePublisher
+from api.settings import PipelineSettings
 from api.stream import StreamHub
-from api.supervisor import Supervisor
+from api.supervisor import RestartPolicy, Supervisor, TaskStatus
 from connectors.faults import Faults
 from connectors.feed import VirtualPlant
-from connectors.ingest import Ingest, LoopbackPublisher
+from connectors.ingest import Ingest
 from connectors.linefile import read_line
-from connectors.mqtt import MqttError, MqttSubscriber, parse_mqtt_url
+from connectors.mqtt import Delivery, MqttConfig, MqttError, MqttSubscriber, parse_mqtt_url
+from connectors.redact import redact_url
 from connectors.stores import open_store
 from connectors.stores.base import Health, Store
 from connectors.telemetry import MS_PER_HOUR, Topics
@@ -39,11 +45,17 @@ from twin.kpis import initial_wip
 from twin.schema import Line
 from twin.state import LiveLine
 
-__all__ = ["LineRuntime", "build_runtime"]
+__all__ = ["RESTART_POLICY", "LineRuntime", "build_runtime", "default_client_id"]
 
 log = logging.getLogger("gigatwin.runtime")
 
-_NO_LIMIT_S = 100 * 365 * 86400.0  # a century: no source timestamp is refused for running ahead
+RESTART_POLICY = RestartPolicy()
+"""How the background tasks are restarted and when one has failed for good (read when a runtime is built)."""
+
+
+def default_client_id(line: str, group: str | None) -> str:
+    """A client id stable across restarts on this host (a persistent session is found again by its id)."""
+    return f"gigatwin-ingest-{line}-{group or 'solo'}-{socket.gethostname()}"
 
 
 @dataclass
@@ -51,15 +63,15 @@ class LineRuntime:
     """Everything the API serves for one line, and the background tasks that keep it current."""
 
     line: Line
-    settings: Settings
-    live: LiveView
+    settings: PipelineSettings
+    live: LiveStatePublisher
     store: Store
     ingest: Ingest
     hub: StreamHub
     topics: Topics
     subscriber: MqttSubscriber | None = None
     plant: VirtualPlant | None = None
-    supervisor: Supervisor = field(default_factory=Supervisor)
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(RESTART_POLICY))
     dead_letters_before: int = 0
     """Dead letters already in the store when the service started."""
     _health: tuple[float, Health] | None = field(default=None, init=False, repr=False)
@@ -79,18 +91,49 @@ class LineRuntime:
             return self.subscriber.connected
         return any(t.name == "feed" and t.state == "running" for t in self.supervisor.status())
 
-    def start(self) -> None:
-        """Resume the counters from the store and start the pipeline, then the source."""
+    @property
+    def failed(self) -> threading.Event:
+        """Set when a background task has failed for good (the process should exit non-zero and be restarted)."""
+        return self.supervisor.failed
+
+    def failures(self) -> list[TaskStatus]:
+        """The background tasks that have failed for good, with their last errors."""
+        return self.supervisor.failures()
+
+    def describe(self) -> str:
+        """Where telemetry comes from and goes, for a start-up line: no password or token in it."""
+        if self.subscriber is not None:
+            cfg = self.subscriber.config
+            source = f"{self.subscriber.subscription} from {cfg.address} as {cfg.client_id}"
+        else:
+            source = f"the in-process virtual plant at x{self.settings.demo_speed:g}"
+        return f"{source} into {redact_url(self.settings.store_url)}"
+
+    def rebuild(self) -> None:
+        """Rebuild the live state from the store's last ``history_hours`` before the pipeline starts, so a restart
+        keeps the shift's output, OEE and stops. The seam for ``connectors.rebuild`` (not there yet): no-op."""
+
+    def start(self, *, require_source: bool = False, timeout_s: float = 5.0) -> None:
+        """Rebuild the live state, resume the counters from the store and start the pipeline, then the source.
+
+        An unreachable broker (within ``timeout_s``) is not fatal (paho keeps trying; readiness says so) unless
+        ``require_source``, when the MqttError is raised (after stopping the tasks; :meth:`stop` still closes the rest).
+        """
+        self.rebuild()
         self.ingest.resume_counters()
         self.dead_letters_before = self.store.dead_letter_count(topic_prefix=self.topics.base + "/")  # this line's only
+        log.info("line %s: %s", self.line.name, self.describe())
         self.supervisor.start("ingest", self.ingest.run)
         if self.plant is not None:
             plant = self.plant
             self.supervisor.start("feed", lambda stop: plant.run(stop=stop))
         if self.subscriber is not None:
             try:
-                self.subscriber.start(timeout_s=5.0)
+                self.subscriber.start(timeout_s=timeout_s)
             except MqttError as exc:
+                if require_source:
+                    self.supervisor.stop()
+                    raise
                 # Not fatal: paho keeps trying in the background, and readiness says the broker is not connected.
                 log.warning("%s; the service starts anyway and keeps trying", exc)
 
@@ -109,21 +152,30 @@ class LineRuntime:
         return {"dead_letters": self.dead_letters_before + stats.rejected, "ingest": stats.as_dict()}
 
 
-def build_runtime(settings: Settings, line: Line | None = None) -> LineRuntime:
-    """The parts for ``settings``, not started. Raises ValueError (a bad URL), ``twin.errors.LineError`` (a bad
-    line file) or ``connectors.errors.ConnectorError`` (a store that cannot be opened), each naming what is wrong."""
+def build_runtime(
+    settings: PipelineSettings, line: Line | None = None, *, store: Store | None = None, mqtt: MqttConfig | None = None
+) -> LineRuntime:
+    """The parts for ``settings``, not started. ``line``, ``store`` and ``mqtt`` (the broker, instead of
+    ``settings.mqtt_url``) may be given already made; a store given is closed by :meth:`LineRuntime.stop` too.
+
+    Raises ValueError (a bad URL), ``twin.errors.LineError`` (a bad line file) or ``connectors.errors.ConnectorError``
+    (a store that cannot be opened), each naming what is wrong."""
     if line is None:
         line = read_line(settings.line_file)
     topics = Topics(settings.topic_prefix, settings.site, line.name)
-    store = open_store(settings.store_url, spool_dir=settings.spool_dir)
+    if mqtt is None and settings.source == "mqtt":
+        assert settings.mqtt_url is not None  # the settings' validator requires it for the mqtt source
+        mqtt = parse_mqtt_url(settings.mqtt_url)  # before the store opens: a bad URL leaves nothing to close
+    if store is None:
+        store = open_store(settings.store_url, spool_dir=settings.spool_dir)
     try:
-        return _assemble(settings, line, topics, store)
+        return _assemble(settings, line, topics, store, mqtt)
     except BaseException:
         store.close()
         raise
 
 
-def _assemble(settings: Settings, line: Line, topics: Topics, store: Store) -> LineRuntime:
+def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Store, mqtt: MqttConfig | None) -> LineRuntime:
     live_kwargs: dict[str, Any] = {
         "shift_hours": settings.shift_hours,
         "shift_origin_h": settings.shift_origin_h,
@@ -138,28 +190,27 @@ def _assemble(settings: Settings, line: Line, topics: Topics, store: Store) -> L
             engine.run(settings.demo_warmup_hours)
         snapshot = engine.snapshot()
         origin_ms = round(time.time() * 1000)
-        live = LiveView(LiveLine(line, begin_h=origin_ms / MS_PER_HOUR, wip0=initial_wip(snapshot), **live_kwargs))
-        # The demo's clock runs demo_speed times faster than the wall clock, so its timestamps soon lie days
-        # ahead of the receive time: the check for gateway clocks that run ahead does not apply.
-        ingest = _ingest(settings, line, topics, store, live, max_future_s=_NO_LIMIT_S)
+        live = LiveStatePublisher(LiveLine(line, begin_h=origin_ms / MS_PER_HOUR, wip0=initial_wip(snapshot), **live_kwargs))
+        ingest = _ingest(settings, line, topics, store, live)
         faults = Faults(malformed=settings.demo_malformed, seed=settings.demo_seed) if settings.demo_malformed else None
+        publisher = _DemoClockPublisher(ingest)
         plant = VirtualPlant(
             line,
             topics=topics,
-            publisher=LoopbackPublisher(ingest),
+            publisher=publisher,
             speed=settings.demo_speed,
             seed=settings.demo_seed,
             origin_ms=origin_ms,
             start=snapshot,
             faults=faults,
         )
+        publisher.plant = plant
     else:
-        assert settings.mqtt_url is not None  # the settings' validator requires it for the mqtt source
-        mqtt = parse_mqtt_url(settings.mqtt_url)
+        assert mqtt is not None  # build_runtime parses settings.mqtt_url for the mqtt source
         mqtt = replace(
             mqtt, client_id=settings.mqtt_client_id or mqtt.client_id or default_client_id(line.name, settings.mqtt_group)
         )
-        live = LiveView(LiveLine(line, **live_kwargs))
+        live = LiveStatePublisher(LiveLine(line, **live_kwargs))
         ingest = _ingest(settings, line, topics, store, live, receive_maximum=mqtt.receive_maximum)
         subscriber = MqttSubscriber(mqtt, topics.subscription(settings.mqtt_group), ingest.submit)
         ingest.ack = subscriber.ack
@@ -181,14 +232,7 @@ def _assemble(settings: Settings, line: Line, topics: Topics, store: Store) -> L
 
 
 def _ingest(
-    settings: Settings,
-    line: Line,
-    topics: Topics,
-    store: Store,
-    live: LiveView,
-    *,
-    receive_maximum: int = 2000,
-    max_future_s: float = 24 * 3600.0,
+    settings: PipelineSettings, line: Line, topics: Topics, store: Store, live: LiveStatePublisher, *, receive_maximum: int = 2000
 ) -> Ingest:
     batch = 1000
     return Ingest(
@@ -199,5 +243,35 @@ def _ingest(
         # The queue holds everything the broker may have in flight to us, so paho's thread never blocks.
         batch_size=min(batch, receive_maximum),
         queue_size=max(2 * receive_maximum, batch),
-        max_future_s=max_future_s,
+        max_lead_s=settings.max_lead_s,
     )
+
+
+class _DemoClockPublisher:
+    """Hands the in-process virtual plant's messages straight to the pipeline, received on the demo's own clock.
+
+    The demo's source clock runs ``demo_speed`` times the wall clock from the feed's start, so after an hour at x60
+    its timestamps lie 59 hours ahead of the wall clock, and more every minute: no fixed accepted lead would do
+    against the wall clock. Stamped with the demo's present instead (the feed's own mapping, :meth:`VirtualPlant.
+    feed_clock`), its messages arrive on time, and ``max_lead_s`` still catches one from the demo's future.
+    Blocks while the ingest queue is full, so a fast producer is held back rather than losing messages.
+    """
+
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+        self.plant: VirtualPlant | None = None
+        self.published = 0
+        self._origin_ms = 0.0
+        self._start_ms = 0.0
+        self._speed = 0.0
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Deliver the message to the pipeline now, received at the demo clock's present."""
+        if not self._speed and self.plant is not None:
+            # the feed's mapping is fixed when its first paced run begins, before its first message
+            clock = self.plant.feed_clock()
+            self._origin_ms, self._start_ms, self._speed = clock.origin_ms, clock.start_ms, clock.speed
+        now_ms = time.time() * 1000
+        received = round(self._origin_ms + (now_ms - self._start_ms) * self._speed) if self._speed else round(now_ms)
+        self.ingest.submit(Delivery(topic, payload, received, (0, 0)))
+        self.published += 1

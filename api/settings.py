@@ -13,13 +13,24 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["REFERENCE_LINE", "Role", "Settings", "SettingsError", "get_settings", "load_settings"]
+from connectors.redact import redact_url
+
+__all__ = [
+    "REFERENCE_LINE",
+    "PipelineSettings",
+    "Role",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_pipeline_settings",
+    "load_settings",
+]
 
 REFERENCE_LINE = Path(__file__).resolve().parent.parent / "simulations" / "lines" / "reference_cell_line.yaml"
 """The reference battery-cell line shipped with GigaTwin."""
@@ -28,14 +39,19 @@ Role = Literal["viewer", "operator"]
 """``viewer`` reads; ``operator`` also changes settings (and, later, runs what-ifs)."""
 
 _KeyList = Annotated[list[SecretStr], NoDecode]
+_S = TypeVar("_S", bound="PipelineSettings")
 
 
 class SettingsError(ValueError):
     """Settings that are missing or wrong; the message names every offending setting and how to set it."""
 
 
-class Settings(BaseSettings):
-    """Everything ``gigatwin serve`` needs: where telemetry comes from and goes, the line, the HTTP side, security."""
+class PipelineSettings(BaseSettings):
+    """Every setting of the service, checked as far as the pipeline needs (``gigatwin ingest``: no HTTP side).
+
+    It knows the HTTP settings too, so that one ``.env`` or config file serves ``serve`` and ``ingest`` alike;
+    :class:`Settings` adds the checks that serving HTTP needs (API keys, loopback-only ``auth_disabled``).
+    """
 
     model_config = SettingsConfigDict(env_prefix="GIGATWIN_", env_file=".env", extra="forbid", validate_default=True)
 
@@ -58,6 +74,10 @@ class Settings(BaseSettings):
     """``sqlite:PATH`` or ``influxdb[s]://[user:password@]host:port/db[?flavour=v1|v2|v3&token=..]``."""
     spool_dir: Path | None = None
     """Where InfluxDB writes wait while it is down (default: under ``$XDG_STATE_HOME/gigatwin/spool``)."""
+    max_lead_s: float = Field(300.0, gt=0)
+    """How far (seconds) a source timestamp may lie ahead of the receive clock; a message further ahead is a dead
+    letter (a gateway clock running ahead must not move the line's clock). A virtual plant run faster than real
+    time needs more: about ``hours x 3600 x (1 - 1/speed)`` for a run of ``hours`` simulated hours."""
 
     shift_hours: float = Field(8.0, gt=0, le=24)
     shift_origin_h: float = Field(6.0, ge=0, lt=24)
@@ -105,20 +125,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> Settings:
+    def _consistent(self) -> PipelineSettings:
         if self.source == "mqtt" and not self.mqtt_url:
             raise ValueError("mqtt_url is required when source is 'mqtt' (set GIGATWIN_MQTT_URL)")
-        if self.auth_disabled and not _is_loopback(self.host):
-            raise ValueError(f"auth_disabled is only allowed on a loopback host, not on {self.host!r}")
-        if not self.auth_disabled and not (self.viewer_keys or self.operator_keys):
-            raise ValueError(
-                "no API keys: set GIGATWIN_VIEWER_KEYS and/or GIGATWIN_OPERATOR_KEYS (comma-separated), "
-                "or GIGATWIN_AUTH_DISABLED=true on a loopback host"
-            )
-        viewers = {k.get_secret_value() for k in self.viewer_keys}
-        if viewers & {k.get_secret_value() for k in self.operator_keys}:
-            raise ValueError("viewer_keys and operator_keys share a key: give each key one role")
         return self
+
+    def __repr_args__(self) -> Any:
+        # Broker and store URLs carry passwords and tokens: never in a repr (logs, tracebacks); keys are SecretStr.
+        for name, value in super().__repr_args__():
+            if name in _URL_FIELDS and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value
 
     def roles(self) -> dict[str, Role]:
         """Each API key and its role."""
@@ -137,6 +154,27 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Arguments, then the environment, then ``.env``, then the config file of ``GIGATWIN_CONFIG_FILE``."""
         return init_settings, env_settings, dotenv_settings, _ConfigFileSource(settings_cls)
+
+
+_URL_FIELDS = frozenset({"mqtt_url", "store_url"})
+
+
+class Settings(PipelineSettings):
+    """Everything ``gigatwin serve`` needs: where telemetry comes from and goes, the line, the HTTP side, security."""
+
+    @model_validator(mode="after")
+    def _secure(self) -> Settings:
+        if self.auth_disabled and not _is_loopback(self.host):
+            raise ValueError(f"auth_disabled is only allowed on a loopback host, not on {self.host!r}")
+        if not self.auth_disabled and not (self.viewer_keys or self.operator_keys):
+            raise ValueError(
+                "no API keys: set GIGATWIN_VIEWER_KEYS and/or GIGATWIN_OPERATOR_KEYS (comma-separated), "
+                "or GIGATWIN_AUTH_DISABLED=true on a loopback host"
+            )
+        viewers = {k.get_secret_value() for k in self.viewer_keys}
+        if viewers & {k.get_secret_value() for k in self.operator_keys}:
+            raise ValueError("viewer_keys and operator_keys share a key: give each key one role")
+        return self
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):
@@ -190,8 +228,17 @@ def _is_loopback(host: str) -> bool:
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the sources above, ``overrides`` first; raises :class:`SettingsError` naming each bad setting."""
+    return _load(Settings, overrides)
+
+
+def load_pipeline_settings(**overrides: Any) -> PipelineSettings:
+    """Like :func:`load_settings` for the pipeline alone (``gigatwin ingest``): the HTTP side is not checked."""
+    return _load(PipelineSettings, overrides)
+
+
+def _load(cls: type[_S], overrides: dict[str, Any]) -> _S:
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):

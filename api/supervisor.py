@@ -4,6 +4,12 @@ A task is a function ``run(stop)`` that works until the ``threading.Event`` is s
 while not asked to stop, the supervisor logs it, waits (exponential backoff with jitter, reset after a task
 has run well for a while) and calls it again. Each task's state, restarts and last error are what the health
 route and the metrics show.
+
+A task that dies ``max_restarts`` times within ``restart_window_s`` has failed **for good**: restarting it in
+process evidently does not help (a message that kills it on every redelivery, a bug), so it is left
+``failed`` and :attr:`Supervisor.failed` is set. The commands then exit with a non-zero status so that a
+service manager (systemd ``Restart=on-failure``, a container's restart policy) restarts the whole process
+and an operator sees it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Supervisor", "TaskStatus"]
+__all__ = ["RestartPolicy", "Supervisor", "TaskStatus"]
 
 log = logging.getLogger("gigatwin.tasks")
 
@@ -23,8 +29,22 @@ TaskFn = Callable[[threading.Event], None]
 
 
 @dataclass(frozen=True)
+class RestartPolicy:
+    """How a dead task is restarted, and when it has failed for good."""
+
+    min_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    healthy_after_s: float = 60.0
+    """A task that ran this long before dying starts its backoff afresh."""
+    max_restarts: int = 5
+    """Deaths within ``restart_window_s`` after which the task has failed for good (not restarted again)."""
+    restart_window_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class TaskStatus:
-    """A background task now: ``running``, ``restarting`` (waiting out its backoff) or ``stopped``."""
+    """A background task now: ``running``, ``restarting`` (waiting out its backoff), ``failed`` (for good) or
+    ``stopped``."""
 
     name: str
     state: str
@@ -44,15 +64,17 @@ class _Task:
         self.since = time.monotonic()
         self.thread: threading.Thread | None = None
         self.stop = threading.Event()
+        self.deaths: list[float] = []
+        """Monotonic times of its recent deaths (within the policy's window)."""
 
 
 class Supervisor:
-    """Runs named tasks in threads and restarts any that dies, with backoff from ``min_backoff_s`` to ``max_backoff_s``."""
+    """Runs named tasks in threads and restarts any that dies, with backoff, until one fails for good (``policy``)."""
 
-    def __init__(self, *, min_backoff_s: float = 0.5, max_backoff_s: float = 30.0, healthy_after_s: float = 60.0) -> None:
-        self.min_backoff_s = min_backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.healthy_after_s = healthy_after_s
+    def __init__(self, policy: RestartPolicy | None = None) -> None:
+        self.policy = policy if policy is not None else RestartPolicy()
+        self.failed = threading.Event()
+        """Set when a task has failed for good; :meth:`failures` says which and why."""
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
 
@@ -73,7 +95,8 @@ class Supervisor:
                 task.last_error = error
 
     def _loop(self, task: _Task) -> None:
-        backoff = self.min_backoff_s
+        policy = self.policy
+        backoff = policy.min_backoff_s
         while not task.stop.is_set():
             self._set(task, "running")
             began = time.monotonic()
@@ -87,8 +110,16 @@ class Supervisor:
                 log.exception("background task %s died", task.name)
             else:
                 log.error("background task %s %s", task.name, error)
-            if time.monotonic() - began >= self.healthy_after_s:
-                backoff = self.min_backoff_s  # it had run well: a new failure starts the backoff afresh
+            now = time.monotonic()
+            if now - began >= policy.healthy_after_s:
+                backoff = policy.min_backoff_s  # it had run well: a new failure starts the backoff afresh
+            task.deaths = [t for t in task.deaths if now - t < policy.restart_window_s] + [now]
+            if len(task.deaths) > policy.max_restarts:
+                error = f"{error} (died {len(task.deaths)} times within {policy.restart_window_s:g} s; not restarted)"
+                self._set(task, "failed", error)
+                log.error("background task %s failed for good: %s", task.name, error)
+                self.failed.set()
+                return
             with self._lock:
                 task.restarts += 1
             self._set(task, "restarting", error)
@@ -96,13 +127,17 @@ class Supervisor:
             log.info("restarting %s in %.1f s", task.name, delay)
             if task.stop.wait(delay):
                 break
-            backoff = min(backoff * 2, self.max_backoff_s)
+            backoff = min(backoff * 2, policy.max_backoff_s)
         self._set(task, "stopped")
 
     def status(self) -> list[TaskStatus]:
         """Every task's state, in the order they were started."""
         with self._lock:
             return [TaskStatus(t.name, t.state, t.restarts, t.last_error, t.since) for t in self._tasks.values()]
+
+    def failures(self) -> list[TaskStatus]:
+        """The tasks that have failed for good, with their last error."""
+        return [t for t in self.status() if t.state == "failed"]
 
     def stop(self, timeout_s: float = 30.0) -> list[str]:
         """Stop the tasks one by one, the last started first (a producer stops before the consumer that drains it);

@@ -9,17 +9,17 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from api.ingest_service import IngestService, IngestSettings, default_client_id
-from api.settings import Settings
+from api.ingest_workers import ingest_overrides, run_workers
+from api.runtime import build_runtime
+from api.settings import PipelineSettings, Settings, SettingsError, load_pipeline_settings
 from connectors.errors import ConnectorError
 from connectors.feed import Faults, VirtualPlant, parse_origin, warm_start
 from connectors.linefile import read_line
 from connectors.mqtt import MqttPublisher, parse_mqtt_url
-from connectors.stores import open_store
+from connectors.redact import redact_text
 from connectors.telemetry import Topics
 from twin.errors import TwinError
 
@@ -134,32 +134,52 @@ def _feed_status(plant: VirtualPlant) -> dict[str, object]:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    """Consume a line's telemetry into the store until stopped (SIGINT/SIGTERM), printing a status line now and then."""
+    """Consume a line's telemetry into the store until stopped (SIGINT/SIGTERM), printing a status line now and then.
+
+    The service without HTTP: the settings of ``gigatwin serve`` (``GIGATWIN_*``, ``.env``, the config file), the
+    options first, built and supervised by the same runtime. Exits 0 when stopped by a signal, 1 when the pipeline
+    stopped for good (the last error on stderr), 2 on bad settings or an unreachable broker at start.
+    With ``--workers N`` (> 1) it runs N such processes on one shared subscription instead (:mod:`api.ingest_workers`).
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        line = read_line(args.line)
-        topics = Topics(args.prefix, args.site, line.name)
-        mqtt = parse_mqtt_url(args.mqtt)
-        # --client-id wins over the URL's client_id, which wins over the default for this line, group and host.
-        mqtt = replace(mqtt, client_id=args.client_id or mqtt.client_id or default_client_id(line.name, args.group))
-        store = open_store(args.store, spool_dir=args.spool_dir)
-        service = IngestService(line, store, IngestSettings(mqtt=mqtt, topics=topics, share_group=args.group))
-        service.start()
-    except (TwinError, ConnectorError, ValueError) as exc:
-        return _fail(str(exc))
+        settings = load_pipeline_settings(**ingest_overrides(args))
+    except SettingsError as exc:
+        print(f"gigatwin ingest: {redact_text(str(exc))}", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        return run_workers(args, settings)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     stop = _stop_on_signals()
-    print(
-        f"gigatwin ingest: {topics.subscription(args.group)} from {mqtt.address} as {mqtt.client_id} into {args.store}",
-        flush=True,
-    )
-    next_status = time.monotonic() + args.status_every
-    while not stop.wait(0.2):
-        if not service.alive:
-            print("gigatwin ingest: the pipeline stopped: " + service.ingest.stats.last_error, file=sys.stderr)
-            break
-        if args.status_every > 0 and time.monotonic() >= next_status:
-            next_status += args.status_every
-            print("status " + json.dumps(service.ingest.stats.as_dict()), flush=True)
-    service.stop()
-    print("final " + json.dumps(service.ingest.stats.as_dict()), flush=True)
+    try:
+        return _ingest_until_stopped(settings, stop, args.status_every)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def _ingest_until_stopped(settings: PipelineSettings, stop: threading.Event, status_every: float) -> int:
+    try:
+        runtime = build_runtime(settings)
+    except (TwinError, ConnectorError, ValueError) as exc:
+        return _fail(redact_text(str(exc)))
+    try:
+        runtime.start(require_source=True, timeout_s=10.0)
+    except ConnectorError as exc:
+        runtime.stop()
+        return _fail(redact_text(str(exc)))
+    print(f"gigatwin ingest: {runtime.describe()}", flush=True)
+    next_status = time.monotonic() + status_every
+    while not stop.wait(0.2) and not runtime.failed.is_set():
+        if status_every > 0 and time.monotonic() >= next_status:
+            next_status += status_every
+            print("status " + json.dumps(runtime.ingest.stats.as_dict()), flush=True)
+    runtime.stop()
+    print("final " + json.dumps(runtime.ingest.stats.as_dict()), flush=True)
+    failures = runtime.failures()
+    if failures:
+        for task in failures:
+            # what the task died of, not the pipeline's last per-message note (which may be empty)
+            print(f"gigatwin ingest: the {task.name} task stopped for good: {redact_text(task.last_error)}", file=sys.stderr)
+        return 1
     return 0

@@ -80,7 +80,9 @@ def test_the_service_environment_makes_valid_settings(monkeypatch: pytest.Monkey
         monkeypatch.delenv(name)
     for name, value in service["environment"].items():
         # each required variable stands for itself: ${GIGATWIN_VIEWER_KEYS:?..} -> gigatwin_viewer_keys
-        value = re.sub(r"\$\{(\w+)[^}]*\}", lambda m: m.group(1).lower(), str(value)).replace("/src/", str(REPO) + "/")
+        # and an optional one ${VAR:-default} takes its default
+        value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+        value = re.sub(r"\$\{(\w+)[^}]*\}", lambda m: m.group(1).lower(), value).replace("/src/", str(REPO) + "/")
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.source == "mqtt"
@@ -90,3 +92,21 @@ def test_the_service_environment_makes_valid_settings(monkeypatch: pytest.Monkey
     port = service["ports"][0].split(":")[1]
     assert int(port) == settings.port
     assert str(settings.port) in " ".join(service["healthcheck"]["test"])
+
+
+def test_the_service_accepts_the_feeds_lead_over_a_simulated_week() -> None:
+    """The feed runs at --speed S from now: after a simulated week its clock is 7 d x (1 - 1/S) ahead of the wall
+    clock, and the service must still accept its messages (GIGATWIN_MAX_LEAD_S), or they all become dead letters."""
+    services = _compose()["services"]
+    feed = _parser().parse_args(shlex.split(services["feed"]["command"][-1].split("exec ", 1)[1])[1:])
+    week_s = 7 * 86400
+    needed = week_s * (1 - 1 / feed.speed)
+    env = services["gigatwin"]["environment"]
+    value = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(env["GIGATWIN_MAX_LEAD_S"]))  # its default when not overridden
+    assert float(value) >= needed
+    lines = COMPOSE.read_text().splitlines()
+    at = next(i for i, text in enumerate(lines) if text.strip().startswith("GIGATWIN_MAX_LEAD_S:"))
+    comment = []
+    while lines[at - 1 - len(comment)].strip().startswith("#"):
+        comment.append(lines[at - 1 - len(comment)])
+    assert "virtual plant" in " ".join(comment)  # the file says why the service accepts so much, and what else to set

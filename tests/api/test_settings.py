@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
-from api.settings import SettingsError, load_settings
+from api.settings import SettingsError, load_pipeline_settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +93,52 @@ def test_serve_with_bad_settings_stops_before_starting(
     assert "gigatwin serve: bad settings" in err
     assert "mqtt_url" in err
     assert "GIGATWIN_MQTT_URL" in err
+
+
+def test_the_accepted_lead_is_a_setting_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIGATWIN_MQTT_URL", "mqtt://b")
+    monkeypatch.setenv("GIGATWIN_VIEWER_KEYS", "k")
+    assert load_settings().max_lead_s == 300  # minutes, not the day the pipeline used to trust
+    monkeypatch.setenv("GIGATWIN_MAX_LEAD_S", "604800")
+    assert load_settings().max_lead_s == 604800
+    monkeypatch.setenv("GIGATWIN_MAX_LEAD_S", "0")
+    with pytest.raises(SettingsError, match=r"max_lead_s \(GIGATWIN_MAX_LEAD_S\)"):
+        load_settings()
+
+
+def test_no_url_secret_appears_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIGATWIN_MQTT_URL", "mqtt://plant:mqtt-pw-1@broker:1883?client_id=a")
+    monkeypatch.setenv("GIGATWIN_STORE_URL", "influxdb://db:8086/gigatwin?flavour=v2&token=influx-tok-2")
+    monkeypatch.setenv("GIGATWIN_OPERATOR_KEYS", "api-key-3")
+    s = load_settings()
+    for text in (repr(s), str(s)):
+        for secret in ("mqtt-pw-1", "influx-tok-2", "api-key-3"):
+            assert secret not in text
+        assert "broker:1883" in text  # what is no secret stays readable
+    assert s.mqtt_url == "mqtt://plant:mqtt-pw-1@broker:1883?client_id=a"  # the value itself is untouched
+
+
+def test_the_pipeline_alone_needs_no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIGATWIN_MQTT_URL", "mqtt://b")
+    monkeypatch.setenv("GIGATWIN_HOST", "0.0.0.0")
+    with pytest.raises(SettingsError, match="no API keys"):
+        load_settings()
+    assert load_pipeline_settings().mqtt_url == "mqtt://b"  # gigatwin ingest serves no HTTP
+    monkeypatch.delenv("GIGATWIN_MQTT_URL")
+    with pytest.raises(SettingsError, match="mqtt_url"):
+        load_pipeline_settings()
+
+
+def test_ingest_options_map_onto_the_settings_and_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.cli import _parser
+    from api.ingest_workers import ingest_overrides
+
+    monkeypatch.setenv("GIGATWIN_MQTT_URL", "mqtt://from-env:1883")
+    monkeypatch.setenv("GIGATWIN_STORE_URL", "sqlite:env.db")
+    monkeypatch.setenv("GIGATWIN_SOURCE", "demo")
+    args = _parser().parse_args(
+        ["ingest", "--mqtt", "mqtt://flag:1883", "--group", "g", "--client-id", "c", "--max-lead", "90", "--site", "s2"]
+    )
+    s = load_pipeline_settings(**ingest_overrides(args))
+    assert (s.source, s.mqtt_url, s.store_url) == ("mqtt", "mqtt://flag:1883", "sqlite:env.db")
+    assert (s.mqtt_group, s.mqtt_client_id, s.max_lead_s, s.site, s.topic_prefix) == ("g", "c", 90, "s2", "gigatwin")
