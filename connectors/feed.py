@@ -151,11 +151,13 @@ _UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 def parse_origin(text: str, now_ms: int) -> int:
     """The source timestamp (ms since the epoch) a feed starts at, from ``now``, an ISO 8601 time (UTC when it
-    names no offset) or a negative offset from ``now_ms`` such as ``-7d``, ``-36h``, ``-1d12h`` or ``-90m``.
-    Raises ValueError naming the text."""
+    names no offset) or a negative offset from ``now_ms`` such as ``-7d``, ``-36h``, ``-1d12h`` or ``-90m``
+    (also written ``now-7d``, which a command line does not take for an option). Raises ValueError naming the text."""
     value = text.strip()
     if value.lower() == "now":
         return now_ms
+    if value.lower().startswith("now-"):
+        value = value[3:]
     if _ORIGIN_OFFSET.fullmatch(value):
         seconds = sum(float(n) * _UNIT_S[u] for n, u in _OFFSET_PART.findall(value))
         return now_ms - round(seconds * 1000)
@@ -164,7 +166,7 @@ def parse_origin(text: str, now_ms: int) -> int:
     except ValueError:
         raise ValueError(
             f"origin: expected 'now', an ISO 8601 time such as 2026-11-22T06:00:00Z, or a negative offset such as "
-            f"-7d, -36h or -90m; got {text!r}"
+            f"-7d, -36h or -90m (now-7d, or --origin=-7d on a command line); got {text!r}"
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)  # the plant's clocks are UTC, as the shift origin is

@@ -431,6 +431,7 @@ NOW_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
         ("-1d12h", NOW_MS - 36 * 3_600_000),
         ("-90m", NOW_MS - 90 * 60_000),
         ("-1.5h", NOW_MS - 90 * 60_000),
+        ("now-7d", NOW_MS - 7 * 86_400_000),  # on a command line: --origin now-7d
         ("2025-11-24T16:00:00Z", NOW_MS),
         ("2025-11-24T17:00:00+01:00", NOW_MS),
         ("2025-11-24T16:00:00", NOW_MS),  # no offset: UTC
@@ -440,7 +441,7 @@ def test_an_origin_is_now_an_iso_time_or_an_offset_into_the_past(text: str, orig
     assert parse_origin(text, NOW_MS) == origin_ms
 
 
-@pytest.mark.parametrize("text", ["yesterday", "7d", "+7d", "-7w", "-", ""])
+@pytest.mark.parametrize("text", ["yesterday", "7d", "+7d", "-7w", "-", "", "now-", "now+1h"])
 def test_a_bad_origin_is_refused_saying_what_is_accepted(text: str) -> None:
     with pytest.raises(ValueError, match=r"origin: expected 'now', an ISO 8601 time .* or a negative offset"):
         parse_origin(text, NOW_MS)
