@@ -1,54 +1,132 @@
-"""The live line shared between the pipeline thread, which feeds it, and the API, which reads it."""
+"""The live state as the API reads it: the pipeline publishes immutable snapshots, readers never wait for it.
+
+The ingest pipeline's thread feeds a :class:`LiveStatePublisher` (an observer: it is called with each event, and
+``end_batch()`` after each batch). At the end of a batch, and every ``publish_every`` events within a huge one, it
+builds a :class:`LiveSnapshot` (the line's status, the shift's KPIs so far, the plan, the clock and a version)
+and replaces :attr:`LiveStatePublisher.snapshot` with it: one attribute write. Async routes and the stream read
+that attribute and nothing else, with no lock. Window queries take an O(1) view of the retained history
+(:meth:`LiveStatePublisher.history`) and replay it in a worker thread while the pipeline goes on.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from twin.events import Event
+from twin.history import HistoryView
+from twin.kpis import RunKpis
 from twin.series import OutputSeries
-from twin.state import LiveLine
+from twin.state import LineStatus, LiveLine
 
-__all__ = ["LiveView"]
+__all__ = ["LiveSnapshot", "LiveStatePublisher"]
 
 T = TypeVar("T")
 
 
-class LiveView:
-    """A :class:`~twin.state.LiveLine` (and the line's output series) behind a lock, with a version that moves on with
-    every event taken.
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """What readers of the live state need, as it was after a batch: never changed once published."""
 
-    The ingest pipeline calls it with each event (it is an observer); readers call :meth:`read`. Responses built
-    from one version can be reused until the version moves (the status route's cache).
+    version: int
+    """Moves on with every publication that follows a change (events taken, a new plan)."""
+    status: LineStatus
+    shift_kpis: RunKpis | None
+    """The KPIs of the current shift so far (None before the first event or at a shift's very start)."""
+    plan_per_hour: float
+
+    @property
+    def clock_h(self) -> float | None:
+        """The latest event time (None before the first event)."""
+        return self.status.clock_h
+
+    @property
+    def history_start_h(self) -> float | None:
+        """The earliest time a KPI window may start (None before the live state has begun)."""
+        return self.status.history_start_h
+
+
+class LiveStatePublisher:
+    """A :class:`~twin.state.LiveLine` (and the line's output series) fed by the pipeline, published as snapshots.
+
+    Writers (the pipeline thread, and :meth:`set_plan` from a worker thread) take a lock among themselves; readers
+    take none: :attr:`snapshot` is the latest published :class:`LiveSnapshot`, :meth:`history` an immutable view of
+    the retained history. Responses built from one snapshot can be reused until its version moves (:meth:`cached`).
     """
 
-    def __init__(self, live: LiveLine, output: OutputSeries | None = None) -> None:
+    def __init__(self, live: LiveLine, output: OutputSeries | None = None, *, publish_every: int = 5000) -> None:
+        if publish_every < 1:
+            raise ValueError(f"publish_every must be at least 1, got {publish_every}")
         self.live = live
         self.output = output if output is not None else OutputSeries(live.line, keep_h=live.history_h)
         """Good output per minute, for the throughput chart."""
-        self.lock = threading.Lock()
-        self.version = 0
+        self.publish_every = publish_every
+        self._write = threading.Lock()  # among writers only: no reader ever takes it
+        self._taken = 0  # events since the last publication
+        self._version = 0
         self._cache: dict[str, tuple[int, object]] = {}
+        self.snapshot: LiveSnapshot = self._build()
+        """The latest published state (read it once per request: a later read may be a newer one)."""
 
+    # -- writers -----------------------------------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
-        """Take one event (the pipeline thread)."""
-        with self.lock:
+        """Take one event (the pipeline thread); publish every ``publish_every`` events even within one batch."""
+        with self._write:
             self.live(event)
             self.output(event)
-            self.version += 1
+            self._taken += 1
+            if self._taken >= self.publish_every:
+                self._publish()
+
+    def end_batch(self) -> None:
+        """Publish what the batch changed (the pipeline thread, after handing a batch's events on)."""
+        with self._write:
+            if self._taken:
+                self._publish()
+
+    def set_plan(self, plan_per_hour: float) -> LiveSnapshot:
+        """Measure the shift against a new plan from now on; returns the snapshot published with it."""
+        with self._write:
+            self.live.plan_per_hour = plan_per_hour
+            return self._publish()
+
+    def _publish(self) -> LiveSnapshot:
+        # The pipeline's thread does the work a snapshot needs (checkpoints, the shift's KPIs), never the loop.
+        self.live.build_checkpoints()
+        self._taken = 0
+        self._version += 1
+        snapshot = self.snapshot = self._build()
+        return snapshot
+
+    def _build(self) -> LiveSnapshot:
+        live = self.live
+        return LiveSnapshot(
+            version=self._version, status=live.status(), shift_kpis=live.shift_kpis(), plan_per_hour=live.plan_per_hour
+        )
+
+    # -- readers -----------------------------------------------------------------------------------------------
+    def history(self) -> HistoryView:
+        """The retained history now, to query in a worker thread. Raises ``ValueError`` before the live state has begun.
+
+        Taking it costs O(1) and waits at most for a late event's insert; its queries hold no lock."""
+        return self.live.view()
+
+    def cached(self, key: str, build: Callable[[LiveSnapshot], T]) -> T:
+        """``build(snapshot)`` of the latest snapshot, reused while it is the latest (no lock: at worst two readers
+        build the same response once each)."""
+        snapshot = self.snapshot
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == snapshot.version:
+            return hit[1]  # type: ignore[return-value]  # stored by this method under this key, so a T
+        value = build(snapshot)
+        self._cache[key] = (snapshot.version, value)
+        return value
 
     def read(self, fn: Callable[[LiveLine], T]) -> T:
-        """``fn(live)`` with the lock held: a consistent view while events keep coming."""
-        with self.lock:
-            return fn(self.live)
+        """``fn(live)`` with the writers' lock held: for tests and tools that need the live line itself between events.
 
-    def cached(self, key: str, build: Callable[[LiveLine], T]) -> T:
-        """``build(live)``, reused while no event has come since it was built for ``key``."""
-        with self.lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] == self.version:
-                return hit[1]  # type: ignore[return-value]  # stored by this method under this key, so a T
-            value = build(self.live)
-            self._cache[key] = (self.version, value)
-            return value
+        Routes never call it: they read :attr:`snapshot` or :meth:`history`."""
+        with self._write:
+            return fn(self.live)

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.runtime import LineRuntime
+from api.store_health import store_health
 
 __all__ = ["LatencyMiddleware", "RuntimeCollector", "make_registry"]
 
@@ -53,9 +54,14 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "gigatwin_stream_pending", "State changes waiting for the next stream message", value=rt.hub.pending
         )
-        health = rt.store_health()
-        yield GaugeMetricFamily("gigatwin_store_writable", "1 if a write reaches the database now", value=int(health.writable))
-        yield GaugeMetricFamily("gigatwin_store_spool_batches", "Batches waiting in the disk spool", value=health.spooled_batches)
+        health = store_health(rt).latest()  # the latest background probe: a scrape never waits for the store
+        if health is not None:
+            yield GaugeMetricFamily(
+                "gigatwin_store_writable", "1 if a write reached the database at the latest probe", value=int(health.writable)
+            )
+            yield GaugeMetricFamily(
+                "gigatwin_store_spool_batches", "Batches waiting in the disk spool", value=health.spooled_batches
+            )
         yield GaugeMetricFamily(
             "gigatwin_source_up", "1 if telemetry can come in (broker connected / demo feed running)", value=int(rt.source_ok)
         )
@@ -68,7 +74,7 @@ class RuntimeCollector(Collector):
             restarts.add_metric([t.name], t.restarts)
         yield up
         yield restarts
-        clock = rt.live.read(lambda live: live.clock_h)
+        clock = rt.live.snapshot.clock_h
         if clock is not None:
             yield GaugeMetricFamily(
                 "gigatwin_line_clock_seconds", "The line's clock: the latest source timestamp", value=clock * 3600

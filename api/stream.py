@@ -4,8 +4,9 @@ The hub is an observer of the ingest pipeline (its thread): it only appends stat
 which costs the pipeline nothing measurable. A task on the event loop (:meth:`StreamHub.run`) gathers them
 every ``stream_period_s`` into one ``state`` message (the machines that changed, and the new summary of each
 station they belong to) and every ``kpi_period_s`` sends a ``kpi`` message (the shift against plan, OEE and
-its losses for the line and each station, buffer levels, counts, dead letters). Each message is serialised
-once and queued for every client.
+its losses for the line and each station, buffer levels, counts, dead letters). Both read the live state's
+latest published snapshot (``api.live``), never a lock. Each message is serialised once and queued for every
+client.
 
 A client that cannot keep up (its queue of ``client_queue`` messages is full) is not allowed to hold memory
 or slow the others: its queue is emptied and a ``resync`` message tells it to fetch the status afresh.
@@ -20,12 +21,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from api.live import LiveView
+from api.live import LiveSnapshot, LiveStatePublisher
 from api.schemas import hours_to_datetime
 from api.views import oee_out, station_out
 from twin.events import Event, StateChanged, StoreOccupancy
 from twin.schema import Line
-from twin.state import LiveLine
 
 __all__ = ["StreamClient", "StreamHub", "StreamMessage"]
 
@@ -59,7 +59,7 @@ class StreamHub:
     def __init__(
         self,
         line: Line,
-        live: LiveView,
+        live: LiveStatePublisher,
         *,
         extra: Callable[[], dict[str, Any]] | None = None,
         max_pending: int = 100_000,
@@ -73,6 +73,8 @@ class StreamHub:
         self._pending: deque[Event] = deque(maxlen=max_pending)
         self._clients: set[StreamClient] = set()
         self._seq = 0
+        self._recheck: set[str] = set()
+        self._recheck_version = 0
         self.sent = 0
         self.overflowed = 0
         """State changes dropped because the loop fell behind by more than ``max_pending``."""
@@ -134,7 +136,11 @@ class StreamHub:
     def state_message(self) -> dict[str, Any] | None:
         """The state changes gathered since the last call, with the new summaries of their stations (None: none)."""
         pending = self._pending
-        if not pending:
+        snapshot = self.live.snapshot  # the latest published snapshot: no lock
+        # Stations changed by events the pipeline handed on before its last snapshot was published may show their old
+        # summary; they are sent again once a newer snapshot (which has those events) is out.
+        recheck = self._recheck if self._recheck and snapshot.version > self._recheck_version else set()
+        if not pending and not recheck:
             return None
         changes: list[dict[str, Any]] = []
         stations: set[str] = set()
@@ -157,27 +163,29 @@ class StreamHub:
                 else:
                     more += 1
 
-        def summaries(live: LiveLine) -> dict[str, Any]:
-            status = live.status()
-            return {
-                "now": None if status.clock_h is None else _iso(status.clock_h),
-                "changes": changes,
-                "more_changes": more,
-                "stations": {
-                    sid: station_out(st).model_dump(mode="json", exclude={"machines", "process_values"})
-                    for sid, st in status.stations.items()
-                    if sid in stations
-                },
-            }
-
-        return self.live.read(summaries)
+        if recheck:
+            self._recheck = set()
+        self._recheck |= stations
+        self._recheck_version = snapshot.version
+        stations |= recheck
+        status = snapshot.status
+        return {
+            "now": None if status.clock_h is None else _iso(status.clock_h),
+            "changes": changes,
+            "more_changes": more,
+            "stations": {
+                sid: station_out(st).model_dump(mode="json", exclude={"machines", "process_values"})
+                for sid, st in status.stations.items()
+                if sid in stations
+            },
+        }
 
     def kpi_message(self) -> dict[str, Any]:
         """The shift against plan, OEE with its losses, counts and levels now."""
 
-        def build(live: LiveLine) -> dict[str, Any]:
-            status = live.status()
-            kpis = live.shift_kpis()
+        def build(snapshot: LiveSnapshot) -> dict[str, Any]:
+            status = snapshot.status
+            kpis = snapshot.shift_kpis
             shift = status.shift
             return {
                 "now": None if status.clock_h is None else _iso(status.clock_h),
@@ -190,7 +198,7 @@ class StreamHub:
                     "plan": shift.plan,
                     "attainment": shift.good / shift.plan if shift.plan > 0 else None,
                 },
-                "plan_per_hour": live.plan_per_hour,
+                "plan_per_hour": snapshot.plan_per_hour,
                 "good": status.good,
                 "scrapped": status.scrapped,
                 "wip": status.wip,
@@ -198,7 +206,7 @@ class StreamHub:
                 "buffers": {sid: st.buffer_level for sid, st in status.stations.items() if st.buffer_level is not None},
             }
 
-        data = self.live.read(build)
+        data = build(self.live.snapshot)  # the latest published snapshot: no lock, no replay
         if self.extra is not None:
             data.update(self.extra())
         return data

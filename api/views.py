@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from itertools import pairwise
 
+from api.live import LiveSnapshot
 from api.schemas import (
     LineOeeOut,
     LineOut,
@@ -26,8 +26,8 @@ from twin.state import LineStatus, LiveLine, StationStatus, line_oee
 __all__ = ["line_out", "oee_out", "station_out", "status_out"]
 
 
-def line_out(line: Line, live: LiveLine) -> LineOut:
-    """The line's description and topology."""
+def line_out(line: Line, live: LiveLine, plan_per_hour: float) -> LineOut:
+    """The line's description and topology, with the plan (as of a snapshot)."""
     stations = []
     for st in line.stations:
         stations.append(
@@ -51,26 +51,16 @@ def line_out(line: Line, live: LiveLine) -> LineOut:
         stations=stations,
         edges=list(pairwise(ids)),
         constraint=live.constraint,
-        plan_per_hour=live.plan_per_hour,
+        plan_per_hour=plan_per_hour,
         shift_hours=live.shift_hours,
         config_hash=line.config_hash(),
     )
 
 
 def station_out(st: StationStatus, machines: bool = False) -> StationOut:
-    """One station's live status; per machine only when ``machines``."""
-    since: float | None = None
-    reason = ""
-    if st.state is not None and st.machines:
-        in_state = [m for m in st.machines if m.state == st.state]
-        # The station has been in its state at least since its latest machine joined it.
-        times = [m.since_h for m in in_state if m.since_h is not None]
-        since = max(times) if times else None
-        reasons = Counter(m.reason for m in in_state if m.reason)
-        if reasons:
-            reason = reasons.most_common(1)[0][0]
-    elif st.store is not None:
-        since = st.store.t
+    """One station's live status (since when and why by the one station-summary rule of ``twin.status``); per machine
+    only when ``machines``."""
+    since = st.since_h
     capacity = st.buffer_capacity
     fill = None
     if st.buffer_level is not None and capacity:
@@ -90,7 +80,7 @@ def station_out(st: StationStatus, machines: bool = False) -> StationOut:
         kind=st.kind,
         state=None if st.state is None else st.state.value,
         since=None if since is None else hours_to_datetime(since),
-        reason=reason,
+        reason=st.reason,
         machine_counts=st.machine_counts,
         down_share=st.down_share,
         good=st.good,
@@ -153,9 +143,9 @@ def oee_out(line: Line, kpis: RunKpis) -> OeeOut:
     )
 
 
-def status_out(line: Line, live: LiveLine, machines: bool = False) -> StatusOut:
-    """The live status: stations, the shift against plan, and the shift's OEE so far."""
-    st: LineStatus = live.status()
+def status_out(line: Line, snapshot: LiveSnapshot, machines: bool = False) -> StatusOut:
+    """The live status of a snapshot: stations, the shift against plan, and the shift's OEE so far."""
+    st: LineStatus = snapshot.status
     shift = None
     if st.shift is not None:
         sh = st.shift
@@ -166,7 +156,7 @@ def status_out(line: Line, live: LiveLine, machines: bool = False) -> StatusOut:
             plan=sh.plan,
             attainment=sh.good / sh.plan if sh.plan > 0 else None,
         )
-    kpis = live.shift_kpis()
+    kpis = snapshot.shift_kpis
     return StatusOut(
         line=st.line,
         now=None if st.clock_h is None else hours_to_datetime(st.clock_h),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep
 from api.schemas import HealthOut, ReadinessOut, TaskOut
+from api.store_health import store_health
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -27,8 +27,9 @@ async def live(rt: RuntimeDep) -> HealthOut:
 @router.get("/ready", response_model=ReadinessOut, summary="Readiness", responses={503: {"model": ReadinessOut}})
 async def ready(rt: RuntimeDep) -> JSONResponse:
     """200 when the source is up (broker connected, or demo feed running), the store takes writes and every task
-    runs; 503 otherwise, with what is not."""
-    health = await run_in_threadpool(rt.store_health)
+    runs; 503 otherwise, with what is not. The store's health is its latest probe (a few seconds old at most; probes
+    run in the background, never on the event loop)."""
+    health = await store_health(rt).first()
     tasks = _tasks(rt)
     source_ok = rt.source_ok
     ok = source_ok and health.writable and all(t.state == "running" for t in tasks)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import LineDep, OperatorDep, RuntimeDep
 from api.schemas import LineOut, LineSummaryOut, PlanIn
 from api.security import require
 from api.views import line_out
-from twin.state import LiveLine
 
 router = APIRouter(prefix="/lines", tags=["lines"], dependencies=[Depends(require("viewer"))])
 
@@ -22,16 +22,13 @@ async def list_lines(rt: RuntimeDep) -> list[LineSummaryOut]:
 @router.get("/{line}", response_model=LineOut, summary="A line's description and topology")
 async def get_line(rt: LineDep) -> LineOut:
     """The stations in flow order with their machines, ideal rates, buffers and signals, and the plan."""
-    return rt.live.read(lambda live: line_out(rt.line, live))
+    return line_out(rt.line, rt.live.live, rt.live.snapshot.plan_per_hour)
 
 
 @router.put("/{line}/plan", response_model=LineOut, summary="Change the production plan (operator)")
 async def set_plan(rt: LineDep, plan: PlanIn, _role: OperatorDep) -> LineOut:
     """Set the planned good output per hour that the shift's output is measured against."""
 
-    def apply(live: LiveLine) -> LineOut:
-        live.plan_per_hour = plan.plan_per_hour
-        rt.live.version += 1  # cached status responses carry the old plan
-        return line_out(rt.line, live)
-
-    return rt.live.read(apply)
+    # in a worker thread: it waits for the pipeline's current event, and publishes a snapshot with the new plan
+    snapshot = await run_in_threadpool(rt.live.set_plan, plan.plan_per_hour)
+    return line_out(rt.line, rt.live.live, snapshot.plan_per_hour)

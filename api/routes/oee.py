@@ -13,7 +13,7 @@ from api.routes.window import window
 from api.schemas import OeeOut, ThroughputOut, hours_to_datetime
 from api.security import require
 from api.views import oee_out
-from twin.state import LiveLine
+from twin.shifts import shift_of
 
 router = APIRouter(prefix="/lines/{line}", tags=["oee"], dependencies=[Depends(require("viewer"))])
 
@@ -27,17 +27,20 @@ async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
     within the retained history (``history_hours``); default: the current shift so far."""
     w = window(rt, start, end, default_hours=rt.settings.shift_hours)
 
-    def build(live: LiveLine) -> OeeOut:
+    live = rt.live.live
+
+    def build() -> OeeOut:
+        view = rt.live.history()  # O(1); the replay below holds no lock the pipeline or the loop needs
         w0 = w.start_h
         if start is None:
-            shift_start, _ = live.shift_of(w.end_h)
-            w0 = max(shift_start, live.history_start_h or shift_start)
+            shift_start, _ = shift_of(w.end_h, live.shift_hours, live.shift_origin_h)
+            w0 = max(shift_start, view.start_h)
             if not w.end_h > w0:
                 w0 = w.end_h - rt.settings.shift_hours
-        return oee_out(rt.line, live.kpis(w0, w.end_h))
+        return oee_out(rt.line, view.kpis(w0, w.end_h))
 
     # a long window replays many events: off the event loop, so other requests are answered meanwhile
-    return await run_in_threadpool(rt.live.read, build)
+    return await run_in_threadpool(build)
 
 
 @router.get("/throughput", response_model=ThroughputOut, summary="Good output per interval")
@@ -49,19 +52,22 @@ async def throughput(
     """Good units shipped by the last station per interval over the last ``hours`` of the retained history."""
     w = window(rt, None, None, default_hours=hours)
 
-    def build(live: LiveLine) -> ThroughputOut:
+    snapshot = rt.live.snapshot
+
+    def build() -> ThroughputOut:
         series = rt.live.output
         step_h = series.interval_h(every_s / 3600.0)
-        start_h = max(w.start_h, live.history_start_h or w.start_h)
+        start_h = max(w.start_h, snapshot.history_start_h or w.start_h)
         rows = series.series(start_h, w.end_h, step_h) if w.end_h > start_h else []
         every = step_h * 3600.0
         return ThroughputOut(
             end=hours_to_datetime(w.end_h),
-            good_total=live.status().good,
+            good_total=snapshot.status.good,
             every_s=every,
             start=[hours_to_datetime(t) for t, _ in rows],
             good=[g for _, g in rows],
             per_hour=[g * 3600 / every for _, g in rows],
         )
 
-    return rt.live.read(build)
+    # up to 10,000 intervals: off the event loop, like the other window queries
+    return await run_in_threadpool(build)

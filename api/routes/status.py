@@ -9,7 +9,6 @@ from api.errors import ApiError
 from api.schemas import StationOut, StatusOut
 from api.security import require
 from api.views import station_out, status_out
-from twin.state import LiveLine
 
 router = APIRouter(prefix="/lines/{line}/status", tags=["status"], dependencies=[Depends(require("viewer"))])
 
@@ -19,8 +18,8 @@ async def get_status(rt: LineDep, machines: bool = Query(False, description="Inc
     """Per station: state, since when, reason, machine counts, output, buffer level and latest process values; the
     shift's output against plan; OEE with its losses for the line and each station over the shift so far."""
     key = "status+machines" if machines else "status"
-    # Built once per change of the live state and reused (serialised) until the next event arrives.
-    body = rt.live.cached(key, lambda live: status_out(rt.line, live, machines).model_dump_json().encode())
+    # Built once per published snapshot and reused (serialised) until the next one: no lock, no replay.
+    body = rt.live.cached(key, lambda snap: status_out(rt.line, snap, machines).model_dump_json().encode())
     return Response(body, media_type="application/json")
 
 
@@ -28,11 +27,7 @@ async def get_status(rt: LineDep, machines: bool = Query(False, description="Inc
 async def get_station(rt: LineDep, station: str) -> StationOut:
     """A station's live status with the state, since when, reason and counts of each machine."""
 
-    def build(live: LiveLine) -> StationOut | None:
-        st = live.status().stations.get(station)
-        return None if st is None else station_out(st, machines=True)
-
-    out = rt.live.read(build)
-    if out is None:
+    st = rt.live.snapshot.status.stations.get(station)  # the latest published snapshot: an attribute read
+    if st is None:
         raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
-    return out
+    return station_out(st, machines=True)

@@ -22,7 +22,6 @@ from api.schemas import (
     hours_to_datetime,
 )
 from api.security import require
-from twin.state import LiveLine
 from twin.stops import DowntimeEntry, attribute_stops, downtime_pareto
 
 router = APIRouter(prefix="/lines/{line}", tags=["stops"], dependencies=[Depends(require("viewer"))])
@@ -54,9 +53,10 @@ async def downtime(
     ``[start, end)`` within the retained history."""
     w = window(rt, start, end, default_hours=8.0)
 
-    def build(live: LiveLine) -> DowntimeOut:
-        w0 = max(w.start_h, live.history_start_h or w.start_h)  # the retained history bounds any window
-        p = downtime_pareto(live.state_events(w0, w.end_h), rt.line, w0, w.end_h)
+    def build() -> DowntimeOut:
+        view = rt.live.history()  # O(1); the replay below holds no lock the pipeline or the loop needs
+        w0 = max(w.start_h, view.start_h)  # the retained history bounds any window
+        p = downtime_pareto(view.state_events(w0, w.end_h), rt.line, w0, w.end_h)
         return DowntimeOut(
             start=hours_to_datetime(p.start_h),
             end=hours_to_datetime(p.end_h),
@@ -67,7 +67,7 @@ async def downtime(
             },
         )
 
-    return await run_in_threadpool(rt.live.read, build)
+    return await run_in_threadpool(build)
 
 
 @router.get("/stops", response_model=AttributionOut, summary="Stops of a station and the stations that caused them")
@@ -87,9 +87,10 @@ async def stops(
         raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
     w = window(rt, start, end, default_hours=8.0)
 
-    def build(live: LiveLine) -> AttributionOut:
-        w0 = max(w.start_h, live.history_start_h or w.start_h)
-        a = attribute_stops(live.state_events(w0, w.end_h), rt.line, w0, w.end_h, station=station)
+    def build() -> AttributionOut:
+        view = rt.live.history()
+        w0 = max(w.start_h, view.start_h)
+        a = attribute_stops(view.state_events(w0, w.end_h), rt.line, w0, w.end_h, station=station)
         listed = a.stops[::-1][:limit]
         return AttributionOut(
             station=a.station,
@@ -128,4 +129,4 @@ async def stops(
             ],
         )
 
-    return await run_in_threadpool(rt.live.read, build)
+    return await run_in_threadpool(build)

@@ -41,7 +41,7 @@ def window(rt: LineRuntime, start: datetime | None, end: datetime | None, defaul
     if end is not None:
         end_h = _hours(end)
     else:
-        clock = rt.live.read(lambda live: live.clock_h)
+        clock = rt.live.snapshot.clock_h
         end_h = clock if clock is not None else time.time() / 3600.0
     start_h = _hours(start) if start is not None else end_h - default_hours
     if not end_h > start_h:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.live import LiveView
+from api.live import LiveStatePublisher
 from connectors.mqtt import Delivery
 from tests.api.conftest import LINE_ID, OPERATOR, demo_settings, runtime_of, wait_for
 from tests.conftest import MIXED_LINE
@@ -77,12 +77,14 @@ def test_status_per_machine_and_per_station(client: TestClient) -> None:
 
 
 def test_status_is_cached_until_the_next_event() -> None:
-    view = LiveView(LiveLine(MIXED_LINE))
+    view = LiveStatePublisher(LiveLine(MIXED_LINE))
     view(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
-    first = view.cached("probe", lambda live: object())
-    assert view.cached("probe", lambda live: object()) is first  # no event since: the same body is served
+    view.end_batch()  # the pipeline publishes after each batch
+    first = view.cached("probe", lambda snap: object())
+    assert view.cached("probe", lambda snap: object()) is first  # no event since: the same body is served
     view(StateChanged(2.0, "A", 0, MachineState.DOWN, "f"))
-    assert view.cached("probe", lambda live: object()) is not first
+    view.end_batch()
+    assert view.cached("probe", lambda snap: object()) is not first
 
 
 def test_oee_over_a_window_matches_the_twin(client: TestClient) -> None:
@@ -112,9 +114,10 @@ def test_oee_before_the_retained_history_says_so(client: TestClient) -> None:
 def test_throughput_counts_every_shipped_unit(client: TestClient) -> None:
     rt = runtime_of(client)
     wait_for(lambda: rt.live.read(lambda live: live.status().good) > 3, what="shipped units")
-    with rt.live.lock:  # stop the world so that the series and the count are of one moment
-        good = rt.live.live.status().good
-        series = rt.live.output.series(rt.live.live.history_start_h or 0, rt.live.live.clock_h or 0, 1.0)
+    # with the writers' lock held, so that the series and the count are of one moment
+    good, series = rt.live.read(
+        lambda live: (live.status().good, rt.live.output.series(live.history_start_h or 0, live.clock_h or 0, 1.0))
+    )
     assert sum(g for _, g in series) == good
     body = client.get(f"{BASE}/throughput", params={"hours": 24, "every_s": 3600}).json()
     assert body["every_s"] == 3600

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from api.live import LiveView
+from api.live import LiveStatePublisher
 from api.stream import StreamHub
 from tests.api.conftest import LINE_ID, VIEWER, LiveServer, demo_settings, wait_for
 from tests.conftest import MIXED_LINE
@@ -54,7 +54,7 @@ def test_state_changes_and_kpis_stream_to_clients(tmp_path: Path) -> None:
 
 
 def test_a_client_that_falls_behind_is_told_to_resync() -> None:
-    hub = StreamHub(MIXED_LINE, LiveView(LiveLine(MIXED_LINE)), client_queue=8)
+    hub = StreamHub(MIXED_LINE, LiveStatePublisher(LiveLine(MIXED_LINE)), client_queue=8)
     slow, other = hub.subscribe(), hub.subscribe()
     for i in range(20):
         hub.broadcast("kpi", {"i": i})
