@@ -41,11 +41,11 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from api.app import create_app
+from api.live import LiveSnapshot
 from api.runtime import LineRuntime
 from api.schemas import StatusOut
 from api.settings import load_settings
 from connectors.mqtt import Delivery
-from twin.state import LiveLine
 
 T = TypeVar("T")
 
@@ -121,10 +121,10 @@ def _instrument(runtime: LineRuntime, bench: _Bench) -> None:
                 return  # shutting down: the feed must reach its stop check
         submit(delivery)
 
-    def counted_cached(key: str, build: Callable[[LiveLine], T]) -> T:
-        def counting(line: LiveLine) -> T:
+    def counted_cached(key: str, build: Callable[[LiveSnapshot], T]) -> T:
+        def counting(snap: LiveSnapshot) -> T:
             bench.builds += 1
-            return build(line)
+            return build(snap)
 
         return cached(key, counting)
 
