@@ -171,6 +171,13 @@ class StoreContract:
         assert store.last("state", station="NONE") == []
         assert store.last("input") == EXPECTED["input"]
 
+    def test_last_before_a_time_gives_each_series_latest_point_before_it(self, store: Store) -> None:
+        store.write(sample())
+        assert store.last("counts", before_ms=T0 + 1500) == [EXPECTED["counts"][0], EXPECTED["counts"][1]]
+        assert store.last("counts", before_ms=T0 + 1501) == [EXPECTED["counts"][2], EXPECTED["counts"][1]]
+        assert store.last("counts", station="FORM", before_ms=T0 + 500) == []
+        assert store.last("counts", before_ms=T0) == []
+
     def test_user_chosen_station_ids_are_stored_and_filtered_verbatim(self, store: Store) -> None:
         store.write(
             [CountsReading(Q, 0, T0, 5, 1), CountsReading(A, 0, T0, 6, 0), ProcessReading(Q, 1, T0, (("a'b\\c", 1.5, 'x"y'),))]

@@ -135,10 +135,17 @@ class Store(Protocol):
         ...
 
     def last(
-        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+        self,
+        channel: str,
+        *,
+        site: str | None = None,
+        line: str | None = None,
+        station: str | None = None,
+        before_ms: int | None = None,
     ) -> list[StoredPoint]:
         """The latest point of every series (site, line, station, machine, signal) of a channel, of ``site``,
-        ``line`` and ``station`` where given."""
+        ``line`` and ``station`` where given; with ``before_ms``, the latest before that time (series with no
+        point before it are left out)."""
         ...
 
     def aggregate(

@@ -395,13 +395,22 @@ class InfluxStore:
         return window[skip : skip + n]
 
     def last(
-        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+        self,
+        channel: str,
+        *,
+        site: str | None = None,
+        line: str | None = None,
+        station: str | None = None,
+        before_ms: int | None = None,
     ) -> list[StoredPoint]:
         """The latest point of every series."""
         check_channel(channel)
         specs = CHANNEL_FIELDS[channel]
         groups = (*_TAGS, "signal") if channel == _PROCESS else _TAGS
-        where = tag_filter([("site", site), ("line", line), ("station", station)]).removeprefix(" AND ")
+        where = tag_filter([("site", site), ("line", line), ("station", station)])
+        if before_ms is not None:
+            where += f" AND time < {before_ms * 1_000_000}"
+        where = where.removeprefix(" AND ")
         statement = last_statement(self._source(channel), [s.name for s in specs], groups, where)
         points = []
         for series in self._query(statement):

@@ -105,12 +105,20 @@ class MemoryStore:
         return points[offset : offset + limit]
 
     def last(
-        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+        self,
+        channel: str,
+        *,
+        site: str | None = None,
+        line: str | None = None,
+        station: str | None = None,
+        before_ms: int | None = None,
     ) -> list[StoredPoint]:
         """The latest point of every series."""
         check_channel(channel)
         latest: dict[tuple[str, str, str, int, str], StoredPoint] = {}
         for p in self._select(channel, (site, line, station, None, None)):
+            if before_ms is not None and p.ts_ms >= before_ms:
+                continue
             key = (p.site, p.line, p.station, p.machine, p.signal)
             best = latest.get(key)
             if best is None or p.ts_ms > best.ts_ms:

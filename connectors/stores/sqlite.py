@@ -230,7 +230,13 @@ class SqliteStore:
         return self._points(channel, sql, [start_ms, end_ms, *params, limit, offset])
 
     def last(
-        self, channel: str, *, site: str | None = None, line: str | None = None, station: str | None = None
+        self,
+        channel: str,
+        *,
+        site: str | None = None,
+        line: str | None = None,
+        station: str | None = None,
+        before_ms: int | None = None,
     ) -> list[StoredPoint]:
         """The latest point of every series, ordered by station, machine, signal, site, line."""
         check_channel(channel)
@@ -240,10 +246,14 @@ class SqliteStore:
             if value is not None:
                 where += f" AND s.{column} = ?"
                 params.append(value)
+        before = ""
+        if before_ms is not None:
+            before = " AND ts_ms < ?"
+            params.append(before_ms)
         # The correlated MAX is answered from the (series, ts_ms) key: one index probe per series, not a scan.
         sql = (
             f"SELECT {_TAGS}, p.* FROM series s JOIN {_q(channel)} p ON p.series = s.id "
-            f"WHERE s.channel = ?{where} AND p.ts_ms = (SELECT MAX(ts_ms) FROM {_q(channel)} WHERE series = s.id) "
+            f"WHERE s.channel = ?{where} AND p.ts_ms = (SELECT MAX(ts_ms) FROM {_q(channel)} WHERE series = s.id{before}) "
             "ORDER BY s.station, s.machine, s.signal, s.site, s.line"
         )
         return self._points(channel, sql, params)
