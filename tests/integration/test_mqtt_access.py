@@ -114,9 +114,11 @@ def test_the_feed_command_publishes_what_ingest_stores(broker: MosquittoServer, 
     store = SqliteStore(tmp_path / "feed.db")
     service = IngestService(LINE, store, IngestSettings(mqtt=parse_mqtt_url(broker.url, client_id="feed-ingest"), topics=TOPICS))
     service.start()
-    # 2 simulated hours at x7200: about one wall second of pacing
+    # 2 simulated hours at x7200: about one wall second of pacing; started 2 h in the past, so the feed's clock ends
+    # at the present instead of 2 h ahead of it, beyond the lead ingest accepts (max_lead_s, 300 s)
+    feed = [sys.executable, "-m", "api.cli", "feed", str(REFERENCE_LINE), "--mqtt", broker.url]
     run = subprocess.run(
-        [sys.executable, "-m", "api.cli", "feed", str(REFERENCE_LINE), "--mqtt", broker.url, "--speed", "7200", "--hours", "2"],
+        [*feed, "--speed", "7200", "--hours", "2", "--origin=-2h"],
         cwd=REPO,
         capture_output=True,
         text=True,
