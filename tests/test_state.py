@@ -265,6 +265,79 @@ def test_history_is_pruned_and_windows_inside_it_stay_exact() -> None:
         live.kpis(500.0, 600.0)
 
 
+def test_history_is_bounded_by_count_and_windows_inside_it_stay_exact() -> None:
+    _, events = record(LINE, 300, seed=6)
+    bounded, unbounded = (
+        LiveLine(LINE, begin_h=0.0, history_h=400.0, max_events=800),
+        LiveLine(LINE, begin_h=0.0, history_h=400.0),
+    )
+    for e in events:
+        bounded(e)
+        unbounded(e)
+    status = bounded.status()
+    assert status.retained_events <= 800
+    assert status.trimmed_events > 0  # let go early, and counted
+    assert status.trimmed_events + status.retained_events == unbounded.status().retained_events
+    start = status.history_start_h
+    assert start is not None
+    assert start > 0.0
+    assert bounded.status().stations == unbounded.status().stations  # current values do not depend on the bound
+    for w0, w1 in [(start, 300.0), (start + 1.0, 290.0)]:
+        assert _exact(bounded.kpis(w0, w1)) == _exact(unbounded.kpis(w0, w1))
+    assert bounded.state_events(start) == unbounded.state_events(start)
+    with pytest.raises(ValueError, match="before the retained history"):
+        bounded.kpis(start - 1.0)
+
+
+def test_a_late_event_invalidates_only_the_checkpoints_after_it() -> None:
+    _, events = record(LINE, 48, seed=8)
+    live = LiveLine(LINE, begin_h=0.0)
+    for e in events:
+        live(e)
+    live.build_checkpoints()
+    history = live._history  # the retained history, to look at its checkpoints
+    assert history is not None
+    before = history.checkpoints
+    assert len(before) >= 40  # about one an hour
+    clock = live.clock_h
+    assert clock is not None
+    late = StateChanged(before[-1].t - 0.5, "A", 0, MachineState.DOWN, "late")  # 30 min before the last checkpoint
+    live(late)
+    kept = history.checkpoints
+    assert all(a is b for a, b in zip(kept, before, strict=False))  # the reducers before it are not rebuilt
+    assert kept[-1].t <= late.t < before[-1].t
+    assert len(kept) == len(before) - 1
+    live.build_checkpoints()
+    assert len(history.checkpoints) == len(before)
+    # and the windows and the shift are what a live line fed the same events in time order gives
+    in_order = LiveLine(LINE, begin_h=0.0)
+    for e in sorted([*events, late], key=lambda e: e[0]):
+        in_order(e)
+    for w0 in (0.0, 30.0, clock - 1.0):
+        assert _exact(live.kpis(w0)) == _exact(in_order.kpis(w0))
+    assert _exact(live.shift_kpis()) == _exact(in_order.shift_kpis())
+
+
+def test_a_view_of_the_history_stays_as_it_was() -> None:
+    _, events = record(LINE, 100, seed=9)
+    live = LiveLine(LINE, begin_h=0.0, history_h=48.0)
+    for e in events[: len(events) // 2]:
+        live(e)
+    live.build_checkpoints()
+    view = live.view()
+    clock = view.clock_h
+    start = view.start_h
+    expected = view.kpis(start, clock)
+    expected_states = view.state_events(start, clock)
+    # the pipeline goes on meanwhile: in-order events, late ones (inserted into a copy) and cuts of the history
+    for e in events[len(events) // 2 :]:
+        live(e)
+        live(StateChanged(max(e[0] - 0.2, live.history_start_h or 0.0), "A", 0, MachineState.DOWN, "late"))
+    assert (live.history_start_h or 0.0) > start
+    assert _exact(view.kpis(start, clock)) == _exact(expected)
+    assert view.state_events(start, clock) == expected_states
+
+
 def test_line_oee_splits_into_availability_performance_and_quality() -> None:
     _, live, _ = _run_with_reducers(LINE, 300.0, 2, [], history_h=300.0)
     kpis = live.kpis(20.0)
