@@ -24,7 +24,9 @@ snapshot to start the feed from, as the embedded demo does.
   else every machine's counters are published at zero, stamped 1 ms before the origin, so that a receiver's
   :class:`~twin.counters.CumulativeCounters` has a baseline older than the first real reading. Two counter
   readings of the same machine within the same millisecond are merged into the later: a PLC's counter holds one
-  value per instant, and the receiver counts the later total either way, so the earlier message is redundant. A run started
+  value per instant, and the receiver counts the later total either way, so the earlier message is redundant.
+  Buffer levels and store occupancies are merged the same way (the store keeps the later of two readings of one
+  instant, and two equal ones would reach a receiver as a duplicate). A run started
   from a snapshot also publishes the snapshot's buffer levels and store contents at the origin.
 - *Process values*: every ``process_period_s`` of wall time (``process_period_s x speed`` simulated seconds), one
   ``process`` message per station that has ``signals``, for machine 0, carrying every signal; and one per further
@@ -529,14 +531,15 @@ class VirtualPlant:
                 self._send(r._replace(ts_ms=baseline_ms))
         if self._start is not None:
             ts = readings.ts_ms(self._t0)
+            # kept like the engine's own readings, so that one of the same millisecond replaces them
             for sid, level in self._start.buffers.items():
-                self._pending.append(_Entry(0.0, BufferReading(readings.source(sid), 0, ts, level)))
+                self._queue_merged(0.0, BufferReading(readings.source(sid), 0, ts, level))
             for st in self.line.stations:
                 snap = self._start.stations.get(st.id)
                 if st.kind == "delay" and snap is not None:
                     units = sum(lot.units for lot in snap.lots)
                     full = st.capacity is not None and units >= st.capacity
-                    self._pending.append(_Entry(0.0, StoreReading(readings.source(st.id), 0, ts, units, 0, full)))
+                    self._queue_merged(0.0, StoreReading(readings.source(st.id), 0, ts, units, 0, full))
         self._engine.run(self._t0 + self.lookahead_h)
 
     def _take(self, ev: Event) -> None:
@@ -550,16 +553,21 @@ class VirtualPlant:
             future = self._failures.get((ev.station, ev.machine))
             if future is not None:
                 future.append(t)
-        if isinstance(reading, CountsReading | InputReading):
-            key = (type(reading), reading.source.station, reading.machine)
-            last = self._counters.get(key)
-            if last is not None and not last.sent and last.reading.ts_ms == reading.ts_ms:
-                last.reading = reading  # the later total of the same millisecond replaces the earlier
-                return
-            entry = _Entry(t, reading)
-            self._counters[key] = entry
+        if isinstance(reading, CountsReading | InputReading | BufferReading | StoreReading):
+            self._queue_merged(t, reading)
         else:
-            entry = _Entry(t, reading)
+            self._pending.append(_Entry(t, reading))
+
+    def _queue_merged(self, t: float, reading: Reading) -> None:
+        """Queue a reading of one value per instant (a counter, a level): the later of one millisecond replaces the
+        earlier, if that is not published yet."""
+        key = (type(reading), reading.source.station, reading.machine)
+        last = self._counters.get(key)
+        if last is not None and not last.sent and last.reading.ts_ms == reading.ts_ms:
+            last.reading = reading
+            return
+        entry = _Entry(t, reading)
+        self._counters[key] = entry
         self._pending.append(entry)
 
     def _next_due_h(self) -> float:

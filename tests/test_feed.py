@@ -518,6 +518,13 @@ def test_a_warm_feed_ships_line_end_counts_in_its_first_hours_where_a_cold_one_s
     warm = CollectingPublisher()
     _plant(REFERENCE, warm, seed=2, process_period_s=600.0, start=warm_start(REFERENCE, 2, FEED_WARMUP_H)).run_unpaced(3.0)
     assert max(_line_end_counts(warm.messages)) > 500  # the reference line makes about 400 cells a minute when full
+    # one value per instant: no buffer level, store occupancy or counter is published twice for one millisecond
+    # (a receiver would count an equal pair as a duplicate, and store only the later of a different one)
+    readings = _readings(REFERENCE, warm.messages)
+    instants = Counter(
+        (type(r), r.source.station, r.machine, r.ts_ms) for r in readings if not isinstance(r, StateReading | ProcessReading)
+    )
+    assert instants.most_common(1)[0][1] == 1
 
 
 def test_no_warm_up_is_an_empty_line_and_a_negative_one_is_refused() -> None:
