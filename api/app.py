@@ -26,6 +26,7 @@ from api.runtime import LineRuntime, build_runtime
 from api.schemas import ERROR_RESPONSES
 from api.security import document_schemes
 from api.settings import Settings
+from connectors.redact import redact_url
 from twin.schema import Line
 
 __all__ = ["API_PREFIX", "STATIC_DIR", "create_app"]
@@ -50,7 +51,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         streamer = asyncio.create_task(runtime.hub.run(settings.stream_period_s, settings.kpi_period_s), name="gigatwin-stream")
-        log.info("serving line %s from %s into %s", runtime.line.name, settings.source, _redact(settings.store_url))
+        log.info("serving line %s from %s into %s", runtime.line.name, settings.source, redact_url(settings.store_url))
         try:
             yield
         finally:
@@ -94,11 +95,3 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-
-
-def _redact(url: str) -> str:
-    # never log credentials of a store URL
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

@@ -8,10 +8,12 @@ broker, no database server, on 127.0.0.1 with authentication off (with a warning
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -20,6 +22,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.settings import Settings, SettingsError, load_settings
 from connectors.errors import ConnectorError
+from connectors.redact import redact_text
 from twin.errors import TwinError
 
 __all__ = ["run_demo", "run_serve"]
@@ -36,6 +39,17 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.banner = banner
         self.app = app
+        self.failures: list[str] = []
+        """Background tasks that failed for good, with their errors: the server then stops and exits 1."""
+
+    async def on_tick(self, counter: int) -> bool:
+        should_exit = await super().on_tick(counter)
+        runtime = self.app.state.runtime
+        if runtime is not None and runtime.failed.is_set() and not self.failures:
+            # Restarting in process did not help: stop, so that the service manager restarts the whole process.
+            self.failures = [f"the {t.name} task stopped for good: {redact_text(t.last_error)}" for t in runtime.failures()]
+            return True
+        return should_exit
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         runtime = self.app.state.runtime
@@ -47,6 +61,10 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if not self.should_exit:
             print(self.banner, flush=True)
+
+
+def _interrupt(_sig: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -75,6 +93,9 @@ def _serve(settings: Settings, title: str) -> int:
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
     server = _Server(config, banner, app)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again with the handler found at start: make that one
+    # end like Ctrl-C, so that a stop asked for exits 0 rather than "killed by SIGTERM" after a clean shutdown
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -82,10 +103,15 @@ def _serve(settings: Settings, title: str) -> int:
         # captured SIGINT again; by then there is nothing left to do
         pass
     except (TwinError, ConnectorError, ValueError) as exc:
-        print(f"gigatwin: {exc}", file=sys.stderr)
+        print(f"gigatwin: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
+    for failure in server.failures:
+        print(f"gigatwin: {failure}", file=sys.stderr)
+    if server.failures:
+        return 1
     # uvicorn reports a failed startup (the lifespan raised) by stopping without serving
     return 0 if server.started else 3
 
@@ -95,7 +121,7 @@ def run_serve(overrides: dict[str, Any]) -> int:
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
-        print(f"gigatwin serve: {exc}", file=sys.stderr)
+        print(f"gigatwin serve: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     return _serve(settings, f"gigatwin serve ({settings.source})")
 
@@ -109,7 +135,7 @@ def run_demo(overrides: dict[str, Any]) -> int:
         try:
             settings = load_settings(**values)
         except SettingsError as exc:
-            print(f"gigatwin demo: {exc}", file=sys.stderr)
+            print(f"gigatwin demo: {redact_text(str(exc))}", file=sys.stderr)
             return 2
         if settings.auth_disabled:
             log.warning("authentication is off: anyone who can reach %s can use the API (demo on loopback only)", settings.host)
