@@ -372,6 +372,32 @@ def _check_depth(obj: dict[str, Any]) -> None:
                 stack.append((child, depth + 1))
 
 
+_GOOD_NAMES: set[str] = set()
+_GOOD_UNITS: set[str] = set()
+_GOOD_MAX = 10_000  # bounded: a flood of new names must not grow them (cleared when full)
+
+
+def _check_name(name: object, i: int) -> None:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN or _CONTROL.search(name) is not None:
+        raise TelemetryError(
+            f"payload.values[{i}].name: expected a non-empty string of at most {MAX_NAME_LEN} characters"
+            f" without control characters, got {_show(name)}"
+        )
+    _unicode(name, f"payload.values[{i}].name")
+    if len(_GOOD_NAMES) >= _GOOD_MAX:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add(name)
+
+
+def _check_unit(unit: object, i: int) -> None:
+    if not isinstance(unit, str) or _CONTROL.search(unit) is not None:
+        raise TelemetryError(f"payload.values[{i}].unit: expected a string without control characters, got {_show(unit)}")
+    _unicode(unit, f"payload.values[{i}].unit")
+    if len(_GOOD_UNITS) >= _GOOD_MAX:
+        _GOOD_UNITS.clear()
+    _GOOD_UNITS.add(unit)
+
+
 def decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
     """The reading a payload carries, or :class:`TelemetryError` naming the field and what is wrong.
 
@@ -426,17 +452,15 @@ def _decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
         raw_values = obj.get("values")
         if not isinstance(raw_values, list) or not raw_values:
             raise TelemetryError("payload.values: expected a non-empty list of {name, value, unit}")
-        values = []
+        values: list[Any] = []  # of (name, value, unit), each checked below
+        good_names, good_units = _GOOD_NAMES, _GOOD_UNITS
         for i, item in enumerate(raw_values):
-            if not isinstance(item, dict):
+            if type(item) is not dict:
                 raise TelemetryError(f"payload.values[{i}]: expected an object, got {_show(item)}")
             name, value, unit = item.get("name"), item.get("value"), item.get("unit", "")
-            if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN or _CONTROL.search(name) is not None:
-                raise TelemetryError(
-                    f"payload.values[{i}].name: expected a non-empty string of at most {MAX_NAME_LEN} characters"
-                    f" without control characters, got {_show(name)}"
-                )
-            _unicode(name, f"payload.values[{i}].name")
+            # A plant sends the same few names and units again and again: check each once.
+            if type(name) is not str or name not in good_names:
+                _check_name(name, i)
             tv = type(value)
             if tv is float:
                 number: float = value  # type: ignore[assignment]  # checked just above
@@ -449,9 +473,9 @@ def _decode(source: Source, channel: Channel, payload: bytes | str) -> Reading:
                 raise TelemetryError(f"payload.values[{i}].value: expected a finite number, got {_show(value)}")
             if not math.isfinite(number):
                 raise TelemetryError(f"payload.values[{i}].value: expected a finite number, got {_show(value)}")
-            if not isinstance(unit, str) or _CONTROL.search(unit) is not None:
-                raise TelemetryError(f"payload.values[{i}].unit: expected a string without control characters, got {_show(unit)}")
-            values.append((name, number, _unicode(unit, f"payload.values[{i}].unit")))
+            if type(unit) is not str or unit not in good_units:
+                _check_unit(unit, i)
+            values.append((name, number, unit))
         return ProcessReading(source, machine, ts, tuple(values))
     if channel is Channel.BUFFER:
         return BufferReading(source, machine, ts, _int(obj, "level"))
