@@ -1,6 +1,7 @@
 """Store URLs: which store to open, from one string a command line or a settings file can carry.
 
-- ``sqlite:///abs/path.db``, ``sqlite:relative/path.db`` (``?synchronous=FULL`` for power-cut durability);
+- ``sqlite:///abs/path.db``, ``sqlite:relative/path.db`` (``?synchronous=FULL`` for power-cut durability); the
+  file is created if missing, its folder must exist;
 - ``influxdb://[user:password@]host[:port]/db[?flavour=v1|v2|v3&token=..&rp=..&batch_points=..&timeout_s=..]``;
 - ``influxdbs://...``: the same over TLS (``&verify_tls=false`` accepts any certificate).
 """
@@ -30,7 +31,8 @@ def open_store(url: str, *, spool_dir: str | Path | None = None) -> Store:
     """The store a URL names, opened. ``spool_dir``: where an InfluxDB store spools while the server is down
     (default: :func:`default_spool_dir`). A bad URL raises ValueError naming the part that is wrong.
 
-    An InfluxDB 1.x database is created if missing (when the server answers now; else by the spool's replay).
+    An InfluxDB 1.x database is created if missing (when the server answers now; else by the spool's replay). A
+    SQLite file whose folder does not exist is StoreError naming the path. Messages never show a password or token.
     """
     scheme, sep, _ = url.partition(":")
     if not sep:
