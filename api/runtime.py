@@ -36,6 +36,7 @@ from connectors.feed import VirtualPlant
 from connectors.ingest import Ingest
 from connectors.linefile import read_line
 from connectors.mqtt import Delivery, MqttConfig, MqttError, MqttSubscriber, parse_mqtt_url
+from connectors.rebuild import RebuildStats, rebuild
 from connectors.redact import redact_url
 from connectors.stores import open_store
 from connectors.stores.base import Health, Store
@@ -109,18 +110,36 @@ class LineRuntime:
             source = f"the in-process virtual plant at x{self.settings.demo_speed:g}"
         return f"{source} into {redact_url(self.settings.store_url)}"
 
-    def rebuild(self) -> None:
-        """Rebuild the live state from the store's last ``history_hours`` before the pipeline starts, so a restart
-        keeps the shift's output, OEE and stops. The seam for ``connectors.rebuild`` (not there yet): no-op."""
+    def rebuild(self) -> RebuildStats | None:
+        """Rebuild the live state from the store's last ``history_hours`` before the pipeline starts, so that a restart
+        keeps the shift's output, OEE, downtime and stops; the pipeline's counters then count on from the store's last
+        totals. None for the demo, whose live state begins at its feed's origin (its store is a fresh one)."""
+        if self.plant is not None:
+            return None
+        now_ms = round(time.time() * 1000)
+        start_ms = now_ms - round(self.settings.history_hours * 3600 * 1000)
+        end_ms = now_ms + round(self.settings.max_lead_s * 1000)  # stored readings may lie this far ahead
+        stats = rebuild(self.store, self.topics, [self.live], start_ms=start_ms, end_ms=end_ms, counters=self.ingest.counters)
+        self.live.end_batch()  # publish what was replayed: readers see it before the first live message
+        log.info(
+            "line %s: live state rebuilt from the store's last %g h: %d readings, %d events in %.2f s%s",
+            self.line.name,
+            self.settings.history_hours,
+            stats.readings,
+            stats.events,
+            stats.seconds,
+            f" ({stats.observer_errors} events refused, first: {stats.first_error})" if stats.observer_errors else "",
+        )
+        return stats
 
     def start(self, *, require_source: bool = False, timeout_s: float = 5.0) -> None:
-        """Rebuild the live state, resume the counters from the store and start the pipeline, then the source.
+        """Rebuild the live state and the counters from the store, start the pipeline, then the source.
 
         An unreachable broker (within ``timeout_s``) is not fatal (paho keeps trying; readiness says so) unless
         ``require_source``, when the MqttError is raised (after stopping the tasks; :meth:`stop` still closes the rest).
         """
-        self.rebuild()
-        self.ingest.resume_counters()
+        if self.rebuild() is None:
+            self.ingest.resume_counters()  # the rebuild seeded the counters; without one, take the store's last totals
         self.dead_letters_before = self.store.dead_letter_count(topic_prefix=self.topics.base + "/")  # this line's only
         log.info("line %s: %s", self.line.name, self.describe())
         self.supervisor.start("ingest", self.ingest.run)
