@@ -22,6 +22,7 @@ copies them (copy-on-write), so a view stays exactly what it was while its queri
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from array import array
@@ -238,6 +239,9 @@ class EventHistory:
         """Events let go early (rolled into the base checkpoint) to stay within ``max_events``."""
         self._cursor: _Cursor | None = None
         self._cursor_window = (math.nan, math.nan)
+        # Copies of the cursor at each checkpoint_h boundary it passed, (t, pos, reducer) with reducer fed events
+        # [0, pos), all those before t: a late event sets the cursor back to the last one before it, not to the start.
+        self._saves: list[tuple[float, int, KpiReducer]] = []
 
     def __len__(self) -> int:
         return self._n
@@ -303,7 +307,9 @@ class EventHistory:
             if self._checkpoints[-1].t > t:  # they cover the events before their time: this one is missing
                 self._checkpoints = tuple(ck for ck in self._checkpoints if ck.t <= t)
         if self._cursor is not None and self._cursor.pos > i:
-            self._cursor = None  # it has taken events after this one: rebuilt from a checkpoint when next asked
+            # it has taken events after this one: back to its last copy before it (or rebuilt when next asked)
+            saves = self._saves = [save for save in self._saves if save[0] <= t]
+            self._cursor = _Cursor(self._copy(saves[-1][2]), saves[-1][1]) if saves else None
         if self._n > self.max_events:
             self._trim()
 
@@ -332,6 +338,7 @@ class EventHistory:
             self.start_h = t
         if cur is not None:
             cur.pos -= k
+        self._saves = [(st, pos - k, r) for st, pos, r in self._saves if pos >= k]
         return k
 
     def _trim(self) -> None:
@@ -380,12 +387,32 @@ class EventHistory:
         w0 = max(w0, self.start_h)
         cur = self._cursor
         if cur is None or self._cursor_window != (w0, w1):
+            if self._cursor_window != (w0, w1):
+                self._saves = []
             cks = self._checkpoints
             ck = cks[max(0, bisect_right(cks, w0, key=lambda c: c.t) - 1)]
             cur = self._cursor = _Cursor(ck.reducer.fork(w0, w1), ck.pos)
             self._cursor_window = (w0, w1)
-        self._advance(cur, self._n)
+        self._advance_saving(cur, self._n)
         return cur.reducer.result(until=until)
+
+    def _copy(self, reducer: KpiReducer) -> KpiReducer:
+        return copy.deepcopy(reducer, {id(self.line): self.line})  # the line is shared, never copied
+
+    def _advance_saving(self, cur: _Cursor, to: int) -> None:
+        """Advance the cursor to ``to``, keeping a copy of it at each ``checkpoint_h`` boundary it passes."""
+        h = self.checkpoint_h
+        times = self._cols.t
+        saves = self._saves
+        c = (math.floor((saves[-1][0] if saves else self._cursor_window[0]) / h) + 1) * h
+        while True:
+            j = bisect_left(times, c, cur.pos, to)
+            if j >= to:
+                break
+            self._advance(cur, j)
+            saves.append((c, j, self._copy(cur.reducer)))
+            c = max(c + h, math.floor(times[j] / h) * h)  # stretches without events need no copies
+        self._advance(cur, to)
 
     def _advance(self, cur: _Cursor, to: int) -> None:
         reducer = cur.reducer

@@ -85,7 +85,7 @@ __all__ = [
 class _Live:
     """One station's current values: the latest event of each kind, and counts per machine."""
 
-    __slots__ = ("good", "level", "machines", "scrap", "ships", "since", "spec", "store", "values")
+    __slots__ = ("dirty", "good", "level", "machines", "scrap", "ships", "since", "spec", "status", "store", "values")
 
     def __init__(self, spec: Station, ships: bool) -> None:
         n = spec.machines
@@ -98,6 +98,8 @@ class _Live:
         self.level: BufferLevel | None = None
         self.store: StoreOccupancy | None = None
         self.values: dict[str, ProcessValue] = {}
+        self.status: StationStatus | None = None  # the last one built, reused by status() until something changes
+        self.dirty = True
 
 
 class LiveLine:
@@ -210,6 +212,7 @@ class LiveLine:
         if prev is None or prev[3] != state or prev[4] != reason:
             st.since[machine] = t
         machines[machine] = ev
+        st.dirty = True
         self._keep(ev)
 
     def _on_completed(self, ev: UnitsCompleted) -> None:
@@ -219,6 +222,7 @@ class LiveLine:
             raise IndexError(machine)
         st.good[machine] += good
         st.scrap[machine] += scrap
+        st.dirty = True
         if st.ships:
             if t >= self._shift_end:
                 self._next_shift(t)
@@ -226,11 +230,15 @@ class LiveLine:
         self._keep(ev)
 
     def _on_buffer(self, ev: BufferLevel) -> None:
-        self._buffered[ev[1]].level = ev
+        st = self._buffered[ev[1]]
+        st.level = ev
+        st.dirty = True
         self._keep(ev)
 
     def _on_store(self, ev: StoreOccupancy) -> None:
-        self._stores[ev[1]].store = ev
+        st = self._stores[ev[1]]
+        st.store = ev
+        st.dirty = True
         self._keep(ev)
 
     def _on_released(self, ev: UnitsReleased) -> None:
@@ -243,7 +251,9 @@ class LiveLine:
             raise KeyError(ev[1])
 
     def _on_value(self, ev: ProcessValue) -> None:
-        self._live[ev[1]].values[ev[3]] = ev
+        st = self._live[ev[1]]
+        st.values[ev[3]] = ev
+        st.dirty = True
 
     def _next_shift(self, t: float) -> None:
         self._shift_start, self._shift_end = self.shift_of(t)
@@ -265,6 +275,8 @@ class LiveLine:
             self._apply_late(ev)
         except (KeyError, IndexError):
             raise self._refuse(ev) from None
+        if type(ev) is not UnitsReleased:
+            self._live[ev[1]].dirty = True  # type: ignore[index]  # every other kind names its station
         self._events += 1
         self._late += 1
         if isinstance(ev, KPI_EVENTS):
@@ -364,11 +376,14 @@ class LiveLine:
         stations: dict[str, StationStatus] = {}
         shipped = scrapped = 0
         for sid, st in self._live.items():
-            good, scrap = sum(st.good), sum(st.scrap)
-            scrapped += scrap
+            built = st.status
+            if built is None or st.dirty:  # only the stations that changed are built again
+                built = st.status = self._station_status(st, sum(st.good), sum(st.scrap))
+                st.dirty = False
+            scrapped += built.scrapped
             if st.ships:
-                shipped = good
-            stations[sid] = self._station_status(st, good, scrap)
+                shipped = built.good
+            stations[sid] = built
         shift = None
         if now is not None:
             start, end = self.shift_of(now)
