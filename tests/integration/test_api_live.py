@@ -4,6 +4,7 @@ consumes it into InfluxDB (both started by the test), and the API answers from t
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def test_the_api_serves_a_plant_through_mosquitto_and_influxdb(
         publisher = MqttPublisher(parse_mqtt_url(broker.url, client_id="plant"))
         publisher.start()
         stop = threading.Event()
-        plant = VirtualPlant(LINE, topics=server.runtime.topics, publisher=publisher, speed=1200, seed=3)
+        # 3 simulated hours from 3 h ago: the plant's clock ends at the present, within the accepted lead (300 s)
+        origin_ms = round(time.time() * 1000) - 3 * 3_600_000
+        plant = VirtualPlant(LINE, topics=server.runtime.topics, publisher=publisher, speed=1200, seed=3, origin_ms=origin_ms)
         feeder = threading.Thread(target=plant.run, kwargs={"stop": stop, "until_h": 3.0}, daemon=True)
         feeder.start()
         try:
