@@ -42,7 +42,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _fail(message: str) -> int:
-    print(f"gigatwin: {message}", file=sys.stderr)
+    print(f"gigatwin: {redact_text(message)}", file=sys.stderr)  # errors quote URLs, with their passwords
     return 2
 
 
@@ -162,12 +162,12 @@ def _ingest_until_stopped(settings: PipelineSettings, stop: threading.Event, sta
     try:
         runtime = build_runtime(settings)
     except (TwinError, ConnectorError, ValueError) as exc:
-        return _fail(redact_text(str(exc)))
+        return _fail(str(exc))
     try:
         runtime.start(require_source=True, timeout_s=10.0)
     except ConnectorError as exc:
         runtime.stop()
-        return _fail(redact_text(str(exc)))
+        return _fail(str(exc))
     print(f"gigatwin ingest: {runtime.describe()}", flush=True)
     next_status = time.monotonic() + status_every
     while not stop.wait(0.2) and not runtime.failed.is_set():
