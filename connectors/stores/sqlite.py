@@ -400,13 +400,18 @@ class SqliteStore:
         specs = CHANNEL_FIELDS[channel]
         with self._reader() as conn:
             rows = conn.execute(sql, params).fetchall()
+        names = [spec.name for spec in specs]
+        optional = [spec.name for spec in specs if spec.optional]  # the only columns that may be NULL
+        flags = [spec.name for spec in specs if spec.kind is bool]  # stored as 0/1
         out = []
         for row in rows:
             # Columns: the five tags, then the channel table's own: series, ts_ms, fields in storage order.
-            fields: dict[str, FieldValue] = {}
-            for spec, value in zip(specs, row[7:], strict=True):
-                if value is not None:
-                    fields[spec.name] = bool(value) if spec.kind is bool else value
+            fields: dict[str, FieldValue] = dict(zip(names, row[7:], strict=True))
+            for name in optional:
+                if fields[name] is None:
+                    del fields[name]
+            for name in flags:
+                fields[name] = bool(fields[name])
             out.append(StoredPoint(channel, row[0], row[1], row[2], int(row[3]), row[4], int(row[6]), fields))
         return out
 
