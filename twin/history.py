@@ -288,8 +288,9 @@ class EventHistory:
         if self._n > self.max_events:
             self._trim()
 
-    def insert(self, ev: Event) -> None:
-        """Keep a late event (at or after :attr:`start_h`) in its place by time, after any at the same instant."""
+    def insert(self, ev: Event) -> int:
+        """Keep a late event (at or after :attr:`start_h`) in its place by time, after any at the same instant; returns
+        its index."""
         t = ev[0]
         if t < self.start_h:
             raise ValueError(f"event at {t} h is before the retained history (from {self.start_h} h)")
@@ -311,7 +312,8 @@ class EventHistory:
             saves = self._saves = [save for save in self._saves if save[0] <= t]
             self._cursor = _Cursor(self._copy(saves[-1][2]), saves[-1][1]) if saves else None
         if self._n > self.max_events:
-            self._trim()
+            i -= self._trim()
+        return i
 
     def cut_to(self, t: float) -> int:
         """Let go of the events before ``t`` (rolling the base checkpoint forward over them); returns how many."""
@@ -341,11 +343,13 @@ class EventHistory:
         self._saves = [(st, pos - k, r) for st, pos, r in self._saves if pos >= k]
         return k
 
-    def _trim(self) -> None:
+    def _trim(self) -> int:
         # Let go of the oldest eighth at once, so that staying within the bound costs O(1) per event.
         keep = self.max_events - self.max_events // 8
         t = self._cols.t[self._n - keep]
-        self.trimmed += self.cut_to(t)
+        k = self.cut_to(t)
+        self.trimmed += k
+        return k
 
     def build_checkpoints(self, clock_h: float) -> None:
         """Add the checkpoints due up to ``clock_h`` (after a late event, from the last one still valid)."""
@@ -427,11 +431,25 @@ class EventHistory:
             self._shared = True
             return HistoryView(self._cols, self._n, self.start_h, clock_h, self._checkpoints, self._stations, self._reasons)
 
-    def reports_back(self, station: str, machine: int) -> Iterator[tuple[float, MachineState, str]]:
-        """The machine's reports ``(t, state, reason)`` in the history, newest first (the writer's thread)."""
+    def index_after(self, t: float) -> int:
+        """The index of the first event after time ``t``."""
+        return bisect_right(self._cols.t, t, 0, self._n)
+
+    def next_report(self, station: str, machine: int, i: int) -> int:
+        """The index of the machine's first report at index ``i`` or later (-1: none)."""
         cols = self._cols
         code = self._station_code[station]
         K, S, A = cols.kind, cols.station, cols.a
-        for k in range(self._n - 1, -1, -1):
+        for k in range(max(i, 0), self._n):
+            if K[k] == _STATE and S[k] == code and A[k] == machine:
+                return k
+        return -1
+
+    def reports_back(self, station: str, machine: int, stop: int | None = None) -> Iterator[tuple[float, MachineState, str]]:
+        """The machine's reports ``(t, state, reason)`` before index ``stop`` (default: all), newest first."""
+        cols = self._cols
+        code = self._station_code[station]
+        K, S, A = cols.kind, cols.station, cols.a
+        for k in range((self._n if stop is None else stop) - 1, -1, -1):
             if K[k] == _STATE and S[k] == code and A[k] == machine:
                 yield cols.t[k], _STATES[cols.b[k]], self._reasons[cols.c[k]]

@@ -280,9 +280,9 @@ class LiveLine:
         self._events += 1
         self._late += 1
         if isinstance(ev, KPI_EVENTS):
-            history.insert(ev)
+            i = history.insert(ev)
             if isinstance(ev, StateChanged):
-                self._late_state(ev)
+                self._late_state(ev, i)
 
     def _apply_late(self, ev: Event) -> None:
         # Current values change only if the late event is newer than them; counts change whatever its time.
@@ -320,7 +320,7 @@ class LiveLine:
         else:
             self._on[type(ev)](ev)  # UnitsLoaded: only the check
 
-    def _late_state(self, ev: StateChanged) -> None:
+    def _late_state(self, ev: StateChanged, i: int) -> None:
         t, station, m, state, reason = ev
         st = self._process[station]
         cur = st.machines[m]
@@ -334,9 +334,14 @@ class LiveLine:
             return  # a different state before the current one began, or the same state within it: no change
         # The report extends the current state back, or splits it: find where the current state began again from
         # the machine's reports in the history (they are all there, in time order, from the history's start on).
+        # Every report from the current state's beginning on is of that state, so the walk back starts there (it
+        # extends) or at the first report after the late one (it splits), not at the newest.
+        history = self._history
+        assert history is not None
+        # (when it splits, the current report is after the late one: there is a next report)
+        stop = history.index_after(st.since[m]) if same else history.next_report(station, m, i + 1) + 1
         since = math.nan
-        assert self._history is not None
-        for old_t, old_state, old_reason in self._history.reports_back(station, m):
+        for old_t, old_state, old_reason in history.reports_back(station, m, stop):
             if old_state != cur.state or old_reason != cur.reason:
                 break
             since = old_t
