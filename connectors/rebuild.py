@@ -61,20 +61,30 @@ class RebuildStats(NamedTuple):
     """The first observer error, if any."""
 
 
+_FIRST_WINDOW_MS = 15 * 60_000
+
+
 def _points(store: Store, channel: str, topics: Topics, start_ms: int, end_ms: int, page: int) -> Iterator[StoredPoint]:
     """The line's points of one channel in ``[start_ms, end_ms)`` in the store's order, ``page`` at a time.
 
-    Pages are keyed by time, not by offset (an offset makes the store skip every point before it, so reading a
-    window by offsets costs its square): a full page is cut before its last timestamp, whose points start the
-    next page. Only a single timestamp with more than ``page`` points is read by offsets within it.
+    Read in time windows sized to hold less than a page (halved after a full page, doubled after one under a
+    quarter full), so that each query gives the database a bounded slice to select and order. A full page is cut before its last
+    timestamp, whose points start the next window; pages are never taken by offset (an offset makes the store
+    skip every point before it: a replay paged by offsets costs the square of its length), except within a
+    single timestamp holding more than ``page`` points.
     """
     site, line = topics.site, topics.line
-    lo = start_ms
+    lo, width = start_ms, _FIRST_WINDOW_MS
     while lo < end_ms:
-        got = store.range(channel, start_ms=lo, end_ms=end_ms, limit=page, site=site, line=line)
+        hi = min(end_ms, lo + width)
+        got = store.range(channel, start_ms=lo, end_ms=hi, limit=page, site=site, line=line)
         if len(got) < page:
             yield from got
-            return
+            lo = hi
+            if len(got) < page // 4:
+                width *= 2
+            continue
+        width = max(1, width // 2)
         last_ts = got[-1].ts_ms
         if got[0].ts_ms < last_ts:
             for p in got:
