@@ -1,0 +1,305 @@
+"""The event loop's longest stall while heavy queries, late events and a store outage happen together.
+
+    .venv/bin/python simulations/bench/bench_loop_stall.py [--quiet-s 8] [--stress-s 15] [--history-h 12]
+
+Runs the real app (``create_app`` with the demo source on the reference line, SQLite store) under uvicorn in this
+process, with two probes inside it: a loop-lag probe (a task on the server's event loop that sleeps 1 ms and records
+how late it wakes: the longest time the loop could not run anything) and ``gc.callbacks`` (each garbage collection's
+pause; a collection stops every thread, the loop too). Once the live state holds ``--history-h`` hours:
+
+- quiet: the demo's ingest runs and a client asks ``/status`` 50 times a second (the same run's baseline);
+- stress: the same, plus, together: two clients asking ``/oee``, ``/downtime`` and ``/stops`` over the whole
+  retained history back to back, a thread feeding the pipeline floods of events 30 minutes late (2,000 every
+  0.1 s, each flood published), a store outage (the store's health probe takes 10 s and fails, as an InfluxDB
+  that does not answer), and a client asking ``/metrics`` and ``/health/ready`` 10 times a second.
+
+The HTTP clients run in another process, so only the server's own threads share its interpreter. Reports per
+phase: the loop's longest stall and its 99.9th percentile, the longest GC pause (from ``gc.callbacks``: it includes
+the time other threads hold the interpreter between the callbacks, so it is an upper bound), the status requests' longest
+and 99th-percentile latency, the window queries answered, and the late events taken. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.runtime import LineRuntime
+from api.settings import load_settings
+from connectors.stores.base import Health
+from twin.events import MachineState, StateChanged
+
+REFERENCE = Path(__file__).resolve().parents[1] / "lines" / "reference_cell_line.yaml"
+
+
+@dataclass
+class Probe:
+    """What the probes inside the server saw since the last :meth:`reset`."""
+
+    lags: list[float] = field(default_factory=list)
+    gc_pauses: list[float] = field(default_factory=list)
+    _gc_began: float = 0.0
+
+    def reset(self) -> None:
+        self.lags, self.gc_pauses = [], []
+
+    def on_gc(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_began)
+
+    async def run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.lags.append(time.perf_counter() - t0 - 0.001)
+
+
+def _cpu() -> tuple[float, float, float]:
+    """(wall s, CPU s of the whole machine incl. steal, CPU s of this process and its waited-for children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(x) for x in f.readline().split()[1:9])
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return time.perf_counter(), (user + nice + system + steal) / tick, ours
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+# -- the clients (another process) ------------------------------------------------------------------------------
+def _status_client(url: str, line: str, seconds: float, go: Any, out: Any) -> None:
+    out.put(("ready", None))
+    go.wait()
+    stop_at = time.time() + seconds
+    lat = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while time.time() < stop_at:
+            t0 = time.perf_counter()
+            r = http.get(f"/api/v1/lines/{line}/status")
+            lat.append(time.perf_counter() - t0)
+            assert r.status_code == 200, r.text
+            time.sleep(max(0.0, 0.02 - (time.perf_counter() - t0)))
+    out.put(("status", lat))
+
+
+def _window_client(url: str, line: str, start: str, seconds: float, go: Any, out: Any) -> None:
+    out.put(("ready", None))
+    go.wait()
+    stop_at = time.time() + seconds
+    done = 0
+    with httpx.Client(base_url=url, timeout=120) as http:
+        while time.time() < stop_at:
+            for path in ("oee", "downtime", "stops"):
+                r = http.get(f"/api/v1/lines/{line}/{path}", params={"start": start})
+                assert r.status_code == 200, r.text
+                done += 1
+    out.put(("window", done))
+
+
+def _probe_client(url: str, seconds: float, go: Any, out: Any) -> None:
+    out.put(("ready", None))
+    go.wait()
+    stop_at = time.time() + seconds
+    done = 0
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while time.time() < stop_at:
+            http.get("/metrics")
+            http.get("/api/v1/health/ready")
+            done += 2
+            time.sleep(0.1)
+    out.put(("probe", done))
+
+
+def _clients(url: str, line: str, start: str, seconds: float, stress: bool, began: Callable[[], None]) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    go = ctx.Event()
+    procs = [ctx.Process(target=_status_client, args=(url, line, seconds, go, out))]
+    if stress:
+        procs += [ctx.Process(target=_window_client, args=(url, line, start, seconds, go, out)) for _ in range(2)]
+        procs.append(ctx.Process(target=_probe_client, args=(url, seconds, go, out)))
+    for p in procs:
+        p.start()
+    for _ in procs:
+        assert out.get(timeout=120)[0] == "ready"
+    began()  # the clients are up: the phase begins
+    go.set()
+    results: dict[str, Any] = {"status": [], "window": 0, "probe": 0}
+    for _ in procs:
+        kind, value = out.get(timeout=seconds + 300)
+        if kind == "status":
+            results["status"] += value
+        else:
+            results[kind] += value
+    for p in procs:
+        p.join()
+    return results
+
+
+# -- the server (this process) ----------------------------------------------------------------------------------
+def _flood(rt: LineRuntime, stop: threading.Event, taken: list[int]) -> None:
+    first = rt.line.stations[0].id
+    while not stop.wait(0.1):
+        clock = rt.live.snapshot.clock_h
+        if clock is None:
+            continue
+        for i in range(2000):
+            rt.live(StateChanged(clock - 0.5 + i * 1e-6, first, 0, MachineState.DOWN if i % 2 else MachineState.WORKING, ""))
+        rt.live.end_batch()
+        taken[0] += 2000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quiet-s", type=float, default=8.0)
+    parser.add_argument("--stress-s", type=float, default=15.0)
+    parser.add_argument("--history-h", type=float, default=12.0, help="hours of live history before measuring")
+    parser.add_argument("--demo-speed", type=float, default=3600.0)
+    parser.add_argument(
+        "--switch-interval-ms", type=float, default=None, help="sys.setswitchinterval for the server (default: Python's 5 ms)"
+    )
+    args = parser.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
+
+    workdir = Path(tempfile.mkdtemp(prefix="gigatwin-bench-stall-"))
+    settings = load_settings(
+        source="demo",
+        host="127.0.0.1",
+        auth_disabled=True,
+        line_file=REFERENCE,
+        store_url=f"sqlite:{workdir / 'bench.db'}",
+        demo_speed=args.demo_speed,
+        demo_warmup_hours=168.0,
+        history_hours=48.0,
+    )
+    app = create_app(settings)
+    probe = Probe()
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            task = asyncio.create_task(probe.run())
+            try:
+                yield state
+            finally:
+                task.cancel()
+
+    app.router.lifespan_context = lifespan
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="asyncio", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    rt: LineRuntime = app.state.runtime
+    line = rt.line.name
+    gc.callbacks.append(probe.on_gc)
+    t0 = time.monotonic()
+    while (rt.live.snapshot.clock_h or 0) - (rt.live.snapshot.history_start_h or 0) < args.history_h:
+        if time.monotonic() - t0 > 600:
+            raise SystemExit("the live state did not fill its history in 10 min")
+        time.sleep(0.2)
+    start_h = rt.live.snapshot.history_start_h or 0.0
+    start = datetime.fromtimestamp(start_h * 3600, UTC).isoformat()
+    print(f"server on {url}; live history {(rt.live.snapshot.clock_h or 0) - start_h:.1f} h; measuring")
+
+    rows = []
+    for phase, seconds, stress in (("quiet", args.quiet_s, False), ("stress", args.stress_s, True)):
+        stop, taken = threading.Event(), [0]
+        flood = threading.Thread(target=_flood, args=(rt, stop, taken), daemon=True)
+        health = rt.store.health
+        marks: list[int] = []
+        cpu0: list[float] = []
+
+        def began(
+            stress: bool = stress, flood: threading.Thread = flood, marks: list[int] = marks, cpu0: list[float] = cpu0
+        ) -> None:
+            if stress:
+
+                def outage() -> Health:
+                    time.sleep(10.0)
+                    return Health(False, "the store does not answer (simulated outage)", 0)
+
+                rt.store.health = outage  # type: ignore[method-assign]
+                flood.start()
+            marks[:] = [rt.live.snapshot.version, rt.ingest.stats.events]
+            cpu0[:] = _cpu()
+            probe.reset()
+
+        results = _clients(url, line, start, seconds, stress, began)
+        wall1, busy1, ours1 = _cpu()
+        wall0, busy0, ours0 = cpu0
+        other = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (wall1 - wall0)
+        v0, events0 = marks
+        lags, pauses = probe.lags, probe.gc_pauses
+        stop.set()
+        if stress:
+            flood.join()
+            rt.store.health = health  # type: ignore[method-assign]
+        status = results["status"]
+        rows.append(
+            (
+                phase,
+                max(lags) * 1000,
+                _quantile(lags, 0.999) * 1000,
+                max(pauses, default=0.0) * 1000,
+                max(status) * 1000,
+                _quantile(status, 0.99) * 1000,
+                len(status),
+                results["window"],
+                taken[0],
+                (rt.ingest.stats.events - events0) / seconds,
+                rt.live.snapshot.version - v0,
+                other,
+            )
+        )
+    print(
+        f"{'phase':8} {'loop max ms':>11} {'p99.9 ms':>8} {'GC max ms':>9} {'status max':>10} {'p99 ms':>7} "
+        f"{'status n':>8} {'windows':>7} {'late ev':>7} {'ingest ev/s':>11} {'published':>9} {'other CPU':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r[0]:8} {r[1]:11.1f} {r[2]:8.1f} {r[3]:9.1f} {r[4]:10.1f} {r[5]:7.1f} {r[6]:8d} {r[7]:7d} {r[8]:7d} "
+            f"{r[9]:11.0f} {r[10]:9d} {r[11]:9.2f}"
+        )
+    print(
+        "loop: how late a 1-ms sleep on the server's event loop woke (its longest stall); GC: the longest collection;\n"
+        "status: client-side latency; windows: /oee, /downtime and /stops over the whole history answered; other CPU:\n"
+        "cores used by the rest of the machine or stolen by the hypervisor meanwhile (> 0.1 disturbs the figures)"
+    )
+    server.should_exit = True
+    thread.join(30)
+
+
+if __name__ == "__main__":
+    main()
