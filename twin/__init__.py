@@ -1,4 +1,8 @@
-"""GigaTwin's domain: line descriptions, the simulation engine, events and KPIs (no I/O)."""
+"""GigaTwin's domain, with no I/O: line descriptions (``schema``), the event vocabulary (``events``), the simulation
+engine (``engine``, ``simulate``, ``snapshot``), the KPI reducer (``kpis``), and the live state rebuilt from events:
+current status (``state``, its results and the station-summary rule in ``status``), the retained history with KPI
+checkpoints (``history``), shifts and plan (``shifts``), good output over time (``series``) and why the line stops
+(``stops``)."""
 
 from twin.engine import Engine, Observer
 from twin.errors import LineError, SnapshotError, TwinError
