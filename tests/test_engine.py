@@ -180,3 +180,23 @@ def test_arrivals_feed_the_first_station() -> None:
     kpis = run_once(line, hours=100, warmup=10)
     assert kpis.throughput_per_hour == pytest.approx(1.5, abs=0.03)
     assert kpis.stations["A"].state_fractions["starved"] == pytest.approx(0.25, abs=0.02)
+
+
+def test_units_moved_at_once_cost_no_simpy_event() -> None:
+    # A hand-over with room and a take from a stocked buffer finish at once: nobody waits on them, so they
+    # must not make SimPy events (each would be scheduled and stepped for nothing, per unit moved).
+    line = make_line({"id": "A", "cycle_time": 1, "buffer_after": 5}, {"id": "B", "cycle_time": 0.5})
+    engine = Engine(line, 0)
+    steps = 0
+    step = engine.env.step
+
+    def counted() -> None:
+        nonlocal steps
+        steps += 1
+        step()
+
+    engine.env.step = counted  # type: ignore[method-assign]
+    engine.run(100.7)
+    # per unit: A's cycle, B's cycle, and B's wait for A's unit (B is faster, so it is always starved)
+    assert engine.sink.shipped == 100
+    assert steps <= 3 * 100 + 5

@@ -83,3 +83,30 @@ def test_a_fork_continues_the_line_state_into_a_later_window() -> None:
         if e.t >= 100:
             later(e)
     assert dataclasses.asdict(later.result()) == dataclasses.asdict(whole.result())
+
+
+def test_field_handlers_get_the_fields_of_the_events_observers_get_in_the_same_order() -> None:
+    engine = Engine(LINE, 4)
+    seen: list[tuple[str, tuple[object, ...]]] = []
+    engine.subscribe(lambda e: seen.append(("object", tuple(e))))
+    for kind in KpiReducer.KINDS:
+        engine.subscribe_fields(kind, lambda *fields, kind=kind: seen.append((kind.__name__, fields)))
+    engine.run(80)
+    objects = [fields for who, fields in seen if who == "object"]
+    by_fields = [fields for who, fields in seen if who != "object"]
+    assert {who for who, _ in seen} == {"object"} | {k.__name__ for k in KpiReducer.KINDS}
+    # each event reaches the object observer first (it subscribed first), then its field handler
+    kinds = set(KpiReducer.KINDS)
+    _, events = record(LINE, 80, seed=4)
+    assert objects == [tuple(e) for e in events]
+    assert by_fields == [tuple(e) for e in events if type(e) in kinds]
+    for i, (who, fields) in enumerate(seen):
+        if who != "object":
+            assert seen[i - 1] == ("object", fields)
+
+
+def test_field_handlers_are_refused_once_the_run_has_started() -> None:
+    engine = Engine(LINE, 1)
+    engine.run(1)
+    with pytest.raises(RuntimeError, match="before the first run"):
+        engine.subscribe_fields(StateChanged, print)

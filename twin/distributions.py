@@ -271,6 +271,8 @@ class Sampler:
         """The total of ``n`` independent durations, in hours."""
         if self.constant is not None:
             return self.constant * n
+        if n == 1:  # most machines take one unit at a time
+            return self.draw()
         total = 0.0
         for _ in range(n):
             total += self.draw()

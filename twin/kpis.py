@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twin.events import (
     BufferLevel,
@@ -189,7 +189,8 @@ class KpiReducer:
         self.shipped = 0
         self.scrapped = 0
         self.time = begin_h
-        self._dispatch: dict[type, Callable[[Any], None]] = {
+        # field handlers by event type: the engine calls them with an event's fields (no event objects)
+        self._dispatch: dict[type, Callable[..., None]] = {
             StateChanged: self._on_state,
             BufferLevel: self._on_buffer,
             UnitsCompleted: self._on_completed,
@@ -231,10 +232,10 @@ class KpiReducer:
     """The event types the KPIs need."""
 
     def attach(self, engine: Engine) -> None:
-        """Take ``engine``'s events straight into the handler of each type (no dispatch; the engine
-        emits in time order by construction, so the check of :meth:`__call__` is not repeated)."""
+        """Take ``engine``'s events straight into the handler of each type, as fields (no event objects, no
+        dispatch; the engine emits in time order by construction, so the check of :meth:`__call__` is not repeated)."""
         for kind in self.KINDS:
-            engine.subscribe(self._dispatch[kind], kinds=(kind,))
+            engine.subscribe_fields(kind, self._dispatch[kind])
 
     def __call__(self, ev: Event) -> None:
         """Take one event of any type, refusing one older than the last (telemetry must be put in order first)."""
@@ -244,23 +245,29 @@ class KpiReducer:
         self.time = t
         handler = self._dispatch.get(type(ev))
         if handler is not None:
-            handler(ev)
+            handler(*ev)
 
-    # Handlers unpack the event tuple: faster than named attributes, and they run for every event.
-    def _on_state(self, ev: StateChanged) -> None:
-        t, station, machine, state, _reason = ev
+    # Field handlers: the engine calls them for every event of a run, with the event's fields in order.
+    def _on_state(self, t: float, station: str, machine: int, state: MachineState, _reason: str) -> None:
         self._state(self._st[station], machine, t, state)
 
-    def _on_buffer(self, ev: BufferLevel) -> None:
-        t, station, level = ev
-        self._buffers[station].step(t, level)
+    def _on_buffer(self, t: float, station: str, level: int) -> None:
+        # _Integral.step, inlined: a buffer level changes with most units moved
+        b = self._buffers[station]
+        w0 = self.w0
+        a = b.since if b.since > w0 else w0
+        w1 = self.w1
+        end = t if t < w1 else w1
+        if end > a:
+            b.area += b.value * (end - a)
+        b.value = level
+        b.since = t
 
-    def _on_completed(self, ev: UnitsCompleted) -> None:
-        t, station, _machine, good, scrap = ev
-        wip = self._wip
+    def _on_completed(self, t: float, station: str, _machine: int, good: int, scrap: int) -> None:
         last = station == self.last
         gone = scrap + good if last else scrap
         if gone:
+            wip = self._wip
             wip.step(t, wip.value - gone)
         if self.w0 <= t <= self.w1:
             st = self._st[station]
@@ -270,17 +277,15 @@ class KpiReducer:
             if last:
                 self.shipped += good
 
-    def _on_released(self, ev: UnitsReleased) -> None:
-        t, units = ev
+    def _on_released(self, t: float, units: int) -> None:
         self._wip.step(t, self._wip.value + units)
         if self.w0 <= t <= self.w1:
             self.started += units
 
-    def _on_store(self, ev: StoreOccupancy) -> None:
-        t = ev.t
-        self._dwell[ev.station].step(t, ev.dwelling)
-        self._held[ev.station].step(t, ev.held)
-        self._activity(self._st[ev.station], t, ev.intake_blocked and ev.held == 0)
+    def _on_store(self, t: float, station: str, dwelling: int, held: int, intake_blocked: bool) -> None:
+        self._dwell[station].step(t, dwelling)
+        self._held[station].step(t, held)
+        self._activity(self._st[station], t, intake_blocked and held == 0)
 
     def _state(self, st: _Station, m: int, t: float, state: MachineState) -> None:
         prev = st.last_state[m]

@@ -13,40 +13,47 @@ from collections.abc import Callable
 
 import simpy
 
-from twin.events import BufferLevel, UnitsReleased
-
 __all__ = ["Buffer", "GetRequest", "PutRequest", "Sink", "Source"]
 
-Handler = Callable[[BufferLevel], None]
+Emit = Callable[..., None]
+"""An emitter of the fields of an event (see ``twin.engine.emitters``)."""
 
 
 class GetRequest:
-    """A machine's request for up to ``want`` units; its ``event`` succeeds with the number loaded."""
+    """A machine's request for up to ``want`` units: ``done`` once filled, and then ``have`` is the number loaded.
 
-    __slots__ = ("batch", "event", "have", "timeout", "want")
+    ``event`` (None when the request was filled at once) succeeds with the number loaded.
+    """
 
-    def __init__(self, event: simpy.Event, want: int, batch: bool, timeout: float | None, have: int) -> None:
+    __slots__ = ("batch", "done", "event", "have", "timeout", "want")
+
+    def __init__(self, event: simpy.Event | None, want: int, batch: bool, timeout: float | None, have: int) -> None:
         self.event = event
         self.want = want
         self.batch = batch
         self.timeout = timeout
         self.have = have
+        self.done = False
 
 
 class PutRequest:
-    """A machine's hand-over of finished units; its ``event`` succeeds when all ``left`` units are placed."""
+    """A machine's hand-over of finished units: ``done`` when all ``left`` units are placed.
 
-    __slots__ = ("event", "left")
+    ``event`` (None when the units were placed at once) succeeds when they are.
+    """
 
-    def __init__(self, event: simpy.Event, left: int) -> None:
+    __slots__ = ("done", "event", "left")
+
+    def __init__(self, event: simpy.Event | None, left: int) -> None:
         self.event = event
         self.left = left
+        self.done = left == 0
 
 
 class Buffer:
     """The units waiting after station ``station``: ``capacity`` None is unbounded, 0 a direct hand-off."""
 
-    def __init__(self, env: simpy.Environment, station: str, capacity: int | None, emit: Handler | None, level: int = 0) -> None:
+    def __init__(self, env: simpy.Environment, station: str, capacity: int | None, emit: Emit | None, level: int = 0) -> None:
         self.env = env
         self.station = station
         self.capacity = capacity
@@ -55,26 +62,53 @@ class Buffer:
         self._getters: deque[GetRequest] = deque()
         self._putters: deque[PutRequest] = deque()
 
-    def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0) -> GetRequest:
+    def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0, wait: bool = False) -> GetRequest:
         """Ask for units: a unit request takes 1 to ``want`` as soon as any are there; a batch request
-        fills up to ``want`` and starts early ``timeout`` hours after its first unit (never, if None)."""
-        req = GetRequest(self.env.event(), want, batch, timeout, have)
+        fills up to ``want`` and starts early ``timeout`` hours after its first unit (never, if None).
+
+        A request filled at once is ``done`` and has no event (unless ``wait``: the caller yields the event
+        whatever happens, so it is made, and succeeds, as if the request had waited).
+        """
+        level = self.level
+        if level and not wait and not self._getters and not self._putters and (not batch or level >= want - have):
+            # the common case, filled at once from what is there: _settle's arithmetic without its loop
+            take = want - have if want - have < level else level
+            self.level = level - take
+            req = GetRequest(None, want, batch, timeout, have + take)
+            req.done = True
+            if self._emit is not None:
+                self._emit(self.env.now, self.station, self.level)
+            return req
+        # An event nobody waits on would still be scheduled and stepped by SimPy: most requests are
+        # filled at once, so they get none.
+        req = GetRequest(self.env.event() if wait else None, want, batch, timeout, have)
         self._getters.append(req)
         if have and batch and timeout is not None:
             self._arm(req)
         self._settle()
+        if req.event is None and not req.done:
+            req.event = self.env.event()
         return req
 
     def put(self, units: int) -> PutRequest:
-        """Hand over ``units`` finished units; the request's event succeeds once all are placed."""
-        req = PutRequest(self.env.event(), units)
+        """Hand over ``units`` finished units: ``done`` if all are placed at once, else its event succeeds once they are."""
+        cap = self.capacity
+        if units and not self._getters and not self._putters and (cap is None or self.level + units <= cap):
+            # the common case, room for all and nobody waiting: _settle's arithmetic without its loop
+            self.level += units
+            if self._emit is not None:
+                self._emit(self.env.now, self.station, self.level)
+            return PutRequest(None, 0)
+        req = PutRequest(None, units)
         self._putters.append(req)
         self._settle()
+        if not req.done:
+            req.event = self.env.event()
         return req
 
     def cancel(self, req: GetRequest) -> int:
         """Withdraw a pending get; returns the units it had already loaded."""
-        if not req.event.triggered:
+        if not req.done:
             self._getters.remove(req)
         return req.have
 
@@ -83,9 +117,11 @@ class Buffer:
         self.env.timeout(req.timeout).callbacks.append(lambda _ev: self._expire(req))
 
     def _expire(self, req: GetRequest) -> None:
-        if req.event.triggered or req not in self._getters:
+        if req.done or req not in self._getters:
             return
         self._getters.remove(req)
+        req.done = True
+        assert req.event is not None  # a request armed and not filled at once has its event
         req.event.succeed(req.have)
         self._settle()
 
@@ -106,13 +142,17 @@ class Buffer:
                     p.left -= take
                     if p.left == 0:
                         putters.popleft()
-                        p.event.succeed()
+                        p.done = True
+                        if p.event is not None:
+                            p.event.succeed()
                 if take:
                     first = g.have == 0
                     g.have += take
                     if g.have >= g.want:
                         getters.popleft()
-                        g.event.succeed(g.have)
+                        g.done = True
+                        if g.event is not None:
+                            g.event.succeed(g.have)
                     elif first and g.batch and g.timeout is not None:
                         self._arm(g)
                     continue
@@ -123,33 +163,39 @@ class Buffer:
                 p.left -= room
                 if p.left == 0:
                     putters.popleft()
-                    p.event.succeed()
+                    p.done = True
+                    if p.event is not None:
+                        p.event.succeed()
                 continue
             if getters and not getters[0].batch and getters[0].have:
                 # a unit request takes everything there is now, up to its want, then starts
                 g = getters.popleft()
-                g.event.succeed(g.have)
+                g.done = True
+                if g.event is not None:
+                    g.event.succeed(g.have)
                 continue
             break
         if self._emit is not None and self.level != before:
-            self._emit(BufferLevel(self.env.now, self.station, self.level))
+            self._emit(self.env.now, self.station, self.level)
 
 
 class Source:
     """Unlimited supply before the first station: every request is filled at once."""
 
-    def __init__(self, env: simpy.Environment, released: Callable[[UnitsReleased], None] | None) -> None:
+    def __init__(self, env: simpy.Environment, released: Emit | None) -> None:
         self.env = env
         self.level = 0
         self.capacity: int | None = None
         self._released = released
 
-    def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0) -> GetRequest:
-        """Fill the request completely, now (the units enter the line)."""
-        req = GetRequest(self.env.event(), want, batch, timeout, want)
-        req.event.succeed(want)
+    def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0, wait: bool = False) -> GetRequest:
+        """Fill the request completely, now (the units enter the line); its event only if ``wait``."""
+        req = GetRequest(None, want, batch, timeout, want)
+        req.done = True
+        if wait:
+            req.event = self.env.event().succeed(want)
         if self._released is not None and want > have:
-            self._released(UnitsReleased(self.env.now, want - have))
+            self._released(self.env.now, want - have)
         return req
 
     def cancel(self, req: GetRequest) -> int:
@@ -167,8 +213,6 @@ class Sink:
         self.shipped = 0
 
     def put(self, units: int) -> PutRequest:
-        """Ship ``units`` now."""
+        """Ship ``units`` now (the request is done at once)."""
         self.shipped += units
-        req = PutRequest(self.env.event(), 0)
-        req.event.succeed()
-        return req
+        return PutRequest(None, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, Protocol
 
 import simpy
@@ -11,7 +11,7 @@ from twin.distributions import Sampler
 from twin.engine.buffer import Buffer, Sink, Source
 from twin.engine.emitters import Emitters, Subscription
 from twin.engine.station import DelayStation, ProcessStation
-from twin.events import Event, UnitsReleased
+from twin.events import Event
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
 
@@ -48,7 +48,15 @@ class Engine:
         those event types, and the engine makes no event of a type nobody takes."""
         if self._built:
             raise RuntimeError("subscribe observers before the first run()")
-        self._subscriptions.append((observer, frozenset(kinds) if kinds is not None else None))
+        self._subscriptions.append((observer, frozenset(kinds) if kinds is not None else None, False))
+
+    def subscribe_fields(self, kind: type, handler: Callable[..., None]) -> None:
+        """Send the events of type ``kind`` (an event named tuple) to ``handler`` as their fields,
+        ``handler(*event)``, without making event objects (before the run starts): for observers that
+        take every event of long runs, such as the KPI reducer."""
+        if self._built:
+            raise RuntimeError("subscribe observers before the first run()")
+        self._subscriptions.append((handler, frozenset((kind,)), True))
 
     def _build(self) -> None:
         env, line, start = self.env, self.line, self._start
@@ -93,7 +101,7 @@ class Engine:
         while True:
             yield self.env.timeout(gap.draw())
             if emit is not None:
-                emit(UnitsReleased(self.env.now, arrival.lot))
+                emit(self.env.now, arrival.lot)
             into.put(arrival.lot)
 
     @property

@@ -18,7 +18,7 @@ import simpy
 from twin.distributions import Sampler, named_stream
 from twin.engine.buffer import Buffer, GetRequest, PutRequest, Sink, Source
 from twin.engine.emitters import Emitters
-from twin.events import MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsLoaded
+from twin.events import MachineState
 from twin.schema import FailureMode, Station
 from twin.snapshot import MachineSnapshot, StationSnapshot, StoreLot
 
@@ -127,7 +127,7 @@ class Machine:
         self.reason = reason
         emit = self.station.emitters.state
         if emit is not None:
-            emit(StateChanged(self.env.now, self.station.id, self.index, state, reason))
+            emit(self.env.now, self.station.id, self.index, state, reason)
 
     # -- the machine's life -------------------------------------------------------------------------------
     def _run(self, start: MachineSnapshot | None) -> Generator[simpy.Event, Any, None]:
@@ -165,7 +165,8 @@ class Machine:
         while True:
             if phase == "load":
                 req = inlet.get(want, batch, timeout, have)
-                if not req.event.triggered:
+                if not req.done:
+                    assert req.event is not None
                     self._set(STARVED)
                     self.get_req = req
                     have = int((yield req.event))
@@ -173,7 +174,7 @@ class Machine:
                 else:
                     have = req.have
                 if emit_loaded is not None:
-                    emit_loaded(UnitsLoaded(env.now, sid, idx, have))
+                    emit_loaded(env.now, sid, idx, have)
                 self.units = have
                 self.work_left = cycle.draw() if per_batch else cycle.draw_sum(have)
                 if self.down:  # broke down (calendar) while loading: repair before starting
@@ -187,13 +188,14 @@ class Machine:
                 bad = scrap.of(have)
                 good = have - bad
                 if emit_completed is not None:
-                    emit_completed(UnitsCompleted(env.now, sid, idx, good, bad))
+                    emit_completed(env.now, sid, idx, good, bad)
                 have = good
             # hand over (phase "work" falls through to "put")
             if have:
                 self.units = have
                 put = outlet.put(have)
-                if not put.event.triggered:
+                if not put.done:
+                    assert put.event is not None
                     self._set(BLOCKED)
                     self.put_req = put
                     yield put.event
@@ -403,7 +405,7 @@ class DelayStation(_StationBase):
     def _report(self) -> None:
         emit = self.emitters.store
         if emit is not None:
-            emit(StoreOccupancy(self.env.now, self.id, self.occupancy - self.held, self.held, self.full))
+            emit(self.env.now, self.id, self.occupancy - self.held, self.held, self.full)
 
     def _intake(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
@@ -420,11 +422,12 @@ class DelayStation(_StationBase):
             if self.full:
                 self.full = False
                 self._report()
-            req = self.inlet.get(free)
+            req = self.inlet.get(free, wait=True)
+            assert req.event is not None
             units = int((yield req.event))
             self._admit(units, env.now + self.dwell.draw())
             if emit is not None:
-                emit(UnitsLoaded(env.now, self.id, 0, units))
+                emit(env.now, self.id, 0, units)
             self._report()
             if self._arrived is not None:
                 ev, self._arrived = self._arrived, None
@@ -446,13 +449,14 @@ class DelayStation(_StationBase):
             bad = self.scrap.of(units)
             good = units - bad
             if emit is not None:
-                emit(UnitsCompleted(env.now, self.id, 0, good, bad))
+                emit(env.now, self.id, 0, good, bad)
             if bad:
                 self.occupancy -= bad
                 self._report()
             if good:
                 put = self.outlet.put(good)
-                if not put.event.triggered:
+                if not put.done:
+                    assert put.event is not None
                     self.held = good
                     self._releasing = put
                     self._report()
