@@ -12,6 +12,7 @@ from api.live import LiveStatePublisher
 from api.stream import StreamHub
 from tests.api.conftest import LINE_ID, VIEWER, LiveServer, demo_settings, wait_for
 from tests.conftest import MIXED_LINE
+from twin.events import MachineState, StateChanged
 from twin.state import LiveLine
 
 
@@ -66,3 +67,25 @@ def test_a_client_that_falls_behind_is_told_to_resync() -> None:
     assert len(names) <= 8  # memory per client stays bounded
     assert slow.resyncs >= 1
     assert other.resyncs == 0
+
+
+def test_a_station_changed_before_the_snapshot_is_sent_again_once_a_newer_one_is_out() -> None:
+    publisher = LiveStatePublisher(LiveLine(MIXED_LINE, begin_h=0.0))
+    hub = StreamHub(MIXED_LINE, publisher)
+    for observer in (publisher, hub):  # the ingest's order: the live state, then the stream
+        observer(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
+    publisher.end_batch()
+    for observer in (publisher, hub):
+        observer(StateChanged(2.0, "A", 0, MachineState.DOWN, "jam"))  # the pipeline is mid-batch: not published yet
+    first = hub.state_message()
+    assert first is not None
+    assert [c["state"] for c in first["changes"]] == ["WORKING", "DOWN"]
+    assert first["stations"]["A"]["state"] == "WORKING"  # the latest snapshot, from before the DOWN
+    assert hub.state_message() is None  # nothing newer published yet: nothing to send
+    publisher.end_batch()
+    again = hub.state_message()
+    assert again is not None
+    assert again["changes"] == []
+    assert again["stations"]["A"]["state"] == "DOWN"
+    assert again["stations"]["A"]["reason"] == "jam"
+    assert hub.state_message() is None
