@@ -338,6 +338,40 @@ def test_a_view_of_the_history_stays_as_it_was() -> None:
     assert view.state_events(start, clock) == expected_states
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    late_share=st.floats(0.0, 0.5),
+    lateness_h=st.floats(0.01, 3.0),
+    checkpoint_h=st.sampled_from([0.25, 1.0, 2.5]),
+    asks=st.integers(1, 60),
+)
+def test_late_events_checkpoints_and_the_shift_reducer_agree_with_time_order(
+    seed: int, late_share: float, lateness_h: float, checkpoint_h: float, asks: int
+) -> None:
+    # Any arrival order within a lateness, any checkpoint spacing, a dashboard asking meanwhile: the same KPIs as the
+    # events taken in time order.
+    _, events = record(LINE, 40, seed=seed)
+    rng = random.Random(seed)
+    groups = [list(g) for _, g in itertools.groupby(events, key=lambda e: e[0])]
+    key = {id(g): g[0][0] + (rng.uniform(0.0, lateness_h) if rng.random() < late_share else 0.0) for g in groups}
+    arrival = [e for g in sorted(groups, key=lambda g: key[id(g)]) for e in g]
+    live = LiveLine(LINE, begin_h=0.0, checkpoint_h=checkpoint_h)
+    in_order = LiveLine(LINE, begin_h=0.0)
+    for i, e in enumerate(arrival):
+        live(e)
+        if i % asks == 0:
+            live.shift_kpis()
+            live.build_checkpoints()
+    for e in events:
+        in_order(e)
+    assert live.status().stations == in_order.status().stations
+    assert _exact(live.shift_kpis()) == _exact(in_order.shift_kpis())
+    for w0 in (0.0, 13.3, 30.0, 39.5):
+        assert _exact(live.kpis(w0)) == _exact(in_order.kpis(w0))
+        assert live.state_events(w0) == in_order.state_events(w0)
+
+
 def test_line_oee_splits_into_availability_performance_and_quality() -> None:
     _, live, _ = _run_with_reducers(LINE, 300.0, 2, [], history_h=300.0)
     kpis = live.kpis(20.0)
