@@ -478,6 +478,18 @@ class TestSqliteStore(StoreContract):
         with pytest.raises(StoreError, match="closed"):
             again.write([])
 
+    def test_two_writers_of_one_file_add_the_same_new_series(self, tmp_path: Path) -> None:
+        # Two ingest workers on one SQLite file: each keeps its own table of series ids, so both come to add the same
+        # new series; the second must take the first one's id, not fail on the unique key and retry forever.
+        path = tmp_path / "gt.db"
+        one, two = SqliteStore(path), SqliteStore(path)
+        new = Source("site1", "L1", "NEW")
+        assert one.write([CountsReading(new, 0, T0, 1, 0)]) is WriteOutcome.WRITTEN
+        assert two.write([CountsReading(new, 0, T0 + 1000, 2, 0)]) is WriteOutcome.WRITTEN
+        assert [p.fields["processed"] for p in one.range("counts", start_ms=T0, end_ms=T0 + 2000)] == [1, 2]
+        one.close()
+        two.close()
+
     def test_reads_in_other_threads_while_one_thread_writes(self, tmp_path: Path) -> None:
         store = SqliteStore(tmp_path / "gt.db")
         errors: list[BaseException] = []

@@ -357,8 +357,17 @@ class SqliteStore:
 
     @staticmethod
     def _add_series(conn: sqlite3.Connection, key: _SeriesKey) -> int:
-        cur = conn.execute("INSERT INTO series (channel, site, line, station, machine, signal) VALUES (?, ?, ?, ?, ?, ?)", key)
-        return int(cur.lastrowid or 0)
+        # Another process writing the same file (two ingest workers) may have added the series since this one read the
+        # table: take its id rather than fail on the unique key.
+        conn.execute(
+            "INSERT INTO series (channel, site, line, station, machine, signal) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            key,
+        )
+        row = conn.execute(
+            "SELECT id FROM series WHERE channel = ? AND site = ? AND line = ? AND station = ? AND machine = ? AND signal = ?",
+            key,
+        ).fetchone()
+        return int(row[0])
 
     @staticmethod
     def _series_filter(
