@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
+
 from twin.events import Event
 from twin.history import HistoryView
 from twin.kpis import RunKpis
@@ -56,9 +59,13 @@ class LiveStatePublisher:
     the retained history. Responses built from one snapshot can be reused until its version moves (:meth:`cached`).
     """
 
-    def __init__(self, live: LiveLine, output: OutputSeries | None = None, *, publish_every: int = 5000) -> None:
+    def __init__(
+        self, live: LiveLine, output: OutputSeries | None = None, *, publish_every: int = 5000, window_queries: int = 2
+    ) -> None:
         if publish_every < 1:
             raise ValueError(f"publish_every must be at least 1, got {publish_every}")
+        if window_queries < 1:
+            raise ValueError(f"window_queries must be at least 1, got {window_queries}")
         self.live = live
         self.output = output if output is not None else OutputSeries(live.line, keep_h=live.history_h)
         """Good output per minute, for the throughput chart."""
@@ -67,6 +74,8 @@ class LiveStatePublisher:
         self._taken = 0  # events since the last publication
         self._version = 0
         self._cache: dict[str, tuple[int, object]] = {}
+        self.window_queries = window_queries
+        self._limiter: CapacityLimiter | None = None  # made on the event loop, at the first window query
         self.snapshot: LiveSnapshot = self._build()
         """The latest published state (read it once per request: a later read may be a newer one)."""
 
@@ -112,6 +121,14 @@ class LiveStatePublisher:
 
         Taking it costs O(1) and waits at most for a late event's insert; its queries hold no lock."""
         return self.live.view()
+
+    async def query(self, fn: Callable[[], T]) -> T:
+        """``fn()`` (a window query: it takes :meth:`history` and replays it) in a worker thread, at most
+        ``window_queries`` at once. Each is CPU-bound Python taking turns with the event loop for the interpreter;
+        more of them at once would make the loop wait longer, not the answers come sooner."""
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(self.window_queries)
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
 
     def cached(self, key: str, build: Callable[[LiveSnapshot], T]) -> T:
         """``build(snapshot)`` of the latest snapshot, reused while it is the latest (no lock: at worst two readers

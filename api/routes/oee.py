@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import LineDep
 from api.routes.window import window
@@ -40,7 +39,7 @@ async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
         return oee_out(rt.line, view.kpis(w0, w.end_h))
 
     # a long window replays many events: off the event loop, so other requests are answered meanwhile
-    return await run_in_threadpool(build)
+    return await rt.live.query(build)
 
 
 @router.get("/throughput", response_model=ThroughputOut, summary="Good output per interval")
@@ -70,4 +69,4 @@ async def throughput(
         )
 
     # up to 10,000 intervals: off the event loop, like the other window queries
-    return await run_in_threadpool(build)
+    return await rt.live.query(build)

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import LineDep
 from api.errors import ApiError
@@ -67,7 +66,7 @@ async def downtime(
             },
         )
 
-    return await run_in_threadpool(build)
+    return await rt.live.query(build)
 
 
 @router.get("/stops", response_model=AttributionOut, summary="Stops of a station and the stations that caused them")
@@ -129,4 +128,4 @@ async def stops(
             ],
         )
 
-    return await run_in_threadpool(build)
+    return await rt.live.query(build)
