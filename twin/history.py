@@ -307,10 +307,12 @@ class EventHistory:
             self._n += 1
             if self._checkpoints[-1].t > t:  # they cover the events before their time: this one is missing
                 self._checkpoints = tuple(ck for ck in self._checkpoints if ck.t <= t)
+        if self._saves and self._saves[-1][0] > t:  # copies that should have taken this event
+            self._saves = [save for save in self._saves if save[0] <= t]
         if self._cursor is not None and self._cursor.pos > i:
-            # it has taken events after this one: back to its last copy before it (or rebuilt when next asked)
-            saves = self._saves = [save for save in self._saves if save[0] <= t]
-            self._cursor = _Cursor(self._copy(saves[-1][2]), saves[-1][1]) if saves else None
+            # it has taken events after this one: set back to its last copy before it when next asked (once for a
+            # flood of late events)
+            self._cursor = None
         if self._n > self.max_events:
             i -= self._trim()
         return i
@@ -393,9 +395,13 @@ class EventHistory:
         if cur is None or self._cursor_window != (w0, w1):
             if self._cursor_window != (w0, w1):
                 self._saves = []
-            cks = self._checkpoints
-            ck = cks[max(0, bisect_right(cks, w0, key=lambda c: c.t) - 1)]
-            cur = self._cursor = _Cursor(ck.reducer.fork(w0, w1), ck.pos)
+            if self._saves:
+                _, pos, saved = self._saves[-1]
+                cur = self._cursor = _Cursor(self._copy(saved), pos)
+            else:
+                cks = self._checkpoints
+                ck = cks[max(0, bisect_right(cks, w0, key=lambda c: c.t) - 1)]
+                cur = self._cursor = _Cursor(ck.reducer.fork(w0, w1), ck.pos)
             self._cursor_window = (w0, w1)
         self._advance_saving(cur, self._n)
         return cur.reducer.result(until=until)
