@@ -50,6 +50,10 @@ class PutRequest:
         self.done = left == 0
 
 
+_PLACED = PutRequest(None, 0)
+"""What a hand-over placed at once returns: done, nothing left, no event (one object for all of them)."""
+
+
 class Buffer:
     """The units waiting after station ``station``: ``capacity`` None is unbounded, 0 a direct hand-off."""
 
@@ -98,7 +102,7 @@ class Buffer:
             self.level += units
             if self._emit is not None:
                 self._emit(self.env.now, self.station, self.level)
-            return PutRequest(None, 0)
+            return _PLACED
         req = PutRequest(None, units)
         self._putters.append(req)
         self._settle()
@@ -215,4 +219,4 @@ class Sink:
     def put(self, units: int) -> PutRequest:
         """Ship ``units`` now (the request is done at once)."""
         self.shipped += units
-        return PutRequest(None, 0)
+        return _PLACED

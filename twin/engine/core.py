@@ -29,7 +29,8 @@ class Engine:
     """One run of a line: seeded, optionally started from a snapshot, observed from outside.
 
     ``seed`` is an int or a tuple of ints (a replication's entropy). Observers attached before the first
-    :meth:`run` see every event; with none attached no event objects are made at all.
+    :meth:`run` see every event, as objects (:meth:`subscribe`) or as their fields (:meth:`subscribe_fields`,
+    no object made); with none attached no event objects are made at all.
     """
 
     def __init__(self, line: Line, seed: int | tuple[int, ...] = 0, start: LineSnapshot | None = None) -> None:

@@ -140,7 +140,9 @@ class Machine:
         timeout = st.spec.batch_timeout
         per_batch = batch
         cycle = st.cycle
+        draw_one = cycle.draw
         scrap = st.scrap
+        op_modes, ttf_left = self.op_modes, self.ttf_left
         sid, idx = st.id, self.index
 
         phase = "load"
@@ -176,15 +178,39 @@ class Machine:
                 if emit_loaded is not None:
                     emit_loaded(env.now, sid, idx, have)
                 self.units = have
-                self.work_left = cycle.draw() if per_batch else cycle.draw_sum(have)
+                self.work_left = draw_one() if per_batch or have == 1 else cycle.draw_sum(have)
                 if self.down:  # broke down (calendar) while loading: repair before starting
                     assert self.up_event is not None
                     yield self.up_event
                 phase = "work"
             if phase == "work":
                 self.units = have
-                self._set(WORKING)
-                yield from self._work()
+                if self.state is not WORKING or self.reason:
+                    self._set(WORKING)
+                # the work, in steps up to the next operating failure (inline: it runs for every unit)
+                while self.work_left > 0:
+                    step = self.work_left
+                    failing: _Mode | None = None
+                    for m in op_modes:
+                        left = ttf_left[m.name]
+                        if left < step:
+                            step, failing = left, m
+                    self.step_start = env.now
+                    self.working = True
+                    try:
+                        yield env.timeout(step)
+                    except simpy.Interrupt as intr:
+                        yield from self._interrupted(intr)
+                        continue
+                    self.working = False
+                    self.work_left -= step
+                    for m in op_modes:
+                        ttf_left[m.name] -= step
+                    if failing is not None:
+                        yield from self._repair(failing, failing.ttr.draw())
+                        ttf_left[failing.name] = failing.ttf.draw()
+                        self._set(WORKING)
+                self.work_left = 0.0
                 bad = scrap.of(have)
                 good = have - bad
                 if emit_completed is not None:
@@ -208,41 +234,20 @@ class Machine:
             self.units = 0
             phase = "load"
 
-    def _work(self) -> Generator[simpy.Event, Any, None]:
+    def _interrupted(self, intr: simpy.Interrupt) -> Generator[simpy.Event, Any, None]:
+        """A calendar failure struck mid-step: book the work done, repair, and set the mode's next due time."""
         env = self.env
-        op_modes, ttf_left = self.op_modes, self.ttf_left
-        while self.work_left > 0:
-            step = self.work_left
-            failing: _Mode | None = None
-            for m in op_modes:
-                left = ttf_left[m.name]
-                if left < step:
-                    step, failing = left, m
-            self.step_start = env.now
-            self.working = True
-            try:
-                yield env.timeout(step)
-            except simpy.Interrupt as intr:
-                self.working = False
-                done = env.now - self.step_start
-                self.work_left -= done
-                for m in op_modes:
-                    ttf_left[m.name] -= done
-                cause = intr.cause
-                assert isinstance(cause, _Mode)
-                yield from self._repair(cause, cause.ttr.draw())
-                self.calendar_due[cause.name] = env.now + cause.ttf.draw()
-                self._set(WORKING)
-                continue
-            self.working = False
-            self.work_left -= step
-            for m in op_modes:
-                ttf_left[m.name] -= step
-            if failing is not None:
-                yield from self._repair(failing, failing.ttr.draw())
-                ttf_left[failing.name] = failing.ttf.draw()
-                self._set(WORKING)
-        self.work_left = 0.0
+        self.working = False
+        done = env.now - self.step_start
+        self.work_left -= done
+        ttf_left = self.ttf_left
+        for m in self.op_modes:
+            ttf_left[m.name] -= done
+        cause = intr.cause
+        assert isinstance(cause, _Mode)
+        yield from self._repair(cause, cause.ttr.draw())
+        self.calendar_due[cause.name] = env.now + cause.ttf.draw()
+        self._set(WORKING)
 
     def _repair(self, mode: _Mode, duration: float) -> Generator[simpy.Event, Any, None]:
         env = self.env
