@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from api.runtime import build_runtime
 from api.settings import load_pipeline_settings
 from connectors.feed import VirtualPlant
 from connectors.linefile import read_line
 from connectors.mqtt import Delivery
 from tests.integration.streams import REFERENCE_LINE, TOPICS
+from twin.stops import downtime_pareto
 
 
 class _Collect:
@@ -45,4 +48,20 @@ def test_a_restart_rebuilds_the_live_state_from_the_store(tmp_path: Path) -> Non
     for sid, st in before.stations.items():
         assert (after.stations[sid].good, after.stations[sid].scrapped) == (st.good, st.scrapped), sid
     assert second.ingest.counters.resets == 0
+    # what a plant engineer reads after the restart: the shift's output, its OEE and the stops, as before it
+    assert after.shift == before.shift
+    assert after.clock_h == before.clock_h
+    kb, ka = first.live.snapshot.shift_kpis, second.live.snapshot.shift_kpis
+    assert kb is not None
+    assert ka is not None
+    assert (ka.start_h, ka.end_h, ka.good, ka.scrapped) == (kb.start_h, kb.end_h, kb.good, kb.scrapped)
+    for sid, st in kb.stations.items():
+        assert ka.stations[sid].oee == pytest.approx(st.oee, abs=1e-9), sid
+        assert ka.stations[sid].state_fractions == pytest.approx(st.state_fractions, abs=1e-9), sid
+    t0 = before.history_start_h
+    assert t0 is not None
+    # the same state events (the store orders those of one instant by station and machine, the wire by arrival)
+    ea, eb = second.live.history().state_events(t0), first.live.history().state_events(t0)
+    assert sorted(ea, key=repr) == sorted(eb, key=repr)
+    assert downtime_pareto(ea, line, t0, after.clock_h) == downtime_pareto(eb, line, t0, before.clock_h)
     second.stop()
