@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
+from api.live import start_window_pool
 from api.metrics import LatencyMiddleware, make_registry
 from api.routes import dead_letters, health, history, lines, metrics, oee, status, stops, stream
 from api.runtime import LineRuntime, build_runtime
@@ -43,8 +45,18 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await asyncio.to_thread(build_runtime, settings, line)
+        # Window queries run in these processes: started before the runtime's threads, warm, for the service's life.
+        pool = await asyncio.to_thread(start_window_pool, settings.window_workers)
+        try:
+            runtime = await asyncio.to_thread(build_runtime, settings, line)
+        except BaseException:
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+            raise
         app.state.runtime = runtime
+        if pool is not None:
+            runtime.live.window_pool = pool
+            runtime.live.restart_window_pool = lambda: _started(start_window_pool(settings.window_workers))
         runtime.start()
         # What exists now lives as long as the service (modules, the line, the runtime's tables): move it out of the
         # collector's sight, so full collections walk only what is made while serving (they paused requests 100-230 ms).
@@ -61,6 +73,9 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
                 await streamer
             await asyncio.to_thread(runtime.stop)
             app.state.runtime = None
+            current_pool = runtime.live.window_pool  # the one started here, or its replacement if it broke
+            if current_pool is not None:
+                await asyncio.to_thread(current_pool.shutdown, wait=True, cancel_futures=True)
             gc.unfreeze()  # cycles among the frozen objects are collectable again once the service is gone
 
     app = FastAPI(
@@ -95,3 +110,8 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _started(pool: Executor | None) -> Executor:
+    assert pool is not None, "a pool is restarted only when the settings asked for one"
+    return pool

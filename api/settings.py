@@ -109,6 +109,9 @@ class PipelineSettings(BaseSettings):
     """How often the live stream sends the state changes gathered since its last message."""
     kpi_period_s: float = Field(2.0, gt=0, le=600)
     """How often the live stream sends KPI updates."""
+    window_workers: int = Field(1, ge=0, le=64)
+    """Processes that answer window queries (``/oee``, ``/downtime``, ``/stops``), so their replays never hold the
+    interpreter the event loop needs; 0: in threads of the service's process (tests, tiny machines)."""
 
     @field_validator("viewer_keys", "operator_keys", mode="before")
     @classmethod

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from api import window_queries
 from api.deps import LineDep
 from api.routes.window import window
 from api.schemas import OeeOut, ThroughputOut, hours_to_datetime
 from api.security import require
-from api.views import oee_out
 from twin.shifts import shift_of
 
 router = APIRouter(prefix="/lines/{line}", tags=["oee"], dependencies=[Depends(require("viewer"))])
@@ -25,21 +25,16 @@ async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
     """Availability, performance, quality and OEE for the line and every station over ``[start, end)``, which must lie
     within the retained history (``history_hours``); default: the current shift so far."""
     w = window(rt, start, end, default_hours=rt.settings.shift_hours)
-
-    live = rt.live.live
-
-    def build() -> OeeOut:
-        view = rt.live.history()  # O(1); the replay below holds no lock the pipeline or the loop needs
-        w0 = w.start_h
-        if start is None:
-            shift_start, _ = shift_of(w.end_h, live.shift_hours, live.shift_origin_h)
-            w0 = max(shift_start, view.start_h)
-            if not w.end_h > w0:
-                w0 = w.end_h - rt.settings.shift_hours
-        return oee_out(rt.line, view.kpis(w0, w.end_h))
-
-    # a long window replays many events: off the event loop, so other requests are answered meanwhile
-    return await rt.live.query(build)
+    view = rt.live.history()  # O(1): the replay holds no lock the pipeline or the loop needs
+    w0 = w.start_h
+    if start is None:
+        live = rt.live.live
+        shift_start, _ = shift_of(w.end_h, live.shift_hours, live.shift_origin_h)
+        w0 = max(shift_start, view.start_h)
+        if not w.end_h > w0:
+            w0 = w.end_h - rt.settings.shift_hours
+    # a long window replays many events: in the window-query process, so the loop and the pipeline keep the interpreter
+    return await rt.live.query(window_queries.oee, rt.line, view.since(w0), w0, w.end_h)
 
 
 @router.get("/throughput", response_model=ThroughputOut, summary="Good output per interval")
@@ -68,5 +63,6 @@ async def throughput(
             per_hour=[g * 3600 / every for _, g in rows],
         )
 
-    # up to 10,000 intervals: off the event loop, like the other window queries
-    return await rt.live.query(build)
+    # up to 10,000 sums over a per-minute series (a few ms): off the event loop, in a thread (the series is the
+    # pipeline's, not a view to send)
+    return await rt.live.query_in_thread(build)

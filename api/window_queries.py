@@ -1,0 +1,101 @@
+"""Window queries as module-level functions of plain values, to run in the window-query process pool.
+
+Each takes the line, a :class:`~twin.history.HistoryView` (sent as ``view.since(start)``: what the window needs) and
+the window, replays the history and returns the response model; nothing here reads the live state or the
+settings, so a function and its arguments can be pickled to another process (:meth:`api.live.LiveStatePublisher.query`)
+and answer there exactly what they answer in the service's own process. A bad window raises ``ValueError`` (a 400).
+"""
+
+from __future__ import annotations
+
+from api.schemas import (
+    AttributedStopOut,
+    AttributionOut,
+    CauseOut,
+    DowntimeOut,
+    DowntimeReasonOut,
+    OeeOut,
+    StationDowntimeOut,
+    TraceStepOut,
+    hours_to_datetime,
+)
+from api.views import oee_out
+from twin.history import HistoryView
+from twin.schema import Line
+from twin.stops import DowntimeEntry, attribute_stops, downtime_pareto
+
+__all__ = ["downtime", "oee", "stops"]
+
+
+def oee(line: Line, view: HistoryView, start_h: float, end_h: float) -> OeeOut:
+    """The OEE of ``line`` and each station over ``[start_h, end_h]`` of ``view``."""
+    return oee_out(line, view.kpis(start_h, end_h))
+
+
+def _reason(e: DowntimeEntry) -> DowntimeReasonOut:
+    return DowntimeReasonOut(
+        station=e.station,
+        state=e.state.value,
+        reason=e.reason,
+        hours=e.hours,
+        stops=e.stops,
+        share=e.share,
+        cumulative_share=e.cumulative_share,
+    )
+
+
+def downtime(line: Line, view: HistoryView, start_h: float, end_h: float, top: int) -> DowntimeOut:
+    """The downtime Pareto of ``[start_h, end_h)`` of ``view``, the ``top`` line-wide entries and every station's."""
+    p = downtime_pareto(view.state_events(start_h, end_h), line, start_h, end_h)
+    return DowntimeOut(
+        start=hours_to_datetime(p.start_h),
+        end=hours_to_datetime(p.end_h),
+        hours=p.hours,
+        line=[_reason(e) for e in p.line[:top]],
+        stations={
+            sid: StationDowntimeOut(hours=d.hours, reasons=[_reason(e) for e in d.entries]) for sid, d in p.stations.items()
+        },
+    )
+
+
+def stops(line: Line, view: HistoryView, start_h: float, end_h: float, station: str | None, limit: int) -> AttributionOut:
+    """The stops of ``station`` (None: the last) in ``[start_h, end_h)`` of ``view`` traced to their causes, the
+    ``limit`` newest listed."""
+    a = attribute_stops(view.state_events(start_h, end_h), line, start_h, end_h, station=station)
+    listed = a.stops[::-1][:limit]
+    return AttributionOut(
+        station=a.station,
+        start=hours_to_datetime(a.start_h),
+        end=hours_to_datetime(a.end_h),
+        stopped_hours=a.stopped_h,
+        causes=[
+            CauseOut(
+                station=c.station,
+                kind=c.kind.value,
+                reason=c.reason,
+                hours=c.hours,
+                stops=c.stops,
+                share=c.share,
+                cumulative_share=c.cumulative_share,
+            )
+            for c in a.causes
+        ],
+        total_stops=len(a.stops),
+        stops=[
+            AttributedStopOut(
+                start=hours_to_datetime(s.start_h),
+                end=hours_to_datetime(s.end_h),
+                hours=s.duration_h,
+                cause_station=s.cause_station,
+                cause_kind=s.cause_kind.value,
+                cause_reason=s.cause_reason,
+                chain=[
+                    TraceStepOut(
+                        station=c.station, state=c.state.value, at=hours_to_datetime(c.t), since=hours_to_datetime(c.since_h)
+                    )
+                    for c in s.chain
+                ],
+            )
+            for s in listed
+        ],
+    )
