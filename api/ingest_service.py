@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from api.runtime import LineRuntime, build_runtime, default_client_id
 from api.settings import PipelineSettings
 from connectors.ingest import Ingest
-from connectors.mqtt import MqttConfig
+from connectors.mqtt import MqttConfig, MqttSubscriber
 from connectors.stores.base import Store
 from connectors.telemetry import Topics
 from twin.schema import Line
@@ -59,6 +59,13 @@ class IngestService:
     def ingest(self) -> Ingest:
         """The pipeline (its ``stats``)."""
         return self.runtime.ingest
+
+    @property
+    def subscriber(self) -> MqttSubscriber:
+        """The broker subscription (opened by :meth:`start`; a benchmark opens it alone to leave a persistent session)."""
+        sub = self.runtime.subscriber
+        assert sub is not None  # built with an MQTT source, always
+        return sub
 
     @property
     def live(self) -> LiveLine:
