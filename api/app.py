@@ -56,6 +56,8 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         app.state.runtime = runtime
         if pool is not None:
             runtime.live.window_pool = pool
+            # each process has one query running and one waiting to start (in a process, more never slow the loop)
+            runtime.live.window_queries = max(runtime.live.window_queries, 2 * settings.window_workers)
             runtime.live.restart_window_pool = lambda: _started(start_window_pool(settings.window_workers))
         runtime.start()
         # What exists now lives as long as the service (modules, the line, the runtime's tables): move it out of the

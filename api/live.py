@@ -112,7 +112,8 @@ class LiveStatePublisher:
 
     Writers (the pipeline thread, and :meth:`set_plan` from a worker thread) take a lock among themselves; readers
     take none: :attr:`snapshot` is the latest published :class:`LiveSnapshot`, :meth:`history` an immutable view of
-    the retained history. Responses built from one snapshot can be reused until its version moves (:meth:`cached`).
+    the retained history, replayed by :meth:`query` in :attr:`window_pool`'s processes. Responses built from one
+    snapshot can be reused until its version moves (:meth:`cached`).
     """
 
     def __init__(
