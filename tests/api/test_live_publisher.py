@@ -66,12 +66,12 @@ def test_status_answers_while_a_window_query_replays_and_late_events_flood_in(
         return replay(view, start_h, end_h)
 
     monkeypatch.setattr(HistoryView, "kpis", held_replay)
-    # window queries in threads of this process, where the held replay is (the pool's processes would not see it); a
-    # history never cut while the test runs, however slow the machine, so the start asked stays within it
-    with LiveServer(demo_settings(tmp_path, history_hours=200.0, window_workers=0), line=MIXED_LINE) as server:
+    # window queries in threads of this process, where the held replay is (the pool's processes would not see it)
+    with LiveServer(demo_settings(tmp_path, history_hours=48.0, window_workers=0), line=MIXED_LINE) as server:
         rt = server.runtime
         wait_for(lambda: (rt.live.snapshot.clock_h or 0) - (rt.live.snapshot.history_start_h or 0) > 6, what="6 h of history")
-        start = datetime.fromtimestamp((rt.live.snapshot.history_start_h or 0) * 3600, UTC)
+        # rounded up: an ISO time holds whole microseconds, and the history's start rounded down is before it (a 400)
+        start = datetime.fromtimestamp((rt.live.snapshot.history_start_h or 0) * 3600 + 1e-3, UTC)
         auth = {"X-API-Key": VIEWER}
         with (
             httpx.Client(base_url=server.url, headers=auth, timeout=60) as slow,

@@ -137,11 +137,9 @@ def test_the_service_answers_window_queries_from_its_pool(tmp_path: Path) -> Non
         wait_for(lambda: (rt.live.snapshot.clock_h or 0) - (rt.live.snapshot.history_start_h or 0) > 3, what="3 h of history")
         start_h = rt.live.snapshot.history_start_h
         assert start_h is not None
-        w0, w1 = start_h + 0.5, start_h + 2.5
-        params = {
-            "start": datetime.fromtimestamp(w0 * 3600, UTC).isoformat(),
-            "end": datetime.fromtimestamp(w1 * 3600, UTC).isoformat(),
-        }
+        start, end = (datetime.fromtimestamp((start_h + h) * 3600, UTC) for h in (0.5, 2.5))
+        params = {"start": start.isoformat(), "end": end.isoformat()}
+        w0, w1 = start.timestamp() / 3600, end.timestamp() / 3600  # the window as the service reads it
         for path, here in (
             ("oee", lambda v: window_queries.oee(MIXED_LINE, v, w0, w1)),
             ("downtime", lambda v: window_queries.downtime(MIXED_LINE, v, w0, w1, 20)),
