@@ -32,7 +32,7 @@ from api.settings import PipelineSettings
 from api.stream import StreamHub
 from api.supervisor import RestartPolicy, Supervisor, TaskStatus
 from connectors.faults import Faults
-from connectors.feed import VirtualPlant
+from connectors.feed import VirtualPlant, warm_start
 from connectors.ingest import Ingest
 from connectors.linefile import read_line
 from connectors.mqtt import Delivery, MqttConfig, MqttError, MqttSubscriber, parse_mqtt_url
@@ -41,7 +41,6 @@ from connectors.redact import redact_url
 from connectors.stores import open_store
 from connectors.stores.base import Health, Store
 from connectors.telemetry import MS_PER_HOUR, Topics
-from twin.engine import Engine
 from twin.kpis import initial_wip
 from twin.schema import Line
 from twin.state import LiveLine
@@ -204,10 +203,7 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
     plant = None
     subscriber = None
     if settings.source == "demo":
-        engine = Engine(line, settings.demo_seed)
-        if settings.demo_warmup_hours > 0:
-            engine.run(settings.demo_warmup_hours)
-        snapshot = engine.snapshot()
+        snapshot = warm_start(line, settings.demo_seed, settings.demo_warmup_hours)
         origin_ms = round(time.time() * 1000)
         live = LiveStatePublisher(LiveLine(line, begin_h=origin_ms / MS_PER_HOUR, wip0=initial_wip(snapshot), **live_kwargs))
         ingest = _ingest(settings, line, topics, store, live)
