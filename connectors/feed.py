@@ -25,8 +25,10 @@ snapshot to start the feed from, as the embedded demo does.
   :class:`~twin.counters.CumulativeCounters` has a baseline older than the first real reading. Two counter
   readings of the same machine within the same millisecond are merged into the later: a PLC's counter holds one
   value per instant, and the receiver counts the later total either way, so the earlier message is redundant.
-  Buffer levels and store occupancies are merged the same way (the store keeps the later of two readings of one
-  instant, and two equal ones would reach a receiver as a duplicate). A run started
+  Buffer levels, store occupancies and a machine's state changes are merged the same way: the store keeps the
+  later of two readings of one instant (and two equal ones would reach a receiver as a duplicate), so a state the
+  engine held for less than a millisecond (a machine repaired and starved at once) would be counted by a receiver
+  that watched live and lost to one that rebuilt its state from the store after a restart. A run started
   from a snapshot also publishes the snapshot's buffer levels and store contents at the origin.
 - *Process values*: every ``process_period_s`` of wall time (``process_period_s x speed`` simulated seconds), one
   ``process`` message per station that has ``signals``, for machine 0, carrying every signal; and one per further
@@ -553,14 +555,14 @@ class VirtualPlant:
             future = self._failures.get((ev.station, ev.machine))
             if future is not None:
                 future.append(t)
-        if isinstance(reading, CountsReading | InputReading | BufferReading | StoreReading):
+        if isinstance(reading, CountsReading | InputReading | BufferReading | StoreReading | StateReading):
             self._queue_merged(t, reading)
         else:
             self._pending.append(_Entry(t, reading))
 
     def _queue_merged(self, t: float, reading: Reading) -> None:
-        """Queue a reading of one value per instant (a counter, a level): the later of one millisecond replaces the
-        earlier, if that is not published yet."""
+        """Queue a reading of one value per instant (a counter, a level, a machine's state): the later of one
+        millisecond replaces the earlier, if that is not published yet."""
         key = (type(reading), reading.source.station, reading.machine)
         last = self._counters.get(key)
         if last is not None and not last.sent and last.reading.ts_ms == reading.ts_ms:
