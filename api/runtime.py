@@ -39,7 +39,7 @@ from connectors.mqtt import Delivery, MqttConfig, MqttError, MqttSubscriber, par
 from connectors.rebuild import RebuildStats, rebuild
 from connectors.redact import redact_url
 from connectors.stores import open_store
-from connectors.stores.base import Health, Store
+from connectors.stores.base import Store
 from connectors.telemetry import MS_PER_HOUR, Topics
 from twin.kpis import initial_wip
 from twin.schema import Line
@@ -74,15 +74,6 @@ class LineRuntime:
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(RESTART_POLICY))
     dead_letters_before: int = 0
     """Dead letters already in the store when the service started."""
-    _health: tuple[float, Health] | None = field(default=None, init=False, repr=False)
-
-    def store_health(self, max_age_s: float = 5.0) -> Health:
-        """The store's health, probed at most every ``max_age_s`` (a probe is a real write)."""
-        now = time.monotonic()
-        cached = self._health
-        if cached is None or now - cached[0] > max_age_s:
-            cached = self._health = (now, self.store.health())
-        return cached[1]
 
     @property
     def source_ok(self) -> bool:
