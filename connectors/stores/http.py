@@ -64,9 +64,13 @@ class Urllib3Transport:
             timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
             cert_reqs="CERT_REQUIRED" if verify_tls else "CERT_NONE",
         )
+        self._closed = False
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        """Send and read the whole answer; Unavailable (naming method and URL) if there was none."""
+        """Send and read the whole answer; Unavailable (naming method and URL) if there was none, or once closed."""
+        if self._closed:
+            # A late caller (a health probe racing the shutdown) would open a connection that nobody closes.
+            raise Unavailable(f"{request.method} {request.url.split('?', 1)[0]}: the connection pool is closed")
         try:
             resp = self._pool.request(
                 request.method, request.url, body=request.body, headers=request.headers, redirect=False, preload_content=True
@@ -76,5 +80,6 @@ class Urllib3Transport:
         return HttpResponse(resp.status, resp.data)
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections; later requests are refused as Unavailable."""
+        self._closed = True
         self._pool.clear()

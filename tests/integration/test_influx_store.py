@@ -152,6 +152,18 @@ def test_health_fails_when_writes_fail_although_the_server_answers_ping(server: 
     store.close()
 
 
+def test_a_closed_store_probes_nothing(server: InfluxServer, tmp_path: Path) -> None:
+    # The service's health probe runs in a background thread and may come after the shutdown closed the store: it must
+    # not open a connection that nobody closes (it leaked a socket, reported later as an unclosed-socket warning).
+    store = InfluxStore(server.url, "gt_closed", spool_dir=tmp_path / "spool")
+    store.ensure_database()
+    assert store.health().writable
+    store.close()
+    health = store.health()
+    assert not health.writable
+    assert "closed" in health.detail
+
+
 @pytest.mark.parametrize("flavour", ["v2", "v3"])
 def test_v2_and_v3_send_the_token(flavour: str, tmp_path: Path) -> None:
     fake = FakeInflux()
