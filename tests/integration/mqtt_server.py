@@ -23,7 +23,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port`` now."""
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -64,7 +65,7 @@ class MosquittoServer:
         """Start the broker and wait until it accepts connections."""
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
-        while not _listening(self.port):
+        while not listening(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 err = self.proc.stderr.read().decode() if self.proc.stderr and self.proc.poll() is not None else ""
                 tail = self.log.read_text()[-2000:] if self.log.exists() else ""

@@ -19,7 +19,7 @@ import pytest
 
 from connectors.mqtt import Delivery, MqttPublisher, MqttSubscriber, parse_mqtt_url
 from tests.conftest import REPO
-from tests.integration.mqtt_server import free_port
+from tests.integration.mqtt_server import free_port, listening
 
 LOCAL_SH = REPO / "connectors" / "mosquitto" / "local.sh"
 
@@ -38,13 +38,9 @@ class LocalBroker:
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 10
-        import socket
-
         while True:
-            with socket.socket() as s:
-                s.settimeout(0.2)
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if listening(self.port):
+                return
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 err = self.proc.stderr.read().decode() if self.proc.stderr and self.proc.poll() is not None else ""
                 self.stop()
