@@ -43,7 +43,6 @@ duplicate).
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -52,6 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from connectors.errors import ConnectorError
+from connectors.handoff import Handoff
 from connectors.mqtt import Delivery
 from connectors.stores.base import DeadLetter, Store, WriteOutcome, WriteRefused
 from connectors.telemetry import (
@@ -192,9 +192,7 @@ class Ingest:
         self.stats = IngestStats()
         self.counters = CumulativeCounters()
         self._recent = _Recent(dedup_size)
-        self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=queue_size)
-        self._accepting = threading.Event()
-        self._accepting.set()
+        self._queue: Handoff[Delivery] = Handoff(queue_size)
         # Per station of the line: its machine count and kind, to check messages against (empty: no line given).
         self._machines: dict[str, tuple[int, str]] = {}
         self._first = line.stations[0].id if line is not None else ""
@@ -212,12 +210,11 @@ class Ingest:
     def submit(self, delivery: Delivery) -> None:
         """Queue a delivery (paho's thread). Blocks while the queue is full; ignored once stopping (left unacknowledged,
         so the broker delivers it again next time)."""
-        if self._accepting.is_set():
-            self._queue.put(delivery)
+        self._queue.put(delivery)
 
     def queue_depth(self) -> int:
         """Messages waiting in the queue now."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     # -- startup ----------------------------------------------------------------------------------------------
     def resume_counters(self) -> None:
@@ -237,42 +234,28 @@ class Ingest:
         Should it raise all the same (a bug), ``stats.last_error`` names the exception first and no more
         messages are queued (those not acknowledged are delivered again to the next consumer).
         """
+        q = self._queue
+        q.reopen()  # a restarted pipeline (what was queued before it died is still there, unacknowledged)
         try:
             while not stop.is_set():
                 batch = self._take(self.batch_wait_s)
                 if batch:
                     self._process_until_done(batch, stop)
-            self._accepting.clear()
+            q.close()
             while True:
-                batch = self._take(0.0)
+                batch = q.take(self.batch_size, 0.0, 0.0)
                 if not batch:
                     break
                 self._process_until_done(batch, None)
         except BaseException as exc:
-            self._accepting.clear()  # paho's thread must not block on a queue no one takes from any more
+            q.close()  # paho's thread must not block on a queue no one takes from any more
             self.stats.last_error = f"the pipeline stopped: {type(exc).__name__}: {storable_text(str(exc))}"
             raise
 
     def _take(self, wait_s: float) -> list[Delivery]:
-        q = self._queue
-        try:
-            first = q.get(timeout=wait_s) if wait_s > 0 else q.get_nowait()
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + wait_s
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(q.get_nowait())
-            except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(q.get(timeout=min(left, 0.005)))
-                except queue.Empty:
-                    continue
-        self.stats.queue_depth = q.qsize()
+        # Up to wait_s for a first message, then up to wait_s more to fill the batch: one wake-up per batch.
+        batch = self._queue.take(self.batch_size, wait_s, wait_s)
+        self.stats.queue_depth = len(self._queue)
         return batch
 
     def _process_until_done(self, batch: list[Delivery], stop: threading.Event | None) -> None:
