@@ -168,6 +168,19 @@ class _Stats:
     last_error: str = ""
 
 
+def _close_wakeup_sockets(client: paho.Client) -> None:
+    """Close the socket pair paho's network thread is woken through (once that thread has stopped).
+
+    paho opens it in ``loop_start`` and closes it only when the client is finalised; a client in a reference cycle
+    is finalised by the garbage collector, maybe after the sockets, which then warn of being left open in
+    whatever code runs at that moment (the test suite saw it in an unrelated test). paho has no public way to
+    close them: its private ``_reset_sockets``, if it is there.
+    """
+    reset = getattr(client, "_reset_sockets", None)
+    if callable(reset):
+        reset()
+
+
 class MqttSubscriber:
     """A persistent-session QoS 1 subscription whose messages are acknowledged only when the caller says so.
 
@@ -255,6 +268,7 @@ class MqttSubscriber:
         """Disconnect, keeping the session on the broker (messages published meanwhile wait for us)."""
         self._client.disconnect()
         self._client.loop_stop()
+        _close_wakeup_sockets(self._client)
 
 
 class MqttPublisher:
@@ -330,3 +344,4 @@ class MqttPublisher:
         self.flush(timeout_s=10.0)
         self._client.disconnect()
         self._client.loop_stop()
+        _close_wakeup_sockets(self._client)
