@@ -10,7 +10,7 @@ Then each consumer drains its N, timed:
 - bare: a paho-mqtt v5 subscriber that only counts messages (QoS 1, paho's automatic acknowledgement);
 - ingest: GigaTwin's pipeline: decode, validate, deduplicate, InfluxDB write (acknowledged after the
   write), live state.
-Zero loss is checked: every point is counted back from InfluxDB. Targets: ingest >= 50 % of the bare
+Zero loss is checked: every point is counted back from InfluxDB. Targets: ingest >= 65 % of the bare
 rate and >= 10,000 messages/s. A benchmark, not a test: it prints and asserts nothing.
 """
 
@@ -169,7 +169,9 @@ def main() -> None:
     print(f"{'consumer':<40}{'messages':>10}{'seconds':>9}{'msg/s':>10}")
     print(f"{'bare paho subscriber (count only)':<40}{bare_got:>10}{bare_s:>9.2f}{bare_rate:>10.0f}")
     print(f"{'ingest: decode+live state+InfluxDB':<40}{stats.received:>10}{ingest_s:>9.2f}{ingest_rate:>10.0f}")
-    print(f"ratio ingest/bare: {ingest_rate / bare_rate:.2f} (target >= 0.50); ingest >= 10,000 msg/s: {ingest_rate >= 10_000}")
+    print(
+        f"ratio ingest/bare: {ingest_rate / bare_rate:.2f} (target >= 0.65, moonshot 0.80); ingest >= 10,000 msg/s: {ingest_rate >= 10_000}"
+    )
     print(
         f"points in InfluxDB: {stored} of {points} expected; "
         f"rejected {stats.rejected}, duplicates {stats.duplicates}, spooled batches {stats.spooled_batches}"
