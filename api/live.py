@@ -49,6 +49,10 @@ WINDOW_QUERIES_MODULE = "api.window_queries"
 """The module of the functions sent to the window-query processes: imported by each before its first query."""
 
 
+_QUERY_NICENESS = 10
+"""How much lower than the service's the window-query processes' CPU priority is (``os.nice``)."""
+
+
 def _warm(module: str) -> int:
     """Import ``module`` (what the queries will need) in a pool process; returns its process id."""
     importlib.import_module(module)
@@ -60,8 +64,10 @@ def start_window_pool(workers: int) -> ProcessPoolExecutor | None:
     the first query does not pay for it; None for ``workers`` 0 (window queries then run in worker threads).
 
     Its processes come from a fork server (else are spawned), never forked from the service: forking a process that
-    runs paho's or uvicorn's threads copies their locks in whatever state they are. Blocks for the start-up (about a
-    second the first time in a process, a fork of the already warm server after): call it from a thread."""
+    runs paho's or uvicorn's threads copies their locks in whatever state they are. They run at a lower CPU priority
+    (nice 10): a replay is background work, and on a machine with few cores the service's own threads (the event
+    loop, the pipeline) must win the core when both want it. Blocks for the start-up (about a second the first time
+    in a process, a fork of the already warm server after): call it from a thread."""
     if workers < 0:
         raise ValueError(f"window_workers must be 0 or more, got {workers}")
     if workers == 0:
@@ -74,7 +80,7 @@ def start_window_pool(workers: int) -> ProcessPoolExecutor | None:
         ctx.set_forkserver_preload([WINDOW_QUERIES_MODULE])
     else:
         ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=os.nice, initargs=(_QUERY_NICENESS,))
     try:
         # one task per worker, submitted together: each finds no idle worker, so the pool starts all of them now
         pids = {f.result(timeout=120) for f in [pool.submit(_warm, WINDOW_QUERIES_MODULE) for _ in range(workers)]}
