@@ -9,9 +9,11 @@ pause; a collection stops every thread, the loop too). Once the live state holds
 
 - quiet: the demo's ingest runs and a client asks ``/status`` 50 times a second (the same run's baseline);
 - stress: the same, plus, together: two clients asking ``/oee``, ``/downtime`` and ``/stops`` over the whole
-  retained history back to back, a thread feeding the pipeline floods of events 30 minutes late (2,000 every
-  0.1 s, each flood published), a store outage (the store's health probe takes 10 s and fails, as an InfluxDB
-  that does not answer), and a client asking ``/metrics`` and ``/health/ready`` 10 times a second.
+  retained history back to back, floods of state reports 30 minutes late (2,000 every 0.1 s, as messages through
+  the pipeline: decoded, stored, taken by the live state; ``--late-direct``: fed to the live state from a thread of
+  the bench instead, a third busy thread beside the pipeline and the demo feed), a store outage (the store's
+  health probe takes 10 s and fails, as an InfluxDB that does not answer), and a client asking ``/metrics`` and
+  ``/health/ready`` 10 times a second.
 
 The HTTP clients run in another process, so only the server's own threads share its interpreter. Reports per
 phase: the loop's longest stall and its 99.9th percentile, the longest GC pause (from ``gc.callbacks``: it includes
@@ -45,7 +47,9 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.runtime import LineRuntime
 from api.settings import load_settings
+from connectors.mqtt import Delivery
 from connectors.stores.base import Health
+from connectors.telemetry import MS_PER_HOUR, Channel, StateReading, encode, to_packml
 from twin.events import MachineState, StateChanged
 
 REFERENCE = Path(__file__).resolve().parents[1] / "lines" / "reference_cell_line.yaml"
@@ -194,15 +198,31 @@ def _clients(
 
 
 # -- the server (this process) ----------------------------------------------------------------------------------
-def _flood(rt: LineRuntime, stop: threading.Event, taken: list[int]) -> None:
+def _flood(rt: LineRuntime, stop: threading.Event, taken: list[int], direct: bool) -> None:
+    """Every 0.1 s, 2,000 state reports 30 minutes late: as messages through the pipeline (decoded, stored, handed
+    to the live state on the pipeline's thread, as late telemetry comes), or ``direct``: fed to the live state from
+    this thread (a third busy thread in the server, beside the pipeline and the demo feed)."""
     first = rt.line.stations[0].id
+    topic = rt.ingest.topics.topic(first, Channel.STATE)
+    source = rt.ingest.topics.parse(topic)[0]
+    n = 0
     while not stop.wait(0.1):
         clock = rt.live.snapshot.clock_h
         if clock is None:
             continue
-        for i in range(2000):
-            rt.live(StateChanged(clock - 0.5 + i * 1e-6, first, 0, MachineState.DOWN if i % 2 else MachineState.WORKING, ""))
-        rt.live.end_batch()
+        if direct:
+            for i in range(2000):
+                state = MachineState.DOWN if i % 2 else MachineState.WORKING
+                rt.live(StateChanged(clock - 0.5 + i * 1e-6, first, 0, state, ""))
+            rt.live.end_batch()
+        else:
+            late_ms = round((clock - 0.5) * MS_PER_HOUR)
+            for i in range(2000):
+                state = MachineState.DOWN if i % 2 else MachineState.WORKING
+                ts = late_ms + n  # each report its own millisecond: none is a duplicate of another
+                n += 1
+                payload = encode(StateReading(source, 0, ts, state, to_packml(state), "", None))
+                rt.ingest.submit(Delivery(topic, payload, ts + 1_800_000, (0, 0)))
         taken[0] += 2000
 
 
@@ -223,6 +243,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--without", choices=["flood", "windows", "outage"], action="append", default=[], help="leave one out of the stress"
+    )
+    parser.add_argument(
+        "--late-direct",
+        action="store_true",
+        help="feed the late events to the live state from a thread of the bench, not as messages through the pipeline",
     )
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
@@ -289,7 +314,7 @@ def main() -> None:
     stressed = "stress" + "".join(f"-{w}" for w in args.without)
     for phase, seconds, stress in (("quiet", args.quiet_s, False), (stressed, args.stress_s, True)):
         stop, taken = threading.Event(), [0]
-        flood = threading.Thread(target=_flood, args=(rt, stop, taken), daemon=True)
+        flood = threading.Thread(target=_flood, args=(rt, stop, taken, args.late_direct), daemon=True)
         health = rt.store.health
         marks: list[int] = []
         cpu0: list[float] = []
