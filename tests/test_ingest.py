@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -331,6 +332,36 @@ def test_if_the_pipeline_dies_all_the_same_last_error_names_the_exception() -> N
     assert "the broker client is gone" in ingest.stats.last_error
     for i in range(20):  # more than the queue holds: paho's thread must not block on a dead pipeline
         ingest.submit(_buffer("COAT", i))
+
+
+def test_a_pipeline_restarted_after_it_died_takes_messages_again() -> None:
+    acks: list[tuple[int, int]] = []
+    broken = [True]
+
+    def ack(tokens: Sequence[tuple[int, int]]) -> None:
+        if broken[0]:
+            raise RuntimeError("the broker client is gone")
+        acks.extend(tokens)
+
+    store = MemoryStore()
+    ingest = Ingest(TOPICS, store, line=LINE, ack=ack, batch_size=10, queue_size=10, batch_wait_s=0.01)
+    ingest.submit(_buffer("COAT", 1))
+    stop = threading.Event()
+    with pytest.raises(RuntimeError):
+        ingest.run(stop)  # dies on its first batch, as a supervisor would see it
+    broken[0] = False
+    restarted = threading.Thread(target=ingest.run, args=(stop,))  # what the supervisor does next
+    restarted.start()
+    try:
+        deadline = time.monotonic() + 10
+        while ingest.stats.stored < 2 and time.monotonic() < deadline:
+            ingest.submit(_buffer("COAT", 2))  # until the restarted run takes it (submits before it reopened are refused)
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        restarted.join(10)
+    assert ingest.stats.stored >= 2, "the restarted pipeline took nothing"
+    assert acks, "nothing was acknowledged after the restart"
 
 
 # -- the clock: a gateway far ahead is refused, never a clock jump ------------------------------------------------
