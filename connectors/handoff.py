@@ -21,7 +21,8 @@ T = TypeVar("T")
 
 
 class Handoff(Generic[T]):
-    """A bounded FIFO for one producer thread and one consumer thread; :meth:`put` blocks while it is full."""
+    """A bounded FIFO for producer threads (paho's, a feed's) and one consumer thread; :meth:`put` blocks while it is
+    full. The bound is checked before the append, so producers putting at once may pass it by one each."""
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
@@ -72,11 +73,15 @@ class Handoff(Generic[T]):
                 return []
         if len(items) < max_items and fill_wait_s > 0:
             self._sleep_until(max_items, time.monotonic() + fill_wait_s)
+        # A producer that found the queue full may be on its way to wait: then it was full here too (only this
+        # consumer takes items), and under the lock the producer is either waiting (and woken) or sees the room.
+        was_full = len(items) >= self.maxsize
         pop = items.popleft
         batch = [pop() for _ in range(min(max_items, len(items)))]
-        if self._producers_waiting:
+        if was_full:
             with self._cond:
-                self._cond.notify_all()
+                if self._producers_waiting:
+                    self._cond.notify_all()
         return batch
 
     def _sleep_until(self, want: int, deadline: float) -> None:
