@@ -30,6 +30,7 @@ __all__ = [
     "Health",
     "Store",
     "StoreError",
+    "StoreReader",
     "StoredPoint",
     "WriteOutcome",
     "WriteRefused",
@@ -98,20 +99,12 @@ class WriteRefused(StoreError):
     """The store refused some of a write for good (it would refuse it again): not an outage, so not spooled."""
 
 
-class Store(Protocol):
-    """Telemetry readings and dead letters in, points, buckets and dead letters out.
+class StoreReader(Protocol):
+    """Points, buckets and dead letters out, and the health of the store.
 
     ``range`` and ``aggregate`` are bounded: they refuse (``ValueError`` naming the argument) an end before the
     start, a span over the store's maximum (31 days by default), more than 10,000 buckets and a limit over 100,000.
     """
-
-    def write(self, readings: Sequence[Reading]) -> WriteOutcome:
-        """Store readings durably (in the database, or spooled to local disk); StoreError only if neither is possible."""
-        ...
-
-    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
-        """Store dead letters durably; two letters of the same millisecond are both kept."""
-        ...
 
     def health(self) -> Health:
         """Whether a real write succeeds now, and the batches waiting in the spool."""
@@ -175,6 +168,18 @@ class Store(Protocol):
 
     def dead_letter_count(self, *, topic_prefix: str | None = None) -> int:
         """How many dead letters are stored (whose topic starts with ``topic_prefix``, if given)."""
+        ...
+
+
+class Store(StoreReader, Protocol):
+    """Telemetry readings and dead letters in, points, buckets and dead letters out (:class:`StoreReader`)."""
+
+    def write(self, readings: Sequence[Reading]) -> WriteOutcome:
+        """Store readings durably (in the database, or spooled to local disk); StoreError only if neither is possible."""
+        ...
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
+        """Store dead letters durably; two letters of the same millisecond are both kept."""
         ...
 
     def close(self) -> None:
