@@ -13,7 +13,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -21,12 +20,14 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
-from api.live import start_window_pool
+from api.line_process import RemoteLine
+from api.live import start_window_pool, use_window_pool
 from api.metrics import LatencyMiddleware, make_registry
 from api.routes import dead_letters, health, history, lines, metrics, oee, status, stops, stream
 from api.runtime import LineRuntime, build_runtime
 from api.schemas import ERROR_RESPONSES
 from api.security import document_schemes
+from api.served import ServedLine
 from api.settings import Settings
 from connectors.redact import redact_url
 from twin.schema import Line
@@ -45,21 +46,16 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Window queries run in these processes: started before the runtime's threads, warm, for the service's life.
-        pool = await asyncio.to_thread(start_window_pool, settings.window_workers)
-        try:
-            runtime = await asyncio.to_thread(build_runtime, settings, line)
-        except BaseException:
-            if pool is not None:
-                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-            raise
+        local: LineRuntime | RemoteLine
+        if settings.pipeline_process:
+            # The pipeline, the live state, the feed and the window queries in a process of their own: this one's
+            # interpreter is left to the event loop (api.line_process says why).
+            local = await asyncio.to_thread(RemoteLine, settings, line)
+            await asyncio.to_thread(local.start)
+        else:
+            local = await asyncio.to_thread(_local_runtime, settings, line)
+        runtime: ServedLine = local
         app.state.runtime = runtime
-        if pool is not None:
-            runtime.live.window_pool = pool
-            # each process has one query running and one waiting to start (in a process, more never slow the loop)
-            runtime.live.window_queries = max(runtime.live.window_queries, 2 * settings.window_workers)
-            runtime.live.restart_window_pool = lambda: _started(start_window_pool(settings.window_workers))
-        runtime.start()
         # What exists now lives as long as the service (modules, the line, the runtime's tables): move it out of the
         # collector's sight, so full collections walk only what is made while serving (they paused requests 100-230 ms).
         gc.collect()
@@ -73,11 +69,12 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
             streamer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await streamer
-            await asyncio.to_thread(runtime.stop)
+            await asyncio.to_thread(local.stop)
             app.state.runtime = None
-            current_pool = runtime.live.window_pool  # the one started here, or its replacement if it broke
-            if current_pool is not None:
-                await asyncio.to_thread(current_pool.shutdown, wait=True, cancel_futures=True)
+            if isinstance(local, LineRuntime):
+                current_pool = local.live.window_pool  # the one started here, or its replacement if it broke
+                if current_pool is not None:
+                    await asyncio.to_thread(current_pool.shutdown, wait=True, cancel_futures=True)
             gc.unfreeze()  # cycles among the frozen objects are collectable again once the service is gone
 
     app = FastAPI(
@@ -92,8 +89,8 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = None
 
-    def current() -> LineRuntime | None:
-        rt: LineRuntime | None = app.state.runtime
+    def current() -> ServedLine | None:
+        rt: ServedLine | None = app.state.runtime
         return rt
 
     registry, latency = make_registry(current)
@@ -114,6 +111,17 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     return app
 
 
-def _started(pool: Executor | None) -> Executor:
-    assert pool is not None, "a pool is restarted only when the settings asked for one"
-    return pool
+def _local_runtime(settings: Settings, line: Line | None) -> LineRuntime:
+    """The runtime in this process, started, with its window-query pool (started first, before the runtime's threads:
+    warm, for the service's life)."""
+    pool = start_window_pool(settings.window_workers)
+    try:
+        runtime = build_runtime(settings, line)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    if pool is not None:
+        use_window_pool(runtime.live, pool, settings.window_workers)
+    runtime.start()
+    return runtime

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from api.errors import ApiError
-from api.runtime import LineRuntime
 from api.security import require
+from api.served import ServedLine
 from api.settings import Role, Settings
 
 __all__ = ["LineDep", "OperatorDep", "RuntimeDep", "SettingsDep", "ViewerDep"]
@@ -20,14 +20,14 @@ async def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _runtime(request: Request) -> LineRuntime:
-    runtime: LineRuntime = request.app.state.runtime
+async def _runtime(request: Request) -> ServedLine:
+    runtime: ServedLine = request.app.state.runtime
     return runtime
 
 
 async def _line(
     line: Annotated[str, Path(description="The line's id (its name in the line file)")], rt: RuntimeDep
-) -> LineRuntime:
+) -> ServedLine:
     if line != rt.line.name:
         raise ApiError(404, f"no line {line!r}; this service watches {rt.line.name!r}")
     return rt
@@ -35,9 +35,9 @@ async def _line(
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 """The service's settings (given to the app factory)."""
-RuntimeDep = Annotated[LineRuntime, Depends(_runtime)]
+RuntimeDep = Annotated[ServedLine, Depends(_runtime)]
 """The watched line's runtime."""
-LineDep = Annotated[LineRuntime, Depends(_line)]
+LineDep = Annotated[ServedLine, Depends(_line)]
 """The runtime of the line named in the path (404 for any other)."""
 ViewerDep = Annotated[Role, Depends(require("viewer"))]
 """A request with a viewer (or operator) key."""

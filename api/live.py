@@ -23,6 +23,7 @@ import logging
 import multiprocessing as mp
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,7 +40,14 @@ from twin.kpis import RunKpis
 from twin.series import OutputSeries
 from twin.state import LineStatus, LiveLine
 
-__all__ = ["WINDOW_QUERIES_MODULE", "LiveSnapshot", "LiveStatePublisher", "start_window_pool"]
+__all__ = [
+    "WINDOW_QUERIES_MODULE",
+    "LiveSnapshot",
+    "LiveStatePublisher",
+    "SnapshotCache",
+    "start_window_pool",
+    "use_window_pool",
+]
 
 log = logging.getLogger("gigatwin.api")
 
@@ -51,6 +59,25 @@ WINDOW_QUERIES_MODULE = "api.window_queries"
 
 _QUERY_NICENESS = 10
 """How much lower than the service's the window-query processes' CPU priority is (``os.nice``)."""
+_OWNER_CHECK_S = 1.0
+"""How often a window-query process checks that the process that made its pool still runs."""
+
+
+def _serve_for(owner: int, niceness: int) -> None:
+    """A window-query process's start: a lower CPU priority, and an end when ``owner`` (the process that made the pool)
+    is gone. A pool's processes do not notice that themselves (each holds both ends of its own queues), and they would
+    outlive a service killed by a signal, holding its fork server and its output pipes open."""
+    os.nice(niceness)
+
+    def watch() -> None:
+        while True:
+            time.sleep(_OWNER_CHECK_S)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(0)  # nothing to clean up: the work and its answer belonged to the dead owner
+
+    threading.Thread(target=watch, name="gigatwin-owner-watch", daemon=True).start()
 
 
 def _warm(module: str) -> int:
@@ -66,7 +93,8 @@ def start_window_pool(workers: int) -> ProcessPoolExecutor | None:
     Its processes come from a fork server (else are spawned), never forked from the service: forking a process that
     runs paho's or uvicorn's threads copies their locks in whatever state they are. They run at a lower CPU priority
     (nice 10): a replay is background work, and on a machine with few cores the service's own threads (the event
-    loop, the pipeline) must win the core when both want it. Blocks for the start-up (about a second the first time
+    loop, the pipeline) must win the core when both want it. They end within a second of this process's end, however
+    it ends. Blocks for the start-up (about a second the first time
     in a process, a fork of the already warm server after): call it from a thread."""
     if workers < 0:
         raise ValueError(f"window_workers must be 0 or more, got {workers}")
@@ -80,7 +108,7 @@ def start_window_pool(workers: int) -> ProcessPoolExecutor | None:
         ctx.set_forkserver_preload([WINDOW_QUERIES_MODULE])
     else:
         ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=os.nice, initargs=(_QUERY_NICENESS,))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_serve_for, initargs=(os.getpid(), _QUERY_NICENESS))
     try:
         # one task per worker, submitted together: each finds no idle worker, so the pool starts all of them now
         pids = {f.result(timeout=120) for f in [pool.submit(_warm, WINDOW_QUERIES_MODULE) for _ in range(workers)]}
@@ -89,6 +117,21 @@ def start_window_pool(workers: int) -> ProcessPoolExecutor | None:
         raise
     log.info("window queries run in %d process(es): %s", workers, ", ".join(str(p) for p in sorted(pids)))
     return pool
+
+
+def use_window_pool(live: LiveStatePublisher, pool: Executor, workers: int) -> None:
+    """Run ``live``'s window queries in ``pool`` (of ``workers`` processes, from :func:`start_window_pool`), replaced by a
+    new one of the same size if it breaks."""
+    live.window_pool = pool
+    # each process has one query running and one waiting to start (in a process, more never slow the loop)
+    live.window_queries = max(live.window_queries, 2 * workers)
+
+    def restart() -> Executor:
+        fresh = start_window_pool(workers)
+        assert fresh is not None  # workers >= 1: a pool was asked for
+        return fresh
+
+    live.restart_window_pool = restart
 
 
 @dataclass(frozen=True)
@@ -111,6 +154,23 @@ class LiveSnapshot:
     def history_start_h(self) -> float | None:
         """The earliest time a KPI window may start (None before the live state has begun)."""
         return self.status.history_start_h
+
+
+class SnapshotCache:
+    """Responses built from one snapshot, reused until a newer one is the latest (no lock: at worst two readers build
+    the same response once each)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[int, object]] = {}
+
+    def get(self, snapshot: LiveSnapshot, key: str, build: Callable[[LiveSnapshot], T]) -> T:
+        """``build(snapshot)``, built once per snapshot version and key."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == snapshot.version:
+            return hit[1]  # type: ignore[return-value]  # stored by this method under this key, so a T
+        value = build(snapshot)
+        self._cache[key] = (snapshot.version, value)
+        return value
 
 
 class LiveStatePublisher:
@@ -136,7 +196,8 @@ class LiveStatePublisher:
         self._write = threading.Lock()  # among writers only: no reader ever takes it
         self._taken = 0  # events since the last publication
         self._version = 0
-        self._cache: dict[str, tuple[int, object]] = {}
+        self._cache = SnapshotCache()
+        self._replacing = threading.Lock()
         self.window_queries = window_queries
         self._limiter: CapacityLimiter | None = None  # made on the event loop, at the first window query
         self.window_pool: Executor | None = None
@@ -144,6 +205,8 @@ class LiveStatePublisher:
         worker threads."""
         self.restart_window_pool: Callable[[], Executor] | None = None
         """Makes a new pool when :attr:`window_pool` broke (a process killed, e.g. out of memory)."""
+        self.on_publish: Callable[[], None] | None = None
+        """Called (on the writer's thread, with the writers' lock held: keep it short) after each publication."""
         self.snapshot: LiveSnapshot = self._build()
         """The latest published state (read it once per request: a later read may be a newer one)."""
 
@@ -175,6 +238,8 @@ class LiveStatePublisher:
         self._taken = 0
         self._version += 1
         snapshot = self.snapshot = self._build()
+        if self.on_publish is not None:
+            self.on_publish()
         return snapshot
 
     def _build(self) -> LiveSnapshot:
@@ -190,6 +255,23 @@ class LiveStatePublisher:
 
         Taking it costs O(1) and waits at most for a late event's insert; its queries hold no lock."""
         return self.live.view()
+
+    def window_view(self, start_h: float, clamp: bool = True) -> tuple[HistoryView, float]:
+        """The retained history from ``w0`` to send to a window query, and ``w0``: ``max(start_h, its start)`` if
+        ``clamp``, else ``start_h`` (a window query then refuses a start before the history). Raises ``ValueError``
+        before the live state has begun."""
+        view = self.history()
+        w0 = max(start_h, view.start_h) if clamp else start_h
+        return view.since(w0), w0
+
+    def throughput(self, start_h: float, end_h: float, every_s: float) -> tuple[float, list[tuple[float, int]]]:
+        """Good output per interval of about ``every_s`` (whole minutes) over ``[start_h, end_h)`` of the retained
+        history: (the interval in hours, [(interval start, good units)]). Up to 10,000 sums over a per-minute series
+        (a few ms): call it off the event loop."""
+        series = self.output
+        step_h = series.interval_h(every_s / 3600.0)
+        start_h = max(start_h, self.snapshot.history_start_h or start_h)
+        return step_h, series.series(start_h, end_h, step_h) if end_h > start_h else []
 
     def _window_limiter(self) -> CapacityLimiter:
         if self._limiter is None:
@@ -212,12 +294,33 @@ class LiveStatePublisher:
             except BrokenProcessPool:
                 if self.restart_window_pool is None:
                     raise
-                if self.window_pool is pool:  # the first query to find it broken replaces it
-                    log.warning("the window-query pool broke (a process died); starting a new one")
-                    self.window_pool = await asyncio.to_thread(self.restart_window_pool)
-                    await asyncio.to_thread(pool.shutdown, wait=False, cancel_futures=True)
-                assert self.window_pool is not None
-                return await loop.run_in_executor(self.window_pool, fn, *args)
+                fresh = await asyncio.to_thread(self._replace_broken, pool)
+                return await loop.run_in_executor(fresh, fn, *args)
+
+    def run_window(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` as :meth:`query` runs it, blocking: for a thread of the pipeline's own process
+        (:mod:`api.line_process`); the caller bounds how many run at once."""
+        pool = self.window_pool
+        if pool is None:
+            return fn(*args)
+        try:
+            return pool.submit(fn, *args).result()
+        except BrokenProcessPool:
+            if self.restart_window_pool is None:
+                raise
+            return self._replace_broken(pool).submit(fn, *args).result()
+
+    def _replace_broken(self, pool: Executor) -> Executor:
+        """The pool to use instead of ``pool``, which broke (a process died, e.g. out of memory): the first caller to
+        find it broken starts a new one, the others use that."""
+        assert self.restart_window_pool is not None
+        with self._replacing:
+            if self.window_pool is pool:
+                log.warning("the window-query pool broke (a process died); starting a new one")
+                self.window_pool = self.restart_window_pool()
+                pool.shutdown(wait=False, cancel_futures=True)
+            assert self.window_pool is not None
+            return self.window_pool
 
     async def query_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker thread, at most ``window_queries`` at once with :meth:`query`'s: for queries that
@@ -226,15 +329,8 @@ class LiveStatePublisher:
         return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=self._window_limiter())
 
     def cached(self, key: str, build: Callable[[LiveSnapshot], T]) -> T:
-        """``build(snapshot)`` of the latest snapshot, reused while it is the latest (no lock: at worst two readers
-        build the same response once each)."""
-        snapshot = self.snapshot
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == snapshot.version:
-            return hit[1]  # type: ignore[return-value]  # stored by this method under this key, so a T
-        value = build(snapshot)
-        self._cache[key] = (snapshot.version, value)
-        return value
+        """``build(snapshot)`` of the latest snapshot, reused while it is the latest (:class:`SnapshotCache`)."""
+        return self._cache.get(self.snapshot, key, build)
 
     def read(self, fn: Callable[[LiveLine], T]) -> T:
         """``fn(live)`` with the writers' lock held: for tests and tools that need the live line itself between events.

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.runtime import LineRuntime
+from api.served import ServedLine
 from api.store_health import store_health
 
 __all__ = ["LatencyMiddleware", "RuntimeCollector", "make_registry"]
@@ -25,7 +25,7 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class RuntimeCollector(Collector):
     """Reads the runtime's counters at scrape time (nothing is counted twice, nothing on the hot path)."""
 
-    def __init__(self, runtime: Callable[[], LineRuntime | None]) -> None:
+    def __init__(self, runtime: Callable[[], ServedLine | None]) -> None:
         self._runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
@@ -33,7 +33,7 @@ class RuntimeCollector(Collector):
         rt = self._runtime()
         if rt is None:
             return
-        s = rt.ingest.stats
+        s = rt.ingest_stats()
         counters = {
             "messages_received": (s.received, "Telemetry messages taken from the source"),
             "messages_rejected": (s.rejected, "Messages kept as dead letters (malformed, unknown station, ...)"),
@@ -47,9 +47,7 @@ class RuntimeCollector(Collector):
         }
         for name, (value, doc) in counters.items():
             yield CounterMetricFamily(f"gigatwin_{name}", doc, value=value)
-        yield GaugeMetricFamily(
-            "gigatwin_ingest_queue_depth", "Messages waiting in the ingest queue", value=rt.ingest.queue_depth()
-        )
+        yield GaugeMetricFamily("gigatwin_ingest_queue_depth", "Messages waiting in the ingest queue", value=s.queue_depth)
         yield GaugeMetricFamily("gigatwin_stream_clients", "Live-stream clients connected", value=rt.hub.clients)
         yield GaugeMetricFamily(
             "gigatwin_stream_pending", "State changes waiting for the next stream message", value=rt.hub.pending
@@ -69,19 +67,19 @@ class RuntimeCollector(Collector):
         restarts = CounterMetricFamily(
             "gigatwin_task_restarts", "Times the background task died and was restarted", labels=["task"]
         )
-        for t in rt.supervisor.status():
+        for t in rt.tasks():
             up.add_metric([t.name], int(t.state == "running"))
             restarts.add_metric([t.name], t.restarts)
         yield up
         yield restarts
-        clock = rt.live.snapshot.clock_h
+        clock = rt.snapshot.clock_h
         if clock is not None:
             yield GaugeMetricFamily(
                 "gigatwin_line_clock_seconds", "The line's clock: the latest source timestamp", value=clock * 3600
             )
 
 
-def make_registry(runtime: Callable[[], LineRuntime | None]) -> tuple[CollectorRegistry, Histogram]:
+def make_registry(runtime: Callable[[], ServedLine | None]) -> tuple[CollectorRegistry, Histogram]:
     """A registry with the runtime's metrics and the request-latency histogram."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(RuntimeCollector(runtime))

@@ -24,16 +24,19 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from api.live import LiveStatePublisher
+import anyio.to_thread
+
+from api.live import LiveSnapshot, LiveStatePublisher
 from api.settings import PipelineSettings
 from api.stream import StreamHub
 from api.supervisor import RestartPolicy, Supervisor, TaskStatus
 from connectors.faults import Faults
 from connectors.feed import VirtualPlant, warm_start
-from connectors.ingest import Ingest
+from connectors.ingest import Ingest, IngestStats
 from connectors.linefile import read_line
 from connectors.mqtt import Delivery, MqttConfig, MqttError, MqttSubscriber, parse_mqtt_url
 from connectors.rebuild import RebuildStats, rebuild
@@ -45,9 +48,11 @@ from twin.kpis import initial_wip
 from twin.schema import Line
 from twin.state import LiveLine
 
-__all__ = ["RESTART_POLICY", "LineRuntime", "build_runtime", "default_client_id"]
+__all__ = ["RESTART_POLICY", "LineRuntime", "build_runtime", "default_client_id", "ingest_counters"]
 
 log = logging.getLogger("gigatwin.runtime")
+
+T = TypeVar("T")
 
 RESTART_POLICY = RestartPolicy()
 """How the background tasks are restarted and when one has failed for good (read when a runtime is built)."""
@@ -157,8 +162,50 @@ class LineRuntime:
 
     def counters(self) -> dict[str, Any]:
         """The dead letters in the store and the pipeline's counters (for the stream)."""
-        stats = self.ingest.stats
-        return {"dead_letters": self.dead_letters_before + stats.rejected, "ingest": stats.as_dict()}
+        return ingest_counters(self.dead_letters_before, self.ingest.stats)
+
+    # -- what the API reads (api.served.ServedLine): here, from the pipeline in this process ----------------------
+    @property
+    def snapshot(self) -> LiveSnapshot:
+        """The latest published live state."""
+        return self.live.snapshot
+
+    @property
+    def constraint(self) -> str:
+        """The line's constraint station."""
+        return self.live.live.constraint
+
+    def cached(self, key: str, build: Callable[[LiveSnapshot], T]) -> T:
+        """``build(snapshot)`` of the latest snapshot, reused while it is the latest."""
+        return self.live.cached(key, build)
+
+    def ingest_stats(self) -> IngestStats:
+        """The pipeline's counters now (a copy, with the queue's depth now)."""
+        return replace(self.ingest.stats, queue_depth=self.ingest.queue_depth())
+
+    def tasks(self) -> list[TaskStatus]:
+        """The background tasks now."""
+        return self.supervisor.status()
+
+    async def window(self, fn: Callable[..., T], start_h: float, end_h: float, *args: Any, clamp: bool = True) -> T:
+        """``fn(line, view, w0, end_h, *args)`` over the retained history from ``max(start_h, its start)`` (``clamp``;
+        else from ``start_h``), in the window-query pool (:meth:`LiveStatePublisher.query`)."""
+        view, w0 = self.live.window_view(start_h, clamp)  # O(1): the replay holds no lock the pipeline or the loop needs
+        return await self.live.query(fn, self.line, view, w0, end_h, *args)
+
+    async def throughput(self, start_h: float, end_h: float, every_s: float) -> tuple[float, list[tuple[float, int]]]:
+        """Good output per interval (:meth:`LiveStatePublisher.throughput`), in a worker thread: the series is the
+        pipeline's, not a view to send."""
+        return await self.live.query_in_thread(self.live.throughput, start_h, end_h, every_s)
+
+    async def set_plan(self, plan_per_hour: float) -> LiveSnapshot:
+        """A new plan from now on, set in a worker thread (it waits for the pipeline's current event)."""
+        return await anyio.to_thread.run_sync(self.live.set_plan, plan_per_hour)
+
+
+def ingest_counters(dead_letters_before: int, stats: IngestStats) -> dict[str, Any]:
+    """The stream's counters: the dead letters in the store (those before the start and those since) and the pipeline's."""
+    return {"dead_letters": dead_letters_before + stats.rejected, "ingest": stats.as_dict()}
 
 
 def build_runtime(

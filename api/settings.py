@@ -165,6 +165,11 @@ _URL_FIELDS = frozenset({"mqtt_url", "store_url"})
 class Settings(PipelineSettings):
     """Everything ``gigatwin serve`` needs: where telemetry comes from and goes, the line, the HTTP side, security."""
 
+    pipeline_process: bool = True
+    """Run the pipeline (source, ingest, store writes, live state, demo feed, window queries) in a process of its own
+    (:mod:`api.line_process`), so that the HTTP server's event loop never waits for them; false: in the server's
+    process (tests that reach into the pipeline, debugging)."""
+
     @model_validator(mode="after")
     def _secure(self) -> Settings:
         if self.auth_disabled and not _is_loopback(self.host):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from api.runtime import LineRuntime
+from api.served import ServedLine
 from connectors.stores.base import Health
 
 __all__ = ["StoreHealthCache", "store_health"]
@@ -72,11 +72,11 @@ class StoreHealthCache:
         threading.Thread(target=run, name="gigatwin-store-health", daemon=True).start()
 
 
-_caches: dict[int, tuple[weakref.ref[LineRuntime], StoreHealthCache]] = {}
+_caches: dict[int, tuple[weakref.ref[ServedLine], StoreHealthCache]] = {}
 _caches_lock = threading.Lock()
 
 
-def store_health(rt: LineRuntime) -> StoreHealthCache:
+def store_health(rt: ServedLine) -> StoreHealthCache:
     """The health cache of ``rt``'s store (one per runtime, shared by the readiness route and the metrics)."""
     with _caches_lock:
         entry = _caches.get(id(rt))

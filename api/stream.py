@@ -19,15 +19,15 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from api.live import LiveSnapshot, LiveStatePublisher
+from api.live import LiveSnapshot
 from api.schemas import hours_to_datetime
 from api.views import oee_out, station_out
 from twin.events import Event, StateChanged, StoreOccupancy
 from twin.schema import Line
 
-__all__ = ["StreamClient", "StreamHub", "StreamMessage"]
+__all__ = ["Changes", "SnapshotSource", "StreamClient", "StreamHub", "StreamMessage"]
 
 log = logging.getLogger("gigatwin.stream")
 
@@ -45,6 +45,20 @@ def _iso(hours: float) -> str:
     return hours_to_datetime(hours).isoformat().replace("+00:00", "Z")
 
 
+class SnapshotSource(Protocol):
+    """Where the hub reads the live state: anything with the latest published snapshot."""
+
+    @property
+    def snapshot(self) -> LiveSnapshot:
+        """The latest published snapshot."""
+        ...
+
+
+Changes = tuple[list[StateChanged], int, frozenset[str]]
+"""State changes as :meth:`StreamHub.drain` hands them over: the first (up to a bound), how many more, and every
+station a change or an occupancy touched."""
+
+
 class StreamClient:
     """One subscriber's queue of messages."""
 
@@ -59,7 +73,7 @@ class StreamHub:
     def __init__(
         self,
         line: Line,
-        live: LiveStatePublisher,
+        live: SnapshotSource,
         *,
         extra: Callable[[], dict[str, Any]] | None = None,
         max_pending: int = 100_000,
@@ -75,6 +89,8 @@ class StreamHub:
         self._seq = 0
         self._recheck: set[str] = set()
         self._recheck_version = 0
+        self._more = 0  # changes taken (take()) beyond those listed, and the stations they touched
+        self._touched: set[str] = set()
         self.sent = 0
         self.overflowed = 0
         """State changes dropped because the loop fell behind by more than ``max_pending``."""
@@ -87,6 +103,35 @@ class StreamHub:
             if len(pending) == pending.maxlen:
                 self.overflowed += 1
             pending.append(event)  # deque.append is atomic: no lock needed against the loop's popleft
+
+    def drain(self, max_changes: int = _MAX_CHANGES) -> Changes:
+        """Take what was gathered, to hand to another process's hub (:meth:`take`): the first ``max_changes`` state
+        changes, the count of the others, and the stations touched. Bounded, so a flood of changes costs the receiver
+        a bounded message."""
+        pending = self._pending
+        listed: list[StateChanged] = []
+        stations: set[str] = set()
+        more = 0
+        while pending:
+            ev = pending.popleft()
+            assert isinstance(ev, StateChanged | StoreOccupancy)  # the only kinds __call__ keeps
+            stations.add(ev.station)
+            if type(ev) is StateChanged:
+                if len(listed) < max_changes:
+                    listed.append(ev)
+                else:
+                    more += 1
+        return listed, more, frozenset(stations)
+
+    def take(self, changes: Changes) -> None:
+        """Gather changes drained from another process's hub (:meth:`drain`), for the next message."""
+        listed, more, stations = changes
+        if not (listed or more or stations):
+            return
+        for event in listed:
+            self(event)
+        self._more += more
+        self._touched |= stations
 
     # -- clients ------------------------------------------------------------------------------------------------
     @property
@@ -140,11 +185,11 @@ class StreamHub:
         # Stations changed by events the pipeline handed on before its last snapshot was published may show their old
         # summary; they are sent again once a newer snapshot (which has those events) is out.
         recheck = self._recheck if self._recheck and snapshot.version > self._recheck_version else set()
-        if not pending and not recheck:
+        if not pending and not recheck and not self._touched:
             return None
         changes: list[dict[str, Any]] = []
-        stations: set[str] = set()
-        more = 0
+        stations, more = self._touched, self._more
+        self._touched, self._more = set(), 0
         while pending:
             ev = pending.popleft()
             assert isinstance(ev, StateChanged | StoreOccupancy)  # the only kinds __call__ keeps
@@ -226,6 +271,7 @@ class StreamHub:
                         self.broadcast("kpi", self.kpi_message())
                 else:
                     self._pending.clear()  # nobody listens: a newcomer starts from the status anyway
+                    self._touched, self._more = set(), 0
             except Exception:
                 log.exception("the live stream could not build a message")
             await asyncio.sleep(stream_period_s)

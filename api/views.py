@@ -21,12 +21,12 @@ from api.schemas import (
 )
 from twin.kpis import RunKpis
 from twin.schema import Line
-from twin.state import LineStatus, LiveLine, StationStatus, line_oee
+from twin.state import LineStatus, StationStatus, line_oee
 
 __all__ = ["line_out", "oee_out", "station_out", "status_out"]
 
 
-def line_out(line: Line, live: LiveLine, plan_per_hour: float) -> LineOut:
+def line_out(line: Line, constraint: str, plan_per_hour: float, shift_hours: float) -> LineOut:
     """The line's description and topology, with the plan (as of a snapshot)."""
     stations = []
     for st in line.stations:
@@ -50,9 +50,9 @@ def line_out(line: Line, live: LiveLine, plan_per_hour: float) -> LineOut:
         id=line.name,
         stations=stations,
         edges=list(pairwise(ids)),
-        constraint=live.constraint,
+        constraint=constraint,
         plan_per_hour=plan_per_hour,
-        shift_hours=live.shift_hours,
+        shift_hours=shift_hours,
         config_hash=line.config_hash(),
     )
 

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 def _tasks(rt: RuntimeDep) -> list[TaskOut]:
-    return [TaskOut(name=t.name, state=t.state, restarts=t.restarts, last_error=t.last_error) for t in rt.supervisor.status()]
+    return [TaskOut(name=t.name, state=t.state, restarts=t.restarts, last_error=t.last_error) for t in rt.tasks()]
 
 
 @router.get("/live", response_model=HealthOut, summary="Liveness")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import LineDep, OperatorDep, RuntimeDep
 from api.schemas import LineOut, LineSummaryOut, PlanIn
@@ -16,19 +15,18 @@ router = APIRouter(prefix="/lines", tags=["lines"], dependencies=[Depends(requir
 @router.get("", response_model=list[LineSummaryOut], summary="The lines this service watches")
 async def list_lines(rt: RuntimeDep) -> list[LineSummaryOut]:
     """Every watched line (one per service today)."""
-    return [LineSummaryOut(id=rt.line.name, stations=len(rt.line.stations), constraint=rt.live.live.constraint)]
+    return [LineSummaryOut(id=rt.line.name, stations=len(rt.line.stations), constraint=rt.constraint)]
 
 
 @router.get("/{line}", response_model=LineOut, summary="A line's description and topology")
 async def get_line(rt: LineDep) -> LineOut:
     """The stations in flow order with their machines, ideal rates, buffers and signals, and the plan."""
-    return line_out(rt.line, rt.live.live, rt.live.snapshot.plan_per_hour)
+    return line_out(rt.line, rt.constraint, rt.snapshot.plan_per_hour, rt.settings.shift_hours)
 
 
 @router.put("/{line}/plan", response_model=LineOut, summary="Change the production plan (operator)")
 async def set_plan(rt: LineDep, plan: PlanIn, _role: OperatorDep) -> LineOut:
     """Set the planned good output per hour that the shift's output is measured against."""
 
-    # in a worker thread: it waits for the pipeline's current event, and publishes a snapshot with the new plan
-    snapshot = await run_in_threadpool(rt.live.set_plan, plan.plan_per_hour)
-    return line_out(rt.line, rt.live.live, snapshot.plan_per_hour)
+    snapshot = await rt.set_plan(plan.plan_per_hour)  # published with the new plan
+    return line_out(rt.line, rt.constraint, snapshot.plan_per_hour, rt.settings.shift_hours)

@@ -25,16 +25,15 @@ async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
     """Availability, performance, quality and OEE for the line and every station over ``[start, end)``, which must lie
     within the retained history (``history_hours``); default: the current shift so far."""
     w = window(rt, start, end, default_hours=rt.settings.shift_hours)
-    view = rt.live.history()  # O(1): the replay holds no lock the pipeline or the loop needs
-    w0 = w.start_h
-    if start is None:
-        live = rt.live.live
-        shift_start, _ = shift_of(w.end_h, live.shift_hours, live.shift_origin_h)
-        w0 = max(shift_start, view.start_h)
-        if not w.end_h > w0:
-            w0 = w.end_h - rt.settings.shift_hours
+    if start is not None:  # a start before the retained history is refused, not moved
+        return await rt.window(window_queries.oee, w.start_h, w.end_h, clamp=False)
+    # the current shift so far, from the history's start if that is later; at a shift's very first moment, the last
+    # shift's length
+    w0, _ = shift_of(w.end_h, rt.settings.shift_hours, rt.settings.shift_origin_h)
+    if not w.end_h > max(w0, rt.snapshot.history_start_h or w0):
+        w0 = w.end_h - rt.settings.shift_hours
     # a long window replays many events: in the window-query process, so the loop and the pipeline keep the interpreter
-    return await rt.live.query(window_queries.oee, rt.line, view.since(w0), w0, w.end_h)
+    return await rt.window(window_queries.oee, w0, w.end_h)
 
 
 @router.get("/throughput", response_model=ThroughputOut, summary="Good output per interval")
@@ -46,23 +45,14 @@ async def throughput(
     """Good units shipped by the last station per interval over the last ``hours`` of the retained history."""
     w = window(rt, None, None, default_hours=hours)
 
-    snapshot = rt.live.snapshot
-
-    def build() -> ThroughputOut:
-        series = rt.live.output
-        step_h = series.interval_h(every_s / 3600.0)
-        start_h = max(w.start_h, snapshot.history_start_h or w.start_h)
-        rows = series.series(start_h, w.end_h, step_h) if w.end_h > start_h else []
-        every = step_h * 3600.0
-        return ThroughputOut(
-            end=hours_to_datetime(w.end_h),
-            good_total=snapshot.status.good,
-            every_s=every,
-            start=[hours_to_datetime(t) for t, _ in rows],
-            good=[g for _, g in rows],
-            per_hour=[g * 3600 / every for _, g in rows],
-        )
-
-    # up to 10,000 sums over a per-minute series (a few ms): off the event loop, in a thread (the series is the
-    # pipeline's, not a view to send)
-    return await rt.live.query_in_thread(build)
+    snapshot = rt.snapshot
+    step_h, rows = await rt.throughput(w.start_h, w.end_h, every_s)  # up to 10,000 sums: off the event loop
+    every = step_h * 3600.0
+    return ThroughputOut(
+        end=hours_to_datetime(w.end_h),
+        good_total=snapshot.status.good,
+        every_s=every,
+        start=[hours_to_datetime(t) for t, _ in rows],
+        good=[g for _, g in rows],
+        per_hour=[g * 3600 / every for _, g in rows],
+    )

@@ -19,7 +19,7 @@ async def get_status(rt: LineDep, machines: bool = Query(False, description="Inc
     shift's output against plan; OEE with its losses for the line and each station over the shift so far."""
     key = "status+machines" if machines else "status"
     # Built once per published snapshot and reused (serialised) until the next one: no lock, no replay.
-    body = rt.live.cached(key, lambda snap: status_out(rt.line, snap, machines).model_dump_json().encode())
+    body = rt.cached(key, lambda snap: status_out(rt.line, snap, machines).model_dump_json().encode())
     return Response(body, media_type="application/json")
 
 
@@ -27,7 +27,7 @@ async def get_status(rt: LineDep, machines: bool = Query(False, description="Inc
 async def get_station(rt: LineDep, station: str) -> StationOut:
     """A station's live status with the state, since when, reason and counts of each machine."""
 
-    st = rt.live.snapshot.status.stations.get(station)  # the latest published snapshot: an attribute read
+    st = rt.snapshot.status.stations.get(station)  # the latest published snapshot: an attribute read
     if st is None:
         raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
     return station_out(st, machines=True)

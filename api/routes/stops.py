@@ -30,9 +30,7 @@ async def downtime(
     """Machine-hours lost per station and reason (down, setup, planned stops) and the number of stops, ranked, over
     ``[start, end)`` within the retained history."""
     w = window(rt, start, end, default_hours=8.0)
-    view = rt.live.history()  # O(1): the replay holds no lock the pipeline or the loop needs
-    w0 = max(w.start_h, view.start_h)  # the retained history bounds any window
-    return await rt.live.query(window_queries.downtime, rt.line, view.since(w0), w0, w.end_h, top)
+    return await rt.window(window_queries.downtime, w.start_h, w.end_h, top)
 
 
 @router.get("/stops", response_model=AttributionOut, summary="Stops of a station and the stations that caused them")
@@ -52,6 +50,4 @@ async def stops(
         raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
     w = window(rt, start, end, default_hours=8.0)
 
-    view = rt.live.history()
-    w0 = max(w.start_h, view.start_h)
-    return await rt.live.query(window_queries.stops, rt.line, view.since(w0), w0, w.end_h, station, limit)
+    return await rt.window(window_queries.stops, w.start_h, w.end_h, station, limit)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from api.errors import ApiError
-from api.runtime import LineRuntime
+from api.served import ServedLine
 
 __all__ = ["Window", "window"]
 
@@ -35,13 +35,13 @@ def _hours(t: datetime) -> float:
     return t.timestamp() / 3600.0
 
 
-def window(rt: LineRuntime, start: datetime | None, end: datetime | None, default_hours: float) -> Window:
+def window(rt: ServedLine, start: datetime | None, end: datetime | None, default_hours: float) -> Window:
     """The window asked for; ``end`` defaults to the line's clock (the latest source timestamp, else now) and ``start``
     to ``default_hours`` before the end. 400 if the end is not after the start."""
     if end is not None:
         end_h = _hours(end)
     else:
-        clock = rt.live.snapshot.clock_h
+        clock = rt.snapshot.clock_h
         end_h = clock if clock is not None else time.time() / 3600.0
     start_h = _hours(start) if start is not None else end_h - default_hours
     if not end_h > start_h:

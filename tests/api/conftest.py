@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.runtime import LineRuntime
+from api.served import ServedLine
 from api.settings import Settings, load_settings
 from tests.conftest import MIXED_LINE
 from twin.schema import Line
@@ -26,8 +27,11 @@ LINE_ID = MIXED_LINE.name
 
 
 def demo_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Demo settings on a throw-away SQLite store: the small mixed line at four simulated hours per wall second."""
+    """Demo settings on a throw-away SQLite store: the small mixed line at four simulated hours per wall second, the
+    pipeline in the test's process (so that a test can compare the answers with the live state itself; the service's
+    default, a process of its own, has its tests in ``test_line_process.py``)."""
     values: dict[str, Any] = {
+        "pipeline_process": False,
         "source": "demo",
         "store_url": f"sqlite:{tmp_path / 'api.db'}",
         "viewer_keys": [VIEWER],
@@ -42,10 +46,18 @@ def demo_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return load_settings(**values)
 
 
-def runtime_of(client: TestClient) -> LineRuntime:
-    """The running app's runtime."""
+def served_of(client: TestClient) -> ServedLine:
+    """The running app's line, as the routes see it (in either mode)."""
     app: FastAPI = client.app  # type: ignore[assignment]
-    rt: LineRuntime = app.state.runtime
+    rt: ServedLine = app.state.runtime
+    return rt
+
+
+def runtime_of(client: TestClient) -> LineRuntime:
+    """The running app's runtime, of an app whose pipeline runs in the test's process (``pipeline_process=False``,
+    :func:`demo_settings`' default), to compare its answers with the live state itself."""
+    rt = served_of(client)
+    assert isinstance(rt, LineRuntime), "the pipeline runs in a process of its own: made with pipeline_process=True?"
     return rt
 
 
@@ -64,7 +76,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(demo_settings(tmp_path), line=MIXED_LINE)
     with TestClient(app, headers={"X-API-Key": VIEWER}) as c:
         rt = runtime_of(c)
-        wait_for(lambda: rt.ingest.stats.events > 50, what="the demo's first events")
+        wait_for(lambda: rt.ingest_stats().events > 50, what="the demo's first events")
         yield c
 
 
@@ -98,7 +110,7 @@ class LiveServer:
         assert not self.thread.is_alive(), "uvicorn did not stop within 15 s"
 
     @property
-    def runtime(self) -> LineRuntime:
-        """The running app's runtime."""
-        rt: LineRuntime = self.app.state.runtime
+    def runtime(self) -> ServedLine:
+        """The running app's line, as its routes see it."""
+        rt: ServedLine = self.app.state.runtime
         return rt

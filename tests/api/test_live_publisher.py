@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from api.live import LiveStatePublisher
+from api.runtime import LineRuntime
 from api.store_health import StoreHealthCache
 from connectors.stores.base import Health
 from tests.api.conftest import LINE_ID, VIEWER, LiveServer, demo_settings, wait_for
@@ -69,6 +70,7 @@ def test_status_answers_while_a_window_query_replays_and_late_events_flood_in(
     # window queries in threads of this process, where the held replay is (the pool's processes would not see it)
     with LiveServer(demo_settings(tmp_path, history_hours=48.0, window_workers=0), line=MIXED_LINE) as server:
         rt = server.runtime
+        assert isinstance(rt, LineRuntime)  # demo_settings: the pipeline in this process
         wait_for(lambda: (rt.live.snapshot.clock_h or 0) - (rt.live.snapshot.history_start_h or 0) > 6, what="6 h of history")
         # rounded up: an ISO time holds whole microseconds, and the history's start rounded down is before it (a 400)
         start = datetime.fromtimestamp((rt.live.snapshot.history_start_h or 0) * 3600 + 1e-3, UTC)

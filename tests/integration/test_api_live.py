@@ -1,5 +1,6 @@
 """The API serving a plant's telemetry through real parts: the virtual plant publishes to mosquitto, the service
-consumes it into InfluxDB (both started by the test), and the API answers from the live state and the database."""
+consumes it into InfluxDB (both started by the test), and the API answers from the live state and the database. The
+service runs as it ships: its pipeline in a process of its own."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.line_process import REPORT_MAX_S
 from api.settings import load_settings
 from connectors.feed import VirtualPlant
 from connectors.mqtt import MqttPublisher, parse_mqtt_url
+from connectors.rebuild import rebuild
+from connectors.stores.influx import InfluxStore
 from tests.api.conftest import OPERATOR, VIEWER, LiveServer, wait_for
 from tests.conftest import make_line
 from tests.integration.influx_server import InfluxServer
 from tests.integration.mqtt_server import MosquittoServer
+from twin.counters import CumulativeCounters
+from twin.state import LiveLine
 
 pytestmark = pytest.mark.integration
 
@@ -69,11 +75,20 @@ def test_the_api_serves_a_plant_through_mosquitto_and_influxdb(
             publisher.flush()
             publisher.stop()
         http = httpx.Client(base_url=f"{server.url}/api/v1", headers={"X-API-Key": VIEWER}, timeout=10)
-        wait_for(lambda: server.runtime.ingest.stats.received >= sum(plant.stats().messages.values()), what="every message")
+        sent = sum(plant.stats().messages.values())
+        wait_for(lambda: server.runtime.ingest_stats().received >= sent, what="every message")
+        time.sleep(2 * REPORT_MAX_S)  # the pipeline's process reports what it took
         status = http.get("/lines/test/status").json()
         assert [s["id"] for s in status["stations"]] == ["COAT", "PACK"]
-        assert status["good"] == server.runtime.live.read(lambda live: live.status().good)
         assert status["good"] > 100
+        # what the store holds, replayed, is what the live state says
+        store = InfluxStore(influx.url, "gigatwin", spool_dir=tmp_path / "spool-check")
+        replayed = LiveLine(LINE)
+        span = (origin_ms - 3_600_000, round(time.time() * 1000) + 600_000)
+        rebuild(store, server.runtime.topics, [replayed], start_ms=span[0], end_ms=span[1], counters=CumulativeCounters())
+        store.close()
+        assert status["good"] == replayed.status().good
+        assert [s["good"] for s in status["stations"]] == [replayed.status().stations[s].good for s in ("COAT", "PACK")]
 
         # history comes from InfluxDB: every state change the plant published is there
         now = datetime.fromisoformat(status["now"])
