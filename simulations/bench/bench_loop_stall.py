@@ -1,6 +1,16 @@
 """The event loop's longest stall while heavy queries, late events and a store outage happen together.
 
+    .venv/bin/python simulations/bench/bench_loop_stall.py --plant [--quiet-s 8] [--stress-s 15] [--history-h 12]
     .venv/bin/python simulations/bench/bench_loop_stall.py [--quiet-s 8] [--stress-s 15] [--history-h 12]
+
+``--plant``: the service as it runs at a plant, with real parts: a mosquitto and an influxd started here, the virtual
+plant publishing the reference line from another process at ``--demo-speed``, and ``create_app`` with the mqtt source
+into InfluxDB, run twice in the same bench: as it ships (its pipeline in a process of its own) and with
+``pipeline_process`` off (everything in the server's process: the same run's baseline). The stress's late events are
+MQTT messages 30 minutes behind the line's clock (2,000 every 0.1 s, from another process), and its store outage is
+the influxd stopped (SIGSTOP: a database that does not answer) for the whole phase.
+
+Without ``--plant``, the older form below (in-process pipeline only):
 
 Runs the real app (``create_app`` with the demo source on the reference line, SQLite store) under uvicorn in this
 process, with two probes inside it: a loop-lag probe (a task on the server's event loop that sleeps 1 ms and records
@@ -30,6 +40,7 @@ import gc
 import multiprocessing as mp
 import os
 import resource
+import signal
 import sys
 import tempfile
 import threading
@@ -226,6 +237,225 @@ def _flood(rt: LineRuntime, stop: threading.Event, taken: list[int], direct: boo
         taken[0] += 2000
 
 
+# -- the plant mode (--plant) -----------------------------------------------------------------------------------
+def _load(name: str) -> Any:
+    """tests/integration/<name>.py, imported by path (simulations never imports the tests package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tests" / "integration" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plant(mqtt_url: str, origin_ms: int, speed: float, stop: Any) -> None:
+    """The virtual plant publishing the reference line from ``origin_ms`` at ``speed`` (another process)."""
+    from connectors.feed import VirtualPlant, warm_start
+    from connectors.linefile import read_line
+    from connectors.mqtt import MqttPublisher, parse_mqtt_url
+    from connectors.telemetry import Topics
+
+    line = read_line(REFERENCE)
+    publisher = MqttPublisher(parse_mqtt_url(mqtt_url, client_id="bench-plant"))
+    publisher.start()
+    plant = VirtualPlant(
+        line,
+        topics=Topics("gigatwin", "plant1", line.name),
+        publisher=publisher,
+        speed=speed,
+        seed=1,
+        origin_ms=origin_ms,
+        start=warm_start(line, 1, 168.0),
+    )
+    stopping = threading.Event()
+
+    def relay() -> None:  # the bench's multiprocessing event to the plant's threading one
+        stop.wait()
+        stopping.set()
+
+    threading.Thread(target=relay, daemon=True).start()
+    plant.run(stop=stopping)
+    publisher.stop()
+
+
+def _late_flood(mqtt_url: str, clock_h: Any, go: Any, stop: Any, sent: Any) -> None:
+    """Every 0.1 s, 2,000 state reports 30 minutes behind the line's clock, as MQTT messages (another process)."""
+    from connectors.linefile import read_line
+    from connectors.mqtt import MqttPublisher, parse_mqtt_url
+    from connectors.telemetry import Channel, StateReading, Topics, encode, to_packml
+
+    line = read_line(REFERENCE)
+    topics = Topics("gigatwin", "plant1", line.name)
+    first = line.stations[0].id
+    topic = topics.topic(first, Channel.STATE)
+    source = topics.parse(topic)[0]
+    publisher = MqttPublisher(parse_mqtt_url(mqtt_url, client_id="bench-late"))
+    publisher.start()
+    go.wait()
+    n = 0
+    while not stop.wait(0.1):
+        late_ms = round((clock_h.value - 0.5) * MS_PER_HOUR)
+        for i in range(2000):
+            state = MachineState.DOWN if i % 2 else MachineState.WORKING
+            publisher.publish(topic, encode(StateReading(source, 0, late_ms + n, state, to_packml(state), "", None)))
+            n += 1
+        sent.value = n
+    publisher.flush()
+    publisher.stop()
+
+
+def _plant_run(args: argparse.Namespace, workdir: Path, pipeline_process: bool) -> list[tuple[Any, ...]]:
+    """One service (the pipeline in its own process or not) on real parts: the quiet and the stress phase's rows."""
+    mqtt_server, influx_server = _load("mqtt_server"), _load("influx_server")
+    ctx = mp.get_context("spawn")
+    rows: list[tuple[Any, ...]] = []
+    mode = "process" if pipeline_process else "in-proc"
+    with (
+        mqtt_server.MosquittoServer(workdir / f"mqtt-{mode}") as broker,
+        influx_server.InfluxServer(workdir / f"influx-{mode}") as influx,
+    ):
+        settings = load_settings(
+            source="mqtt",
+            mqtt_url=broker.url,
+            mqtt_client_id=f"bench-{mode}",
+            host="127.0.0.1",
+            auth_disabled=True,
+            line_file=REFERENCE,
+            store_url=f"influxdb://{influx.url.removeprefix('http://')}/bench",
+            spool_dir=workdir / f"spool-{mode}",
+            history_hours=48.0,
+            max_lead_s=7 * 86400.0,  # the plant's clock runs ahead of the wall clock at --demo-speed
+            pipeline_process=pipeline_process,
+            **({} if args.window_workers is None else {"window_workers": args.window_workers}),
+        )
+        server, thread, url, probe, app = _start_server(settings)
+        rt = app.state.runtime
+        plant_stop = ctx.Event()
+        # the plant's clock passes the history asked for, then both phases, and stays in the past
+        origin_ms = round(time.time() * 1000) - round(3 * args.history_h * MS_PER_HOUR)
+        plant = ctx.Process(target=_plant, args=(broker.url, origin_ms, args.demo_speed, plant_stop))
+        plant.start()
+        try:
+            t0 = time.monotonic()
+            while (rt.snapshot.clock_h or 0) - (rt.snapshot.history_start_h or 1e18) < args.history_h:
+                if time.monotonic() - t0 > 600:
+                    raise SystemExit("the live state did not fill its history in 10 min")
+                time.sleep(0.2)
+            shared_start = ctx.Value("d", rt.snapshot.history_start_h or 0.0, lock=False)
+            shared_clock = ctx.Value("d", rt.snapshot.clock_h or 0.0, lock=False)
+
+            def follow() -> None:
+                while not server.should_exit:
+                    snapshot = rt.snapshot
+                    shared_start.value = snapshot.history_start_h or shared_start.value
+                    shared_clock.value = snapshot.clock_h or shared_clock.value
+                    time.sleep(0.1)
+
+            threading.Thread(target=follow, daemon=True).start()
+            print(f"{mode}: server on {url}; live history {(rt.snapshot.clock_h or 0) - shared_start.value:.1f} h; measuring")
+            for phase, seconds, stress in (("quiet", args.quiet_s, False), ("stress", args.stress_s, True)):
+                flood_go, flood_stop, late = ctx.Event(), ctx.Event(), ctx.Value("q", 0, lock=False)
+                flood = ctx.Process(target=_late_flood, args=(broker.url, shared_clock, flood_go, flood_stop, late))
+                if stress and "flood" not in args.without:
+                    flood.start()
+                marks: list[int] = []
+                cpu0: list[float] = []
+
+                def began(
+                    stress: bool = stress, flood_go: Any = flood_go, marks: list[int] = marks, cpu0: list[float] = cpu0
+                ) -> None:
+                    if stress and "outage" not in args.without:
+                        os.kill(influx.proc.pid, signal.SIGSTOP)  # the database stops answering
+                    flood_go.set()
+                    marks[:] = [rt.snapshot.version, rt.ingest_stats().events]
+                    cpu0[:] = _cpu()
+                    probe.reset()
+
+                results = _clients(url, rt.line.name, shared_start, seconds, stress, began, windows="windows" not in args.without)
+                row = _row(f"{mode} {phase}", seconds, results, probe, marks, cpu0, rt)
+                flood_stop.set()
+                if stress and "flood" not in args.without:
+                    flood.join(30)
+                rows.append((*row[:9], late.value, *row[9:]))
+                if stress and "outage" not in args.without:
+                    os.kill(influx.proc.pid, signal.SIGCONT)
+        finally:
+            plant_stop.set()
+            plant.join(30)
+            server.should_exit = True
+            thread.join(120)
+    return rows
+
+
+def _row(
+    phase: str, seconds: float, results: dict[str, Any], probe: Probe, marks: list[int], cpu0: list[float], rt: Any
+) -> tuple[Any, ...]:
+    """The phase's figures (all but the late events sent, which the caller adds after the 9th)."""
+    wall1, busy1, ours1 = _cpu()
+    wall0, busy0, ours0 = cpu0
+    other = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (wall1 - wall0)
+    v0, events0 = marks
+    lags, pauses, status = probe.lags, probe.gc_pauses, results["status"]
+    return (
+        phase,
+        max(lags) * 1000,
+        _quantile(lags, 0.999) * 1000,
+        max(pauses, default=0.0) * 1000,
+        max(status) * 1000,
+        _quantile(status, 0.99) * 1000,
+        len(lags),
+        len(status),
+        results["window"],
+        (rt.ingest_stats().events - events0) / seconds,
+        rt.snapshot.version - v0,
+        other,
+    )
+
+
+def _start_server(settings: Any) -> tuple[uvicorn.Server, threading.Thread, str, Probe, FastAPI]:
+    """The app under uvicorn in a thread of this process, with the loop-lag probe on its event loop and the GC probe."""
+    app = create_app(settings)
+    probe = Probe()
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            task = asyncio.create_task(probe.run())
+            try:
+                yield state
+            finally:
+                task.cancel()
+
+    app.router.lifespan_context = lifespan
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="asyncio", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    if probe.on_gc not in gc.callbacks:
+        gc.callbacks.append(probe.on_gc)
+    return server, thread, f"http://127.0.0.1:{port}", probe, app
+
+
+def _print(rows: list[tuple[Any, ...]]) -> None:
+    heads = ["phase", "loop max ms", "p99.9 ms", "GC max ms", "status max", "p99 ms", "loop wakes", "status n"]
+    heads += ["windows", "late ev", "ingest ev/s", "published", "other CPU"]
+    print(" ".join(f"{h:>15}" if i == 0 else f"{h:>11}" for i, h in enumerate(heads)))
+    for r in rows:
+        cells = [f"{r[0]:>15}", *(f"{x:11.1f}" for x in r[1:6]), *(f"{x:11d}" for x in r[6:10])]
+        cells += [f"{r[10]:11.0f}", f"{r[11]:11d}", f"{r[12]:11.2f}"]
+        print(" ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quiet-s", type=float, default=8.0)
@@ -249,13 +479,30 @@ def main() -> None:
         action="store_true",
         help="feed the late events to the live state from a thread of the bench, not as messages through the pipeline",
     )
+    parser.add_argument(
+        "--plant",
+        action="store_true",
+        help="real parts (mosquitto, influxd, a plant process); the service as it ships, then with the pipeline in-process",
+    )
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
+    if args.plant:
+        workdir = Path(tempfile.mkdtemp(prefix="gigatwin-bench-stall-"))
+        rows = _plant_run(args, workdir, pipeline_process=True) + _plant_run(args, workdir, pipeline_process=False)
+        _print(rows)
+        print(
+            "loop: how late a 1-ms sleep on the server's event loop woke (its longest stall); GC: the longest collection\n"
+            "in the server's process; status: client-side latency; windows: /oee, /downtime and /stops over the whole\n"
+            "history answered; ingest ev/s: events the live state took; other CPU: cores used by the rest of the machine\n"
+            "(the plant, broker, database, clients and, for 'process', the pipeline's process) or stolen meanwhile"
+        )
+        return
 
     workdir = Path(tempfile.mkdtemp(prefix="gigatwin-bench-stall-"))
     settings = load_settings(
         source="demo",
+        pipeline_process=False,  # this form reaches into the pipeline (rt.ingest, rt.live): --plant measures both
         host="127.0.0.1",
         auth_disabled=True,
         line_file=REFERENCE,
