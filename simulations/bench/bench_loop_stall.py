@@ -512,31 +512,9 @@ def main() -> None:
         history_hours=48.0,
         **({} if args.window_workers is None else {"window_workers": args.window_workers}),
     )
-    app = create_app(settings)
-    probe = Probe()
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            task = asyncio.create_task(probe.run())
-            try:
-                yield state
-            finally:
-                task.cancel()
-
-    app.router.lifespan_context = lifespan
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", loop="asyncio", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    server, thread, url, probe, app = _start_server(settings)
     rt: LineRuntime = app.state.runtime
     line = rt.line.name
-    gc.callbacks.append(probe.on_gc)
     t0 = time.monotonic()
     while (rt.live.snapshot.clock_h or 0) - (rt.live.snapshot.history_start_h or 0) < args.history_h:
         if time.monotonic() - t0 > 600:

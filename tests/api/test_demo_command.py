@@ -20,26 +20,11 @@ STOP_S = 15.0
 
 
 def test_the_demo_starts_serves_and_stops(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "api.cli", "demo", "--port", "0", "--speed", "600", "--warmup", "48"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    lines: list[str] = []
-    banner = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "dashboard at" in line:
-                banner.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    began = time.monotonic()
+    proc, url = _start_demo(tmp_path, warmup_h=48)
+    print(f"demo up in {time.monotonic() - began:.1f} s")
     try:
-        began = time.monotonic()
-        assert banner.wait(START_S), f"no address within {START_S} s: {lines} / {proc.poll()}"
-        print(f"demo up in {time.monotonic() - began:.1f} s")
-        url = re.search(r"http://127\.0\.0\.1:\d+/", "".join(lines))
-        assert url is not None
-        with httpx.Client(base_url=url.group(0), timeout=10) as http:
+        with httpx.Client(base_url=url, timeout=10) as http:
             page = http.get("/")
             assert page.status_code == 200
             assert "<html" in page.text.lower()
@@ -54,10 +39,7 @@ def test_the_demo_starts_serves_and_stops(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             raise AssertionError(f"the demo did not stop within {STOP_S} s of SIGINT") from None
-    err = proc.stderr.read() if proc.stderr is not None else ""
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
+    err = _finish(proc)
     assert code == 0, err
     assert "WARNING authentication is off" in err
     store = re.search(r"into sqlite:(\S+)", err)
@@ -65,9 +47,9 @@ def test_the_demo_starts_serves_and_stops(tmp_path: Path) -> None:
     assert not Path(store.group(1)).exists()  # the throw-away store went with the demo
 
 
-def _start_demo(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_demo(tmp_path: Path, warmup_h: float = 24) -> tuple[subprocess.Popen[str], str]:
     """``gigatwin demo`` in a session of its own (a terminal's Ctrl-C reaches its whole process group); its URL."""
-    cmd = [sys.executable, "-m", "api.cli", "demo", "--port", "0", "--speed", "600", "--warmup", "24"]
+    cmd = [sys.executable, "-m", "api.cli", "demo", "--port", "0", "--speed", "600", "--warmup", f"{warmup_h:g}"]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True
     )
