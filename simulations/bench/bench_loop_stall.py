@@ -561,41 +561,14 @@ def main() -> None:
             probe.reset()
 
         results = _clients(url, line, shared_start, seconds, stress, began, windows="windows" not in args.without)
-        wall1, busy1, ours1 = _cpu()
-        wall0, busy0, ours0 = cpu0
-        other = max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (wall1 - wall0)
-        v0, events0 = marks
-        lags, pauses = probe.lags, probe.gc_pauses
+        row = _row(phase, seconds, results, probe, marks, cpu0, rt)
         stop.set()
         if flood.is_alive():
             flood.join()
         if stress:
             rt.store.health = health  # type: ignore[method-assign]
-        status = results["status"]
-        rows.append(
-            (
-                phase,
-                max(lags) * 1000,
-                _quantile(lags, 0.999) * 1000,
-                max(pauses, default=0.0) * 1000,
-                max(status) * 1000,
-                _quantile(status, 0.99) * 1000,
-                len(lags),
-                len(status),
-                results["window"],
-                taken[0],
-                (rt.ingest.stats.events - events0) / seconds,
-                rt.live.snapshot.version - v0,
-                other,
-            )
-        )
-    heads = ["phase", "loop max ms", "p99.9 ms", "GC max ms", "status max", "p99 ms", "loop wakes", "status n"]
-    heads += ["windows", "late ev", "ingest ev/s", "published", "other CPU"]
-    print(" ".join(f"{h:>11}" for h in heads))
-    for r in rows:
-        cells = [f"{r[0]:>11}", *(f"{x:11.1f}" for x in r[1:6]), *(f"{x:11d}" for x in r[6:10])]
-        cells += [f"{r[10]:11.0f}", f"{r[11]:11d}", f"{r[12]:11.2f}"]
-        print(" ".join(cells))
+        rows.append((*row[:9], taken[0], *row[9:]))
+    _print(rows)
     print(
         "loop: how late a 1-ms sleep on the server's event loop woke (its longest stall); GC: the longest collection;\n"
         "loop wakes: the probe's 1-ms sleeps that ran; status: client-side latency; windows: /oee, /downtime and /stops\n"
