@@ -121,9 +121,10 @@ class _Host:
         self._published = threading.Event()
         self._stop = threading.Event()
         self._sent_version = -1
-        self._calls = ThreadPoolExecutor(
-            max_workers=runtime.live.window_queries + 4, thread_name_prefix="gigatwin-call"
-        )  # window queries wait on the pool's processes; the other calls are short
+        # Window queries wait on the pool's processes, up to seconds each: they get threads of their own, so that a
+        # crowd of them queues here without holding up the plan, the store's reads and its health probe.
+        self._windows = ThreadPoolExecutor(max_workers=runtime.live.window_queries, thread_name_prefix="gigatwin-window")
+        self._calls = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gigatwin-call")
         runtime.live.on_publish = self._published.set
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -154,9 +155,9 @@ class _Host:
             message = ("reply", call_id, False, _portable(exc))
         try:
             self.send(message)
-        except (OSError, pickle.PicklingError) as exc:
-            if isinstance(exc, OSError):
-                return
+        except OSError:
+            return  # the parent is gone
+        except Exception as exc:  # the answer could not be pickled: the caller must not wait for it forever
             self.send(("reply", call_id, False, RuntimeError(f"the answer could not be sent: {exc}")))
 
     def _do(self, op: str, args: tuple[Any, ...]) -> Any:
@@ -188,11 +189,12 @@ class _Host:
                 if message[0] == "stop":
                     return
                 _, call_id, op, args = message
-                self._calls.submit(self._answer, call_id, op, args)
+                (self._windows if op == "window" else self._calls).submit(self._answer, call_id, op, args)
         finally:
             self._stop.set()
             self._published.set()
             reporter.join(5)
+            self._windows.shutdown(wait=False, cancel_futures=True)
             self._calls.shutdown(wait=False, cancel_futures=True)
 
 
@@ -385,8 +387,7 @@ class RemoteLine:
 
     # -- the wire ------------------------------------------------------------------------------------------------
     def _take(self, report: _Report) -> None:
-        if report.snapshot is not None:
-            self._snapshot = report.snapshot
+        self._newer(report.snapshot)
         self._report = report
         self.hub.take(report.changes)
         if report.failures and not self._failed.is_set():
@@ -521,7 +522,12 @@ class RemoteLine:
     async def set_plan(self, plan_per_hour: float) -> LiveSnapshot:
         """A new plan from now on, set in the pipeline's process; the snapshot published with it."""
         snapshot: LiveSnapshot = await self._ask("set_plan", plan_per_hour)
-        current = self._snapshot
-        if current is None or snapshot.version >= current.version:
-            self._snapshot = snapshot
+        self._newer(snapshot)
         return snapshot
+
+    def _newer(self, snapshot: LiveSnapshot | None) -> None:
+        """Keep ``snapshot`` if it is newer than the one held: a report built before a call's answer can arrive after
+        it (the receiving thread and the loop both bring snapshots)."""
+        current = self._snapshot
+        if snapshot is not None and (current is None or snapshot.version > current.version):
+            self._snapshot = snapshot
