@@ -140,6 +140,20 @@ def test_the_demo_exits_1_when_its_pipeline_process_dies(tmp_path: Path) -> None
     assert not _gone(helpers, 10.0), "processes of the demo outlived it"
 
 
+def test_no_process_of_the_demo_outlives_it_when_it_is_killed(tmp_path: Path) -> None:
+    proc, _ = _start_demo(tmp_path)
+    try:
+        helpers = _descendants(proc.pid)
+        assert helpers
+        proc.kill()  # SIGKILL: no shutdown runs; the pipeline's process must notice and end itself, and its helpers
+        proc.wait(STOP_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _finish(proc)
+    assert not _gone(helpers, STOP_S), "processes of the demo outlived it"
+
+
 def _finish(proc: subprocess.Popen[str]) -> str:
     """What the stopped demo wrote to stderr; its pipes closed."""
     err = proc.stderr.read() if proc.stderr is not None else ""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from api.live import LiveStatePublisher
 from api.stream import StreamHub
@@ -39,8 +40,9 @@ def _has_changes(got: dict[str, Any]) -> bool:
     return any(m["changes"] for m in got.get("state", []))
 
 
-def test_state_changes_and_kpis_stream_to_clients(tmp_path: Path) -> None:
-    with LiveServer(demo_settings(tmp_path), line=MIXED_LINE) as server:
+@pytest.mark.parametrize("pipeline_process", [False, True], ids=["in-process", "pipeline-process"])
+def test_state_changes_and_kpis_stream_to_clients(tmp_path: Path, pipeline_process: bool) -> None:
+    with LiveServer(demo_settings(tmp_path, pipeline_process=pipeline_process), line=MIXED_LINE) as server:
         url = f"{server.url}/api/v1/lines/{LINE_ID}/stream"
         with httpx.Client(timeout=10) as http, http.stream("GET", url, params={"api_key": VIEWER}) as r:
             assert r.status_code == 200
@@ -99,3 +101,21 @@ def test_a_station_changed_before_the_snapshot_is_sent_again_once_a_newer_one_is
     assert again["stations"]["A"]["state"] == "DOWN"
     assert again["stations"]["A"]["reason"] == "jam"
     assert hub.state_message() is None
+
+
+def test_changes_handed_from_the_pipeline_process_are_bounded_and_lose_no_station() -> None:
+    # the pipeline's process drains its hub into each report; the API's hub takes them (api.line_process)
+    sending = StreamHub(MIXED_LINE, LiveStatePublisher(LiveLine(MIXED_LINE)))
+    for i in range(600):
+        sending(StateChanged(1.0 + i * 1e-6, "A" if i < 599 else "C", 0, MachineState.DOWN, "jam"))
+    listed, more, stations = changes = sending.drain(max_changes=500)
+    assert (len(listed), more, stations) == (500, 100, frozenset({"A", "C"}))
+    assert listed == sorted(listed)  # the first, in order
+    assert sending.drain() == ([], 0, frozenset())  # drained: nothing is sent twice
+    receiving = StreamHub(MIXED_LINE, LiveStatePublisher(LiveLine(MIXED_LINE)))
+    receiving.take(changes)
+    message = receiving.state_message()
+    assert message is not None
+    assert message["more_changes"] == 100
+    assert set(message["stations"]) == {"A", "C"}  # C changed only among the changes not listed
+    assert receiving.state_message() is None
