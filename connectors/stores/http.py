@@ -6,7 +6,7 @@ was no answer (connection refused or reset, timeout): the store spools on the la
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, Self
 
 import urllib3
 
@@ -47,16 +47,37 @@ class Transport(Protocol):
         ...
 
 
+class _StaleConnectionRetry(urllib3.Retry):
+    """One more try for a request that failed on a connection the server closed, never for one it did not answer in
+    time: a server that hangs (overloaded, stopped) would otherwise hold the caller for two timeouts, and the pipeline's
+    live state waits on that call."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        """The next retry state, or MaxRetryError at once for a read timeout."""
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise urllib3.exceptions.MaxRetryError(_pool, url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class Urllib3Transport:
     """A keep-alive connection pool. ``timeout_s`` bounds connecting and each read.
 
     A request that fails on a pooled connection the server has since closed (after a restart) is sent once more
     on a fresh one; that is safe here because every request the store makes is idempotent (a rewrite replaces
-    the same points). Nothing else is retried: the store's spool does that.
+    the same points). Nothing else is retried, a request the server did not answer within ``timeout_s`` included:
+    the store's spool does that.
     """
 
     def __init__(self, *, timeout_s: float = 10.0, verify_tls: bool = True) -> None:
-        retry = urllib3.Retry(total=1, connect=0, read=1, redirect=0, status=0, other=0, allowed_methods=None)
+        retry = _StaleConnectionRetry(total=1, connect=0, read=1, redirect=0, status=0, other=0, allowed_methods=None)
         self._pool = urllib3.PoolManager(
             num_pools=2,
             maxsize=4,
