@@ -29,6 +29,7 @@ from api.schemas import ERROR_RESPONSES
 from api.security import document_schemes
 from api.served import ServedLine
 from api.settings import Settings
+from api.warmup import warm_up
 from connectors.redact import redact_url
 from twin.schema import Line
 
@@ -56,6 +57,14 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
             local = await asyncio.to_thread(_local_runtime, settings, line)
         runtime: ServedLine = local
         app.state.runtime = runtime
+        name = runtime.line.name
+        # The service asks itself once for its read-only pages: the first client's request no longer pays for what
+        # is built once per process (api.warmup), and what that builds is frozen below with the rest.
+        app.state.warmed = await warm_up(
+            app,
+            ["/", f"{API_PREFIX}/lines/{name}/status", f"{API_PREFIX}/health/ready", "/metrics", f"{API_PREFIX}/-"],
+            key=next(iter(settings.roles()), None),
+        )
         # What exists now lives as long as the service (modules, the line, the runtime's tables): move it out of the
         # collector's sight, so full collections walk only what is made while serving (they paused requests 100-230 ms).
         gc.collect()

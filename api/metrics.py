@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.served import ServedLine
 from api.store_health import store_health
+from api.warmup import WARMUP_KEY
 
 __all__ = ["LatencyMiddleware", "RuntimeCollector", "make_registry"]
 
@@ -103,7 +104,7 @@ class LatencyMiddleware:
         self.latency = latency
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(WARMUP_KEY):
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
