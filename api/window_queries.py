@@ -8,6 +8,11 @@ and answer there exactly what they answer in the service's own process. A bad wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
 from api.schemas import (
     AttributedStopOut,
     AttributionOut,
@@ -24,7 +29,20 @@ from twin.history import HistoryView
 from twin.schema import Line
 from twin.stops import DowntimeEntry, attribute_stops, downtime_pareto
 
-__all__ = ["downtime", "oee", "stops"]
+__all__ = ["AsJson", "downtime", "oee", "stops"]
+
+
+class AsJson:
+    """A window query whose answer comes back as its response's JSON body: the replay, the response model and its
+    serialisation all happen where the query runs (the window-query process), and the service's event loop only
+    passes the bytes on. ``fn`` must be a module-level function (it is pickled by reference)."""
+
+    def __init__(self, fn: Callable[..., BaseModel]) -> None:
+        self.fn = fn
+
+    def __call__(self, line: Line, view: HistoryView, start_h: float, end_h: float, *args: Any) -> bytes:
+        """``fn``'s answer as JSON (by field alias, non-finite numbers as null, as FastAPI writes a response model)."""
+        return self.fn(line, view, start_h, end_h, *args).model_dump_json(by_alias=True).encode()
 
 
 def oee(line: Line, view: HistoryView, start_h: float, end_h: float) -> OeeOut:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from api import window_queries
 from api.deps import LineDep
-from api.routes.window import window
+from api.routes.window import answer, window
 from api.schemas import OeeOut, ThroughputOut, hours_to_datetime
 from api.security import require
 from twin.shifts import shift_of
@@ -21,19 +21,19 @@ End = Annotated[datetime | None, Query(description="Window end (default: the lin
 
 
 @router.get("/oee", response_model=OeeOut, summary="OEE and its losses over a window")
-async def oee(rt: LineDep, start: Start = None, end: End = None) -> OeeOut:
+async def oee(rt: LineDep, start: Start = None, end: End = None) -> Response:
     """Availability, performance, quality and OEE for the line and every station over ``[start, end)``, which must lie
     within the retained history (``history_hours``); default: the current shift so far."""
     w = window(rt, start, end, default_hours=rt.settings.shift_hours)
     if start is not None:  # a start before the retained history is refused, not moved
-        return await rt.window(window_queries.oee, w.start_h, w.end_h, clamp=False)
+        return await answer(rt, window_queries.oee, w.start_h, w.end_h, clamp=False)
     # the current shift so far, from the history's start if that is later; at a shift's very first moment, the last
     # shift's length
     w0, _ = shift_of(w.end_h, rt.settings.shift_hours, rt.settings.shift_origin_h)
     if not w.end_h > max(w0, rt.snapshot.history_start_h or w0):
         w0 = w.end_h - rt.settings.shift_hours
     # a long window replays many events: in the window-query process, so the loop and the pipeline keep the interpreter
-    return await rt.window(window_queries.oee, w0, w.end_h)
+    return await answer(rt, window_queries.oee, w0, w.end_h)
 
 
 @router.get("/throughput", response_model=ThroughputOut, summary="Good output per interval")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from api import window_queries
 from api.deps import LineDep
 from api.errors import ApiError
-from api.routes.window import window
+from api.routes.window import answer, window
 from api.schemas import AttributionOut, DowntimeOut
 from api.security import require
 
@@ -26,11 +26,11 @@ async def downtime(
     start: Start = None,
     end: End = None,
     top: Annotated[int, Query(ge=1, le=1000, description="Line-wide entries returned")] = 20,
-) -> DowntimeOut:
+) -> Response:
     """Machine-hours lost per station and reason (down, setup, planned stops) and the number of stops, ranked, over
     ``[start, end)`` within the retained history."""
     w = window(rt, start, end, default_hours=8.0)
-    return await rt.window(window_queries.downtime, w.start_h, w.end_h, top)
+    return await answer(rt, window_queries.downtime, w.start_h, w.end_h, top)
 
 
 @router.get("/stops", response_model=AttributionOut, summary="Stops of a station and the stations that caused them")
@@ -42,7 +42,7 @@ async def stops(
     start: Start = None,
     end: End = None,
     limit: Annotated[int, Query(ge=0, le=10_000, description="Stops listed, newest first")] = 100,
-) -> AttributionOut:
+) -> Response:
     """For each stop of ``station`` (none of its machines working), the station that caused it, found by following
     starved states upstream and blocked states downstream to a station that was down (or in setup, or working
     too slowly); and the causes ranked by the hours they explain."""
@@ -50,4 +50,4 @@ async def stops(
         raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
     w = window(rt, start, end, default_hours=8.0)
 
-    return await rt.window(window_queries.stops, w.start_h, w.end_h, station, limit)
+    return await answer(rt, window_queries.stops, w.start_h, w.end_h, station, limit)

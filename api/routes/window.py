@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from fastapi import Response
+from pydantic import BaseModel
 
 from api.errors import ApiError
 from api.served import ServedLine
+from api.window_queries import AsJson
 
-__all__ = ["Window", "window"]
+__all__ = ["Window", "answer", "window"]
 
 
 class Window(NamedTuple):
@@ -47,3 +52,13 @@ def window(rt: ServedLine, start: datetime | None, end: datetime | None, default
     if not end_h > start_h:
         raise ApiError(400, f"end ({end_h * 3600:.0f} s since the epoch) must be after start ({start_h * 3600:.0f} s)")
     return Window(start_h, end_h)
+
+
+async def answer(
+    rt: ServedLine, fn: Callable[..., BaseModel], start_h: float, end_h: float, *args: Any, clamp: bool = True
+) -> Response:
+    """The response of window query ``fn`` (of :mod:`api.window_queries`) over ``[start_h, end_h)``, serialised where
+    it ran: a long window's answer (hundreds of stops, every station's losses) is no longer validated and written
+    out again on the event loop. The route's ``response_model`` still documents it."""
+    body: bytes = await rt.window(AsJson(fn), start_h, end_h, *args, clamp=clamp)
+    return Response(content=body, media_type="application/json")
