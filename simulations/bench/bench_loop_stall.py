@@ -8,7 +8,10 @@ plant publishing the reference line from another process at ``--demo-speed``, an
 into InfluxDB, run twice in the same bench: as it ships (its pipeline in a process of its own) and with
 ``pipeline_process`` off (everything in the server's process: the same run's baseline). The stress's late events are
 MQTT messages 30 minutes behind the line's clock (2,000 every 0.1 s, from another process), and its store outage is
-the influxd stopped (SIGSTOP: a database that does not answer) for the whole phase.
+the influxd stopped (SIGSTOP: a database that does not answer) for the whole phase. ``--modes`` picks the services
+measured; ``--remote-nice N`` lowers the priority of the clients, the plant and the flood (other machines, in a plant).
+"own max ms" is the longest stall less the time the loop's thread waited, runnable, for a core meanwhile (Linux
+schedstat): the part of the stall that is the server's own work rather than a machine with too few cores.
 
 Without ``--plant``, the older form below (in-process pipeline only):
 
@@ -66,16 +69,27 @@ from twin.events import MachineState, StateChanged
 REFERENCE = Path(__file__).resolve().parents[1] / "lines" / "reference_cell_line.yaml"
 
 
+def _run_queue_wait_s() -> float:
+    """How long the calling thread has waited, runnable, for a CPU since it began (Linux schedstat; 0 elsewhere)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @dataclass
 class Probe:
     """What the probes inside the server saw since the last :meth:`reset`."""
 
     lags: list[float] = field(default_factory=list)
+    cpu_waits: list[float] = field(default_factory=list)
+    """For each lag: the part of it the loop's thread spent runnable, waiting for a CPU the machine did not have."""
     gc_pauses: list[float] = field(default_factory=list)
     _gc_began: float = 0.0
 
     def reset(self) -> None:
-        self.lags, self.gc_pauses = [], []
+        self.lags, self.cpu_waits, self.gc_pauses = [], [], []
 
     def on_gc(self, phase: str, _info: dict[str, Any]) -> None:
         if phase == "start":
@@ -83,11 +97,21 @@ class Probe:
         else:
             self.gc_pauses.append(time.perf_counter() - self._gc_began)
 
+    def own_stall(self) -> float:
+        """The longest lag less the time the loop's thread waited for a CPU meanwhile: what the server's own work
+        (its threads, the interpreter lock, collections) held the loop up, apart from an oversubscribed machine."""
+        return max((lag - wait for lag, wait in zip(self.lags, self.cpu_waits, strict=True)), default=0.0)
+
     async def run(self) -> None:
+        waited = _run_queue_wait_s()
         while True:
             t0 = time.perf_counter()
             await asyncio.sleep(0.001)
-            self.lags.append(time.perf_counter() - t0 - 0.001)
+            lag = time.perf_counter() - t0 - 0.001
+            now_waited = _run_queue_wait_s()
+            self.lags.append(lag)
+            self.cpu_waits.append(min(lag, max(0.0, now_waited - waited)))
+            waited = now_waited
 
 
 def _cpu() -> tuple[float, float, float]:
@@ -134,7 +158,17 @@ def _quantile(xs: list[float], q: float) -> float:
 
 
 # -- the clients (another process) ------------------------------------------------------------------------------
+def _elsewhere() -> None:
+    """Lower this process's CPU priority by ``--remote-nice``: it stands in for another machine (a browser, a gateway,
+    the plant), which would not take the service's cores."""
+    os.nice(int(os.environ.get(_REMOTE_NICE, "0")))
+
+
+_REMOTE_NICE = "GIGATWIN_BENCH_REMOTE_NICE"
+
+
 def _status_client(url: str, line: str, seconds: float, go: Any, out: Any) -> None:
+    _elsewhere()
     out.put(("ready", None))
     go.wait()
     stop_at = time.time() + seconds
@@ -150,6 +184,7 @@ def _status_client(url: str, line: str, seconds: float, go: Any, out: Any) -> No
 
 
 def _window_client(url: str, line: str, start_h: Any, seconds: float, go: Any, out: Any) -> None:
+    _elsewhere()
     out.put(("ready", None))
     go.wait()
     stop_at = time.time() + seconds
@@ -167,6 +202,7 @@ def _window_client(url: str, line: str, start_h: Any, seconds: float, go: Any, o
 
 
 def _probe_client(url: str, seconds: float, go: Any, out: Any) -> None:
+    _elsewhere()
     out.put(("ready", None))
     go.wait()
     stop_at = time.time() + seconds
@@ -254,6 +290,7 @@ def _load(name: str) -> Any:
 
 def _plant(mqtt_url: str, origin_ms: int, speed: float, stop: Any) -> None:
     """The virtual plant publishing the reference line from ``origin_ms`` at ``speed`` (another process)."""
+    _elsewhere()
     from connectors.feed import VirtualPlant, warm_start
     from connectors.linefile import read_line
     from connectors.mqtt import MqttPublisher, parse_mqtt_url
@@ -284,6 +321,7 @@ def _plant(mqtt_url: str, origin_ms: int, speed: float, stop: Any) -> None:
 
 def _late_flood(mqtt_url: str, clock_h: Any, go: Any, stop: Any, sent: Any) -> None:
     """Every 0.1 s, 2,000 state reports 30 minutes behind the line's clock, as MQTT messages (another process)."""
+    _elsewhere()
     from connectors.linefile import read_line
     from connectors.mqtt import MqttPublisher, parse_mqtt_url
     from connectors.telemetry import Channel, StateReading, Topics, encode, to_packml
@@ -413,6 +451,7 @@ def _row(
         (rt.ingest_stats().events - events0) / seconds,
         rt.snapshot.version - v0,
         other,
+        probe.own_stall() * 1000,
     )
 
 
@@ -448,11 +487,11 @@ def _start_server(settings: Any) -> tuple[uvicorn.Server, threading.Thread, str,
 
 def _print(rows: list[tuple[Any, ...]]) -> None:
     heads = ["phase", "loop max ms", "p99.9 ms", "GC max ms", "status max", "p99 ms", "loop wakes", "status n"]
-    heads += ["windows", "late ev", "ingest ev/s", "published", "other CPU"]
+    heads += ["windows", "late ev", "ingest ev/s", "published", "other CPU", "own max ms"]
     print(" ".join(f"{h:>15}" if i == 0 else f"{h:>11}" for i, h in enumerate(heads)))
     for r in rows:
         cells = [f"{r[0]:>15}", *(f"{x:11.1f}" for x in r[1:6]), *(f"{x:11d}" for x in r[6:10])]
-        cells += [f"{r[10]:11.0f}", f"{r[11]:11d}", f"{r[12]:11.2f}"]
+        cells += [f"{r[10]:11.0f}", f"{r[11]:11d}", f"{r[12]:11.2f}", f"{r[13]:11.1f}"]
         print(" ".join(cells))
 
 
@@ -484,12 +523,29 @@ def main() -> None:
         action="store_true",
         help="real parts (mosquitto, influxd, a plant process); the service as it ships, then with the pipeline in-process",
     )
+    parser.add_argument(
+        "--modes",
+        default="process,in-proc",
+        help="with --plant: which services to measure, in order (process: as it ships; in-proc: the pipeline in-process)",
+    )
+    parser.add_argument(
+        "--remote-nice",
+        type=int,
+        default=0,
+        help="with --plant: lower the CPU priority of the clients, the plant and the late flood by this much (os.nice),"
+        " as if they ran on other machines; the broker and the database keep theirs (they often share the service's host)",
+    )
     args = parser.parse_args()
+    os.environ[_REMOTE_NICE] = str(args.remote_nice)
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
     if args.plant:
         workdir = Path(tempfile.mkdtemp(prefix="gigatwin-bench-stall-"))
-        rows = _plant_run(args, workdir, pipeline_process=True) + _plant_run(args, workdir, pipeline_process=False)
+        rows = []
+        for mode in args.modes.split(","):
+            if mode not in ("process", "in-proc"):
+                parser.error(f"--modes: {mode!r} is neither process nor in-proc")
+            rows += _plant_run(args, workdir, pipeline_process=mode == "process")
         _print(rows)
         print(
             "loop: how late a 1-ms sleep on the server's event loop woke (its longest stall); GC: the longest collection\n"
