@@ -208,10 +208,12 @@ class StationOeeOut(_Out):
     """A station's OEE over a window, its three factors and how its time was spent."""
 
     id: str
-    availability: float
-    performance: float
+    availability: float | None
+    """None when the window lies wholly in a planned stop: nothing was asked of the station (so for the others)."""
+    performance: float | None
+    """Above 1 only when machines ran faster than their ideal cycle."""
     quality: float
-    oee: float
+    oee: float | None
     state_fractions: dict[str, float]
     throughput_per_hour: float
     good: int
@@ -219,13 +221,13 @@ class StationOeeOut(_Out):
 
 
 class LineOeeOut(_Out):
-    """The line's OEE measured against its constraint station."""
+    """The line's OEE: its constraint station's (the lowest ideal rate), with the line's good output beside it."""
 
     constraint: str
-    availability: float
-    performance: float
+    availability: float | None
+    performance: float | None
     quality: float
-    oee: float
+    oee: float | None
     throughput_per_hour: float
     good: int
     scrapped: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 
 from api.live import LiveSnapshot
@@ -109,18 +110,23 @@ def station_out(st: StationStatus, machines: bool = False) -> StationOut:
     )
 
 
+def _defined(x: float) -> float | None:
+    """``x``, or None where it is not defined (NaN: a window spent wholly in a planned stop)."""
+    return None if math.isnan(x) else x
+
+
 def oee_out(line: Line, kpis: RunKpis) -> OeeOut:
-    """OEE over the window of ``kpis``: the line's against its constraint, and every station's."""
+    """OEE over the window of ``kpis``: the line's (its constraint station's), and every station's."""
     lo = line_oee(line, kpis)
     return OeeOut(
         start=hours_to_datetime(kpis.start_h),
         end=hours_to_datetime(kpis.end_h),
         line=LineOeeOut(
             constraint=lo.constraint,
-            availability=lo.availability,
-            performance=lo.performance,
+            availability=_defined(lo.availability),
+            performance=_defined(lo.performance),
             quality=lo.quality,
-            oee=lo.oee,
+            oee=_defined(lo.oee),
             throughput_per_hour=kpis.throughput_per_hour,
             good=kpis.good,
             scrapped=kpis.scrapped,
@@ -128,10 +134,10 @@ def oee_out(line: Line, kpis: RunKpis) -> OeeOut:
         stations=[
             StationOeeOut(
                 id=sid,
-                availability=s.availability,
-                performance=s.performance,
+                availability=_defined(s.availability),
+                performance=_defined(s.performance),
                 quality=s.quality,
-                oee=s.oee,
+                oee=_defined(s.oee),
                 state_fractions=s.state_fractions,
                 throughput_per_hour=s.throughput_per_hour,
                 good=s.good,

@@ -7,11 +7,16 @@ later window (``fork``), which is how the live state answers "this shift so far"
 Definitions (per station, over the window of length T):
 - state fractions: machine-hours in each state over ``machines * T``; a delay station counts its
   capacity as slots: ``working`` = units dwelling, ``blocked`` = units held at its exit, ``starved`` = empty slots.
-- availability = 1 - down fraction; quality = good / (good + scrap);
-  OEE = good units x ideal time per unit / (machines x T) (ISO 22400 style: fully productive time over
-  planned time); performance = OEE / (availability x quality), so starved and blocked time count as
-  performance losses. Over short windows, units started before the window but finished inside it can
-  lift performance a little above 1.
+- OEE (ISO 22400): over the planned busy time (machine-hours not in a planned stop), availability = the share
+  neither down nor in setup; performance = the ideal time of the work done inside the window over the time
+  available; quality = good / (good + scrap) of the units finished in the window; OEE = their product. The work
+  done inside the window is pro-rated: a job (a unit, a lot or a batch) earns its ideal time (units x cycle time /
+  batch size) in the share of its working time that lies inside the window, so a batch of 18 h finished 2 h into
+  the window earns 2/18 of its ideal time there; a job still under way at the window's end earns its working time
+  inside, up to what is left of its ideal time. A job whose start was not seen (it began before the events did)
+  earns no more than its working time inside. So performance exceeds 1 only when machines ran faster than their
+  ideal cycle. A delay station's work is its dwelling: OEE = position-hours of units within their dwell over
+  capacity x T (its occupancy), times its quality.
 - bottleneck: the *average active period* method (Roser, Nakano and Tanaka, "A practical bottleneck
   detection method", Winter Simulation Conference 2001): a station is active while none of its machines
   is starved or blocked (a delay station: while it is full and nothing is held at its exit); the station
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "initial_wip"]
 
 _STATE_KEYS = {s: s.value.lower() for s in MachineState}
+WORKING = MachineState.WORKING
 _WAITING = (MachineState.STARVED, MachineState.BLOCKED)
 
 
@@ -128,27 +134,44 @@ class _Station:
         "active",
         "active_since",
         "capacity",
+        "credit",
         "durations",
         "good",
         "id",
-        "ideal",
         "is_store",
+        "job",
+        "known",
         "last_state",
         "machines",
+        "per_unit",
         "periods",
         "scrap",
         "since",
         "waiting",
+        "wmark",
+        "work_all",
+        "work_in",
     )
 
-    def __init__(self, sid: str, machines: int, ideal: float, is_store: bool, capacity: int) -> None:
+    def __init__(self, sid: str, machines: int, per_unit: float, job: int, is_store: bool, capacity: int) -> None:
         self.id = sid
         self.machines = machines
-        self.ideal = ideal
+        self.per_unit = per_unit
+        """Ideal machine-hours per unit (a store: none; its work is its dwelling)."""
+        self.job = job
+        """Units a machine works on at once (its batch or lot)."""
         self.is_store = is_store
         self.capacity = capacity
         self.last_state: list[MachineState | None] = [None] * machines
         self.since = [0.0] * machines
+        # The work on each machine's current job: working hours since the job began (``work_all``), the part of them
+        # inside the window (``work_in``), counted up to ``wmark``; ``known``: whether the job's start was seen.
+        self.work_all = [0.0] * machines
+        self.work_in = [0.0] * machines
+        self.wmark = [0.0] * machines
+        self.known = [False] * machines
+        self.credit = 0.0
+        """Ideal machine-hours of the jobs finished in the window, for the part of their work inside it."""
         self.durations: dict[MachineState, float] = dict.fromkeys(MachineState, 0.0)
         self.waiting = machines  # machines not known to be active
         self.active = False
@@ -174,13 +197,12 @@ class KpiReducer:
         self._st: dict[str, _Station] = {}
         for s in line.stations:
             if s.kind == "delay":
-                assert s.dwell is not None and s.capacity is not None and not isinstance(s.dwell, int | float)
-                ideal = s.dwell.mean_value / s.capacity
-                self._st[s.id] = _Station(s.id, 1, ideal, True, s.capacity)
+                assert s.capacity is not None
+                self._st[s.id] = _Station(s.id, 1, 0.0, 1, True, s.capacity)
             else:
                 assert s.cycle_time is not None and not isinstance(s.cycle_time, int | float)
                 per_unit = s.cycle_time.mean_value / (s.batch_size or 1)
-                self._st[s.id] = _Station(s.id, s.machines, per_unit / s.machines, False, 0)
+                self._st[s.id] = _Station(s.id, s.machines, per_unit, s.batch_size or s.lot, False, 0)
         self._buffers = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations[:-1]}
         self._dwell = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
         self._held = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
@@ -220,6 +242,7 @@ class KpiReducer:
             to = new._st[sid]
             to.last_state = list(st.last_state)
             to.since = list(st.since)
+            to.work_all, to.wmark, to.known = list(st.work_all), list(st.wmark), list(st.known)
             to.waiting, to.active, to.active_since = st.waiting, st.active, st.active_since
         for mine, theirs in ((self._buffers, new._buffers), (self._dwell, new._dwell), (self._held, new._held)):
             for sid, integral in mine.items():
@@ -263,14 +286,16 @@ class KpiReducer:
         b.value = level
         b.since = t
 
-    def _on_completed(self, t: float, station: str, _machine: int, good: int, scrap: int) -> None:
+    def _on_completed(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
         last = station == self.last
         gone = scrap + good if last else scrap
         if gone:
             wip = self._wip
             wip.step(t, wip.value - gone)
+        st = self._st[station]
+        if not st.is_store:
+            self._job_done(st, machine, t, good + scrap)
         if self.w0 <= t <= self.w1:
-            st = self._st[station]
             st.good += good
             st.scrap += scrap
             self.scrapped += scrap
@@ -287,8 +312,39 @@ class KpiReducer:
         self._held[station].step(t, held)
         self._activity(self._st[station], t, intake_blocked and held == 0)
 
+    def _work(self, st: _Station, m: int, t: float) -> None:
+        """Book machine ``m``'s working time from its mark to ``t`` on its current job."""
+        a = st.wmark[m]
+        if t > a:
+            st.work_all[m] += t - a
+            lo = a if a > self.w0 else self.w0
+            hi = t if t < self.w1 else self.w1
+            if hi > lo:
+                st.work_in[m] += hi - lo
+        st.wmark[m] = t
+
+    def _job_done(self, st: _Station, m: int, t: float, units: int) -> None:
+        """Machine ``m`` finished a job of ``units``: the window earns their ideal time in the share of the job's work
+        done inside it (work before a start that was not seen is unknown: then no more than the work inside)."""
+        if st.last_state[m] is WORKING:
+            self._work(st, m, t)
+        inside, total = st.work_in[m], st.work_all[m]
+        if inside > 0:
+            ideal = st.per_unit * units
+            earned = ideal * inside / total
+            st.credit += earned if st.known[m] else min(earned, inside)
+        st.work_all[m] = st.work_in[m] = 0.0
+        st.wmark[m] = t
+        st.known[m] = True
+
     def _state(self, st: _Station, m: int, t: float, state: MachineState) -> None:
         prev = st.last_state[m]
+        if prev is WORKING:
+            self._work(st, m, t)
+        elif state is WORKING:
+            st.wmark[m] = t
+            if prev is MachineState.STARVED:
+                st.known[m] = True  # an idle machine begins a new job
         if prev is not None:
             a = st.since[m] if st.since[m] > self.w0 else self.w0
             b = t if t < self.w1 else self.w1
@@ -314,6 +370,55 @@ class KpiReducer:
         st.active_since = t
 
     # -- results --------------------------------------------------------------------------------------------
+    def _in_progress(self, st: _Station, w1: float) -> float:
+        """Ideal machine-hours of the jobs still under way at ``w1``, for their work inside the window: that work, but
+        no more than what is left of the job's ideal time."""
+        total = 0.0
+        for m, state in enumerate(st.last_state):
+            inside, before = st.work_in[m], st.work_all[m] - st.work_in[m]
+            if state is WORKING:
+                lo = st.wmark[m] if st.wmark[m] > self.w0 else self.w0
+                if w1 > lo:
+                    inside += w1 - lo
+            if inside > 0:
+                left = st.per_unit * st.job - (before if st.known[m] else 0.0)
+                total += min(inside, left) if left > 0 else 0.0
+        return total
+
+    @staticmethod
+    def _station_kpis(
+        st: _Station,
+        fractions: dict[str, float],
+        whole: float,
+        effective: float,
+        quality: float,
+        span: float,
+        periods: list[float],
+    ) -> StationKpis:
+        """ISO 22400's split of the work done in ``whole`` machine-hours (a store: position-hours): over the planned
+        busy time (those not in a planned stop), availability = the share neither down nor in setup, performance =
+        the ideal time of the work done (``effective``) over the time available, quality = good over finished; OEE =
+        their product = effective x quality / planned busy time."""
+        planned = whole * (1.0 - fractions.get("planned_stop", 0.0))
+        if planned <= 1e-12 * whole:  # a window spent wholly in a planned stop: nothing was asked of the station
+            availability = performance = oee = float("nan")
+        else:
+            available = planned - whole * (fractions["down"] + fractions.get("setup", 0.0))
+            availability = max(0.0, available) / planned
+            performance = effective / available if available > 0 else 0.0
+            oee = effective * quality / planned
+        return StationKpis(
+            state_fractions=fractions,
+            throughput_per_hour=st.good / span,
+            good=st.good,
+            scrapped=st.scrap,
+            availability=availability,
+            performance=performance,
+            quality=quality,
+            oee=oee,
+            active_period_mean_h=sum(periods) / len(periods) if periods else 0.0,
+        )
+
     def result(self, until: float | None = None) -> RunKpis:
         """The KPIs over the window, or over ``[start_h, until]`` when ``until`` is before its end.
 
@@ -356,22 +461,16 @@ class KpiReducer:
                 a = st.active_since if st.active_since > w0 else w0
                 if w1 > a:
                     periods.append(w1 - a)
-            availability = 1.0 - fractions["down"]
             done = st.good + st.scrap
             quality = st.good / done if done else 1.0
-            oee = st.good * st.ideal / span
-            denom = availability * quality
-            stations[sid] = StationKpis(
-                state_fractions=fractions,
-                throughput_per_hour=st.good / span,
-                good=st.good,
-                scrapped=st.scrap,
-                availability=availability,
-                performance=oee / denom if denom > 0 else 0.0,
-                quality=quality,
-                oee=oee,
-                active_period_mean_h=sum(periods) / len(periods) if periods else 0.0,
-            )
+            if st.is_store:
+                # a store's work is its dwelling: the unit-hours of units in their dwell, out of its positions
+                whole = st.capacity * span
+                effective = fractions["working"] * whole
+            else:
+                whole = st.machines * span
+                effective = st.credit + self._in_progress(st, w1)
+            stations[sid] = self._station_kpis(st, fractions, whole, effective, quality, span, periods)
         buffers = {}
         for s in self.line.stations[:-1]:
             buffers[s.id] = BufferKpis(mean_level=self._buffers[s.id].area_to(w1) / span, capacity=s.buffer_after)

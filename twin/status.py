@@ -6,14 +6,18 @@ machines works; otherwise it is in the most common state of its machines, ties g
 engineer must act on first (DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP); its reason is the most common reason
 among the machines in that state, ties going to the first in alphabetical order.
 
-Line OEE (:func:`line_oee`), over a window of length T:
-- OEE = good units shipped x (1 / ideal rate of the constraint station) / T: the hours the constraint
-  would need to make the shipped good units, over the hours available;
-- quality = shipped / (shipped + every unit scrapped anywhere on the line);
-- availability = the constraint station's availability (1 - its down fraction; 1 for a delay station);
-- performance = OEE / (availability x quality): what is left, so starving and blocking of the constraint,
-  slow cycles and batching count as performance losses. Upstream stations count cell equivalents, so
-  quality mixes units where the line does; it is the line's overall yield as the events report it.
+Line OEE (:func:`line_oee`) is the OEE of the line's constraint station (the lowest ideal rate in the line file),
+with that station's availability, performance and quality, so the headline, ``/oee`` and the station table agree:
+a line makes what its constraint makes. Every station's OEE (``twin.kpis``), over a window:
+- planned busy time = machine-hours in the window not in a planned stop;
+- availability = the share of it neither down nor in setup;
+- performance = the ideal time of the work done inside the window (a job under way at either edge counts for its
+  work inside) over the time available; starving, blocking, slow cycles and half-filled batches are performance
+  losses, and it exceeds 1 only if machines ran faster than their ideal cycle;
+- quality = good over finished units of the station; OEE = availability x performance x quality.
+The line's good output (units shipped by the last station) is reported beside it, not mixed into it: units leave
+the line days after the constraint made them (the aging store), so line-end output over a window measures another
+window's work.
 Per-station OEE and its losses are in ``RunKpis.stations``.
 """
 
@@ -191,19 +195,14 @@ def constraint_of(line: Line) -> tuple[int, Station]:
 
 
 def line_oee(line: Line, kpis: RunKpis) -> LineOee:
-    """The line-level OEE of ``kpis`` (over its window), measured against the constraint station of ``line``."""
+    """The line-level OEE of ``kpis`` (over its window): its constraint station's (see the module docstring)."""
     _, constraint = constraint_of(line)
-    rate = constraint.ideal_rate
-    oee = kpis.good / rate / (kpis.end_h - kpis.start_h)
-    exits = kpis.good + kpis.scrapped
-    quality = kpis.good / exits if exits else 1.0
-    availability = kpis.stations[constraint.id].availability
-    denom = availability * quality
+    at = kpis.stations[constraint.id]
     return LineOee(
         constraint=constraint.id,
-        ideal_rate_per_hour=rate,
-        availability=availability,
-        performance=oee / denom if denom > 0 else 0.0,
-        quality=quality,
-        oee=oee,
+        ideal_rate_per_hour=constraint.ideal_rate,
+        availability=at.availability,
+        performance=at.performance,
+        quality=at.quality,
+        oee=at.oee,
     )

@@ -88,6 +88,8 @@ const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 const clamp01 = (v) => (isNum(v) ? Math.min(1, Math.max(0, v)) : 0);
 const int = (v) => (isNum(v) ? nfInt.format(v) : "—");
 const pct = (v) => (isNum(v) ? `${nf1.format(v * 100)} %` : "—");
+// Performance above 100 % happens only when machines ran faster than the ideal cycle of the line file: say so.
+const perf = (v) => (isNum(v) && v > 1 ? `${pct(v)} (faster than ideal)` : pct(v));
 
 /** ISO 8601 to ms since the epoch (the API gives microseconds; Date wants at most milliseconds). */
 function parseTime(iso) {
@@ -442,7 +444,7 @@ function applyOee(oee) {
   const l = oee.line;
   setText("oee-line", pct(l.oee));
   for (const f of ["availability", "performance", "quality"]) {
-    setText(`oee-${f}`, pct(l[f]));
+    setText(`oee-${f}`, f === "performance" ? perf(l[f]) : pct(l[f]));
     $(`oee-${f}-bar`).style.width = `${(clamp01(l[f]) * 100).toFixed(1)}%`;
   }
   setText("oee-throughput", int(l.throughput_per_hour));
@@ -455,7 +457,7 @@ function applyOee(oee) {
     if (!ref) continue;
     const c = ref.cells;
     setText(c.availability, pct(st.availability));
-    setText(c.performance, pct(st.performance));
+    setText(c.performance, perf(st.performance));
     setText(c.quality, pct(st.quality));
     setText(c.oee, pct(st.oee));
     setText(c.rate, int(st.throughput_per_hour));

@@ -62,7 +62,12 @@ def test_status_is_the_live_state(client: TestClient) -> None:
     shift = body["shift"]
     assert datetime.fromisoformat(shift["start"]) <= datetime.fromisoformat(body["now"]) < datetime.fromisoformat(shift["end"])
     oee = body["oee"]["line"]
-    assert 0 <= oee["oee"] <= 1
+    constraint = next(s for s in body["oee"]["stations"] if s["id"] == oee["constraint"])
+    assert {k: oee[k] for k in ("availability", "performance", "quality", "oee")} == {
+        k: constraint[k] for k in ("availability", "performance", "quality", "oee")
+    }
+    assert 0 <= oee["availability"] <= 1
+    assert 0 <= oee["quality"] <= 1
     assert abs(oee["oee"] - oee["availability"] * oee["performance"] * oee["quality"]) < 1e-9
 
 
