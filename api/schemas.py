@@ -271,7 +271,12 @@ class ThroughputOut(_Out):
     every_s: float
     start: list[datetime]
     good: list[int]
+    covered_s: list[float]
+    """Seconds of each interval that the window covers: ``every_s``, less for the first (before the retained history
+    began) and the last (still filling, up to ``end``)."""
     per_hour: list[float]
+    """Good units per hour of each interval's covered part: the newest point does not dip because its interval has
+    not finished."""
 
 
 # -- history -------------------------------------------------------------------------------------------------------

@@ -47,12 +47,14 @@ async def throughput(
 
     snapshot = rt.snapshot
     step_h, rows = await rt.throughput(w.start_h, w.end_h, every_s)  # up to 10,000 sums: off the event loop
-    every = step_h * 3600.0
+    began = max(w.start_h, snapshot.history_start_h or w.start_h)
+    covered = [max(0.0, min(t + step_h, w.end_h) - max(t, began)) * 3600.0 for t, _ in rows]
     return ThroughputOut(
         end=hours_to_datetime(w.end_h),
         good_total=snapshot.status.good,
-        every_s=every,
+        every_s=step_h * 3600.0,
         start=[hours_to_datetime(t) for t, _ in rows],
         good=[g for _, g in rows],
-        per_hour=[g * 3600 / every for _, g in rows],
+        covered_s=covered,
+        per_hour=[g * 3600 / c if c > 0 else 0.0 for (_, g), c in zip(rows, covered, strict=True)],
     )

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -126,9 +127,16 @@ def test_throughput_counts_every_shipped_unit(client: TestClient) -> None:
     assert sum(g for _, g in series) == good
     body = client.get(f"{BASE}/throughput", params={"hours": 24, "every_s": 3600}).json()
     assert body["every_s"] == 3600
-    assert len(body["start"]) == len(body["good"]) == len(body["per_hour"])
+    assert len(body["start"]) == len(body["good"]) == len(body["per_hour"]) == len(body["covered_s"])
     assert sum(body["good"]) >= good
-    assert body["per_hour"] == [float(g) for g in body["good"]]
+    end = datetime.fromisoformat(body["end"])
+    starts = [datetime.fromisoformat(t) for t in body["start"]]
+    # the newest interval is still filling: it covers up to the line's clock, and its rate is over that part only
+    assert body["covered_s"][-1] == pytest.approx((end - starts[-1]).total_seconds())
+    assert 0 < body["covered_s"][-1] <= 3600
+    assert all(c == 3600 for c in body["covered_s"][1:-1])
+    for g, c, r in zip(body["good"], body["covered_s"], body["per_hour"], strict=True):
+        assert r == pytest.approx(g * 3600 / c)
 
 
 def test_history_pages_and_aggregates_from_the_store(client: TestClient) -> None:
