@@ -11,7 +11,7 @@ from api.security import require
 from api.served import ServedLine
 from api.settings import Role, Settings
 
-__all__ = ["LineDep", "OperatorDep", "RuntimeDep", "SettingsDep", "ViewerDep"]
+__all__ = ["LineDep", "OperatorDep", "RuntimeDep", "SettingsDep", "ViewerDep", "known_station"]
 
 
 # async: a plain def dependency runs in the thread pool, two thread hand-offs per request on the hot routes
@@ -29,8 +29,18 @@ async def _line(
     line: Annotated[str, Path(description="The line's id (its name in the line file)")], rt: RuntimeDep
 ) -> ServedLine:
     if line != rt.line.name:
-        raise ApiError(404, f"no line {line!r}; this service watches {rt.line.name!r}")
+        message = f"no line {line!r}; this service watches {rt.line.name!r}"
+        raise ApiError(404, message, details=[{"loc": ["path", "line"], "msg": message, "type": "unknown_line"}])
     return rt
+
+
+def known_station(rt: ServedLine, station: str | None, where: tuple[str, str] = ("query", "station")) -> None:
+    """404 naming the parameter unless ``station`` (if given) is a station of the watched line: the same answer on every
+    route, never an empty result that looks like a quiet station."""
+    if station is not None and station not in {s.id for s in rt.line.stations}:
+        ids = ", ".join(s.id for s in rt.line.stations)
+        message = f"no station {station!r} in line {rt.line.name!r} (its stations: {ids})"
+        raise ApiError(404, message, details=[{"loc": list(where), "msg": message, "type": "unknown_station"}])
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -13,11 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import LineDep
+from api.deps import LineDep, known_station
 from api.errors import ApiError
-from api.routes.window import window
+from api.routes.window import check_intervals, check_span, window
 from api.schemas import AggregateOut, BucketOut, PointOut, PointsOut, hours_to_datetime
 from api.security import require
+from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, MAX_BUCKETS
 from connectors.stores.points import CHANNEL_FIELDS
 from connectors.telemetry import Channel
 
@@ -50,7 +51,9 @@ async def points(
 ) -> PointsOut:
     """Points in ``[start, end)`` ordered by time, station, machine and signal; at most ``limit`` per page (default
     window: the last hour of the line's clock). The store refuses windows over its maximum span (31 days)."""
+    known_station(rt, station)
     w = window(rt, start, end, default_hours=1.0)
+    check_span(w, DEFAULT_MAX_SPAN_MS / 86_400_000)
     # one more than asked tells whether another page follows
     found = await run_in_threadpool(
         rt.store.range,
@@ -96,7 +99,10 @@ async def aggregate(
         raise ApiError(
             400, f"field: {field!r} is not a numeric field of {channel.value} (numeric: {', '.join(numeric) or 'none'})"
         )
+    known_station(rt, station)
     w = window(rt, start, end, default_hours=8.0)
+    check_span(w, DEFAULT_MAX_SPAN_MS / 86_400_000)
+    check_intervals(w, every_s, MAX_BUCKETS)
     every_ms = max(1, round(every_s * 1000))
     buckets = await run_in_threadpool(
         rt.store.aggregate,

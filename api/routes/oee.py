@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api import window_queries
 from api.deps import LineDep
-from api.routes.window import answer, window
+from api.routes.window import answer, check_intervals, window
 from api.schemas import OeeOut, ThroughputOut, hours_to_datetime
 from api.security import require
 from twin.shifts import shift_of
@@ -24,7 +25,7 @@ End = Annotated[datetime | None, Query(description="Window end (default: the lin
 async def oee(rt: LineDep, start: Start = None, end: End = None) -> Response:
     """Availability, performance, quality and OEE for the line and every station over ``[start, end)``, which must lie
     within the retained history (``history_hours``); default: the current shift so far."""
-    w = window(rt, start, end, default_hours=rt.settings.shift_hours)
+    w = window(rt, start, end, default_hours=rt.settings.shift_hours, retained=True)
     if start is not None:  # a start before the retained history is refused, not moved
         return await answer(rt, window_queries.oee, w.start_h, w.end_h, clamp=False)
     # the current shift so far, from the history's start if that is later; at a shift's very first moment, the last
@@ -44,6 +45,7 @@ async def throughput(
 ) -> ThroughputOut:
     """Good units shipped by the last station per interval over the last ``hours`` of the retained history."""
     w = window(rt, None, None, default_hours=hours)
+    check_intervals(w, math.ceil(every_s / 60.0) * 60.0, 10_000)  # the series sums whole minutes
 
     snapshot = rt.snapshot
     step_h, rows = await rt.throughput(w.start_h, w.end_h, every_s)  # up to 10,000 sums: off the event loop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.deps import LineDep
+from api.deps import LineDep, known_station
 from api.errors import ApiError
 from api.schemas import StationOut, StatusOut
 from api.security import require
@@ -27,7 +27,8 @@ async def get_status(rt: LineDep, machines: bool = Query(False, description="Inc
 async def get_station(rt: LineDep, station: str) -> StationOut:
     """A station's live status with the state, since when, reason and counts of each machine."""
 
+    known_station(rt, station, ("path", "station"))
     st = rt.snapshot.status.stations.get(station)  # the latest published snapshot: an attribute read
     if st is None:
-        raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
+        raise ApiError(503, f"station {station!r} has no live state yet")
     return station_out(st, machines=True)

@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from api import window_queries
-from api.deps import LineDep
-from api.errors import ApiError
+from api.deps import LineDep, known_station
 from api.routes.window import answer, window
 from api.schemas import AttributionOut, DowntimeOut
 from api.security import require
@@ -29,7 +28,7 @@ async def downtime(
 ) -> Response:
     """Machine-hours lost per station and reason (down, setup, planned stops) and the number of stops, ranked, over
     ``[start, end)`` within the retained history."""
-    w = window(rt, start, end, default_hours=8.0)
+    w = window(rt, start, end, default_hours=8.0, retained=True)
     return await answer(rt, window_queries.downtime, w.start_h, w.end_h, top)
 
 
@@ -46,8 +45,6 @@ async def stops(
     """For each stop of ``station`` (none of its machines working), the station that caused it, found by following
     starved states upstream and blocked states downstream to a station that was down (or in setup, or working
     too slowly); and the causes ranked by the hours they explain."""
-    if station is not None and station not in {s.id for s in rt.line.stations}:
-        raise ApiError(404, f"no station {station!r} in line {rt.line.name!r}")
-    w = window(rt, start, end, default_hours=8.0)
-
+    known_station(rt, station)
+    w = window(rt, start, end, default_hours=8.0, retained=True)
     return await answer(rt, window_queries.stops, w.start_h, w.end_h, station, limit)

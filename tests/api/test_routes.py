@@ -177,8 +177,8 @@ def test_history_is_bounded(client: TestClient) -> None:
         400,
         "bad_request",
     )
-    assert "end_ms" in msg
-    assert "31 days" in msg
+    assert "from 2026-01-01T00:00:00Z to 2026-03-01T00:00:00Z spans 59.0 days" in msg
+    assert "at most 31" in msg
     _error(client.get(f"{BASE}/history/state", params={"limit": 20_000}), 422, "invalid_request")
     msg = _error(client.get(f"{BASE}/history/state/aggregate", params={"field": "reason"}), 400, "bad_request")
     assert "not a numeric field" in msg
@@ -189,6 +189,37 @@ def test_history_is_bounded(client: TestClient) -> None:
         "bad_request",
     )
     assert "must be after start" in msg
+
+
+def _details(r: object, status: int) -> list[dict[str, object]]:
+    _error(r, status, "bad_request" if status == 400 else "not_found")
+    details: list[dict[str, object]] = r.json()["error"]["details"]  # type: ignore[attr-defined]
+    assert details, "a 4xx without details"
+    return details
+
+
+def test_the_window_rules_are_the_same_on_every_route(client: TestClient) -> None:
+    """A window in the future, a start before the retained history and an unknown station get one answer each,
+    whatever the route, in the user's units (ISO times, the parameter's name)."""
+    future = {"start": "2029-12-31T00:00:00Z", "end": "2030-01-01T00:00:00Z"}
+    agg = {"field": "value"}
+    for path, extra in (("oee", {}), ("downtime", {}), ("stops", {}), ("history/state", {}), ("history/process/aggregate", agg)):
+        details = _details(client.get(f"{BASE}/{path}", params={**future, **extra}), 400)
+        assert details[0]["loc"] == ["query", "end"], path
+        assert details[0]["type"] == "window_in_future", path
+        assert "end 2030-01-01T00:00:00Z is in the future" in str(details[0]["msg"]), path
+    old = {"start": "2001-01-01T00:00:00Z", "end": "2001-01-01T08:00:00Z"}
+    for path in ("oee", "downtime", "stops"):
+        details = _details(client.get(f"{BASE}/{path}", params=old), 400)
+        assert details[0]["loc"] == ["query", "start"], path
+        assert "start 2001-01-01T00:00:00Z is before the retained history, which begins at" in str(details[0]["msg"])
+    for path, extra in (("stops", {}), ("history/state", {}), ("history/process/aggregate", agg)):
+        details = _details(client.get(f"{BASE}/{path}", params={"station": "NOPE", **extra}), 404)
+        assert details[0]["loc"] == ["query", "station"], path
+    assert _details(client.get(f"{BASE}/status/NOPE"), 404)[0]["loc"] == ["path", "station"]
+    details = _details(client.get(f"{BASE}/history/process/aggregate", params={"field": "value", "every_s": 0.5}), 400)
+    assert details[0]["loc"] == ["query", "every_s"]
+    assert "every_s=0.5 makes 57,600 intervals" in str(details[0]["msg"])
 
 
 def test_errors_have_one_shape(client: TestClient) -> None:
