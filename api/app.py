@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.resources
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
@@ -40,6 +42,8 @@ log = logging.getLogger("gigatwin.api")
 API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The dashboard: plain HTML, CSS and JavaScript with a vendored charting library; no build step."""
+DOCS_ASSETS = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+"""Swagger UI's script and style sheet, as the ``fastapi-offline`` package ships them."""
 
 
 def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
@@ -92,7 +96,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from files shipped with the package, not from a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -117,7 +121,26 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _serve_docs(app)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/api/v1/docs`` from its files in the installed ``fastapi-offline`` package: on a plant network
+    without internet the page would stay blank with FastAPI's default (the files from a CDN)."""
+    assets = f"{API_PREFIX}/docs-assets"
+    app.mount(assets, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{API_PREFIX}/openapi.json",
+            title="GigaTwin API",
+            swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static/favicon.svg",
+        )
 
 
 def _local_runtime(settings: Settings, line: Line | None) -> LineRuntime:

@@ -194,3 +194,36 @@ def test_dashboard_asks_for_an_api_key(chromium: Chromium, services: Services) -
     _assert_clean(more)
     context.close()
     _stop(service)
+
+
+def test_api_docs_work_without_internet(chromium: Chromium, services: Services) -> None:
+    """/api/v1/docs renders every route from files the service serves itself: a request to any other host is
+    refused, as on a plant network without internet (FastAPI's default page loads Swagger UI from a CDN)."""
+    browser = chromium.launch()
+    demo = services.start(DEMO)
+    own = demo.url.rstrip("/")
+    outside: list[str] = []
+
+    def only_the_service(route: Any) -> None:
+        if route.request.url.startswith(own):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context = browser.new_context()
+    context.route("**/*", only_the_service)
+    page = context.new_page()
+    problems = PageProblems()
+    problems.watch(page)
+    page.goto(f"{own}/api/v1/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=LIVE_TIMEOUT_MS)
+    assert "GigaTwin" in _text(page, ".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path", timeout=LIVE_TIMEOUT_MS)
+    paths = page.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.dataset.path || e.textContent)")
+    openapi = demo.get_json("api/v1/openapi.json")
+    assert {p.replace("\u200b", "") for p in paths} == set(openapi["paths"])
+    assert outside == []
+    _assert_clean(problems)
+    context.close()
+    _stop(demo)
