@@ -73,6 +73,20 @@ class RuntimeCollector(Collector):
             restarts.add_metric([t.name], t.restarts)
         yield up
         yield restarts
+        age = GaugeMetricFamily(
+            "gigatwin_station_data_age_seconds",
+            "Seconds since the service last took data of the station (wall clock; stations seen since the start)",
+            labels=["station"],
+        )
+        now = time.time()
+        for sid, seen_at in sorted(s.data_seen_at.items()):
+            age.add_metric([sid], now - seen_at)
+        yield age
+        yield GaugeMetricFamily(
+            "gigatwin_stale_stations",
+            "Stations whose newest data is older than the stale_after_s setting",
+            value=sum(1 for seen_at in s.data_seen_at.values() if now - seen_at > rt.settings.stale_after_s),
+        )
         clock = rt.snapshot.clock_h
         if clock is not None:
             yield GaugeMetricFamily(

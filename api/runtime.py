@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -181,7 +182,8 @@ class LineRuntime:
 
     def ingest_stats(self) -> IngestStats:
         """The pipeline's counters now (a copy, with the queue's depth now)."""
-        return replace(self.ingest.stats, queue_depth=self.ingest.queue_depth())
+        stats = self.ingest.stats
+        return replace(stats, queue_depth=self.ingest.queue_depth(), data_seen_at=dict(stats.data_seen_at))
 
     def tasks(self) -> list[TaskStatus]:
         """The background tasks now."""
@@ -205,7 +207,16 @@ class LineRuntime:
 
 def ingest_counters(dead_letters_before: int, stats: IngestStats) -> dict[str, Any]:
     """The stream's counters: the dead letters in the store (those before the start and those since) and the pipeline's."""
-    return {"dead_letters": dead_letters_before + stats.rejected, "ingest": stats.as_dict()}
+    return {
+        "dead_letters": dead_letters_before + stats.rejected,
+        "ingest": stats.as_dict(),
+        "data_seen_at": {sid: _iso_wall(t) for sid, t in stats.data_seen_at.items()},
+        "served_at": _iso_wall(time.time()),  # the ages of data_seen_at by the service's clock, not the client's
+    }
+
+
+def _iso_wall(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_runtime(

@@ -174,6 +174,9 @@ class StationOut(_Out):
 
     id: str
     kind: str
+    data_seen_at: datetime | None = None
+    """When (wall clock) the service last took data of this station (None: none since it started); older than the
+    status's ``stale_after_s``, what it shows is stale."""
     state: str | None
     since: datetime | None
     """When the station entered its summary state (None if not yet known)."""
@@ -259,6 +262,10 @@ class StatusOut(_Out):
     dropped_events: int
     stations: list[StationOut]
     oee: OeeOut | None
+    data_seen_at: datetime | None = None
+    """When (wall clock) the service last took data of any station (None: none since it started)."""
+    stale_after_s: float = 120.0
+    """Data older than this is stale (setting ``stale_after_s``)."""
     """Over the shift so far (None at its very start)."""
 
 
@@ -450,3 +457,7 @@ class ReadinessOut(_Out):
     store_detail: str
     spooled_batches: int
     tasks: list[TaskOut]
+    data_age_s: float | None = None
+    """Seconds since the service last took data of any station (None: none since it started)."""
+    stale_stations: list[str] = []
+    """Stations whose newest data is older than ``stale_after_s``."""

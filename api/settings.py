@@ -86,6 +86,9 @@ class PipelineSettings(BaseSettings):
     """Planned good output per hour (default: the constraint station's ideal rate times the yield after it)."""
     history_hours: float = Field(48.0, gt=0, le=24 * 14)
     """How far back live KPIs, downtime and stop attribution can look (kept in memory)."""
+    stale_after_s: float = Field(120.0, gt=0)
+    """A station whose newest data was taken longer ago than this (wall clock) is shown as stale: on the dashboard,
+    in ``/health/ready`` and in ``/metrics``."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

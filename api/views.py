@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from itertools import pairwise
 
 from api.live import LiveSnapshot
@@ -58,9 +60,13 @@ def line_out(line: Line, constraint: str, plan_per_hour: float, shift_hours: flo
     )
 
 
-def station_out(st: StationStatus, machines: bool = False) -> StationOut:
-    """One station's live status (since when and why by the one station-summary rule of ``twin.status``); per machine
-    only when ``machines``."""
+def _wall(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+def station_out(st: StationStatus, machines: bool = False, seen_at: float | None = None) -> StationOut:
+    """One station's live status (since when and why by the one station-summary rule of ``twin.status``), when its
+    newest data was taken (``seen_at``, wall clock); per machine only when ``machines``."""
     since = st.since_h
     capacity = st.buffer_capacity
     fill = None
@@ -79,6 +85,7 @@ def station_out(st: StationStatus, machines: bool = False) -> StationOut:
     return StationOut(
         id=st.id,
         kind=st.kind,
+        data_seen_at=_wall(seen_at),
         state=None if st.state is None else st.state.value,
         since=None if since is None else hours_to_datetime(since),
         reason=st.reason,
@@ -149,8 +156,16 @@ def oee_out(line: Line, kpis: RunKpis) -> OeeOut:
     )
 
 
-def status_out(line: Line, snapshot: LiveSnapshot, machines: bool = False) -> StatusOut:
-    """The live status of a snapshot: stations, the shift against plan, and the shift's OEE so far."""
+def status_out(
+    line: Line,
+    snapshot: LiveSnapshot,
+    machines: bool = False,
+    seen_at: Mapping[str, float] | None = None,
+    stale_after_s: float = 120.0,
+) -> StatusOut:
+    """The live status of a snapshot: stations, the shift against plan, and the shift's OEE so far; with when each
+    station's newest data was taken (``seen_at``, wall clock), for clients to tell stale data from live."""
+    seen = seen_at or {}
     st: LineStatus = snapshot.status
     shift = None
     if st.shift is not None:
@@ -174,6 +189,8 @@ def status_out(line: Line, snapshot: LiveSnapshot, machines: bool = False) -> St
         events=st.events,
         late_events=st.late_events,
         dropped_events=st.dropped_events,
-        stations=[station_out(s, machines) for s in st.stations.values()],
+        stations=[station_out(s, machines, seen.get(s.id)) for s in st.stations.values()],
         oee=None if kpis is None else oee_out(line, kpis),
+        data_seen_at=_wall(max(seen.values(), default=None)),
+        stale_after_s=stale_after_s,
     )

@@ -48,7 +48,7 @@ import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from connectors.errors import ConnectorError
 from connectors.handoff import Handoff
@@ -99,10 +99,15 @@ class IngestStats:
     max_clock_skew_ms: int = 0
     """The largest |receive time - source timestamp| seen: a gateway clock that is off shows here."""
     last_error: str = ""
+    data_seen_at: dict[str, float] = field(default_factory=dict)
+    """Per station, when (wall clock, seconds since the epoch) the pipeline last took a reading of it: how old each
+    station's newest data is, whatever its own timestamps say."""
 
     def as_dict(self) -> dict[str, int | str]:
         """The counters as plain data."""
-        return asdict(self)
+        out = asdict(self)
+        del out["data_seen_at"]
+        return out
 
 
 class _Recent:
@@ -328,6 +333,11 @@ class Ingest:
         if self.ack is not None:
             self.ack([d.token for d in batch])
             stats.acked += len(batch)
+        if readings:
+            now = time.time()
+            seen = stats.data_seen_at
+            for reading in readings:
+                seen[reading.source.station] = now
         if self.observers:
             if readings:
                 self._hand_on(readings)

@@ -3,6 +3,8 @@ Neither needs an API key: orchestrators probe them."""
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -27,14 +29,20 @@ async def live(rt: RuntimeDep) -> HealthOut:
 @router.get("/ready", response_model=ReadinessOut, summary="Readiness", responses={503: {"model": ReadinessOut}})
 async def ready(rt: RuntimeDep) -> JSONResponse:
     """200 when the source is up (broker connected, or demo feed running), the store takes writes and every task
-    runs; 503 otherwise, with what is not. The store's health is its latest probe (a few seconds old at most; probes
-    run in the background, never on the event loop)."""
+    runs; 503 otherwise, with what is not. Also how old the newest data is and which stations' data is stale (older
+    than ``stale_after_s``): quiet telemetry does not make the service unready, but it is reported. The store's
+    health is its latest probe (a few seconds old at most; probes run in the background, never on the event loop)."""
     health = await store_health(rt).first()
     tasks = _tasks(rt)
     source_ok = rt.source_ok
     ok = source_ok and health.writable and all(t.state == "running" for t in tasks)
+    seen = rt.ingest_stats().data_seen_at
+    now = time.time()
+    stale_after = rt.settings.stale_after_s
     body = ReadinessOut(
         ready=ok,
+        data_age_s=now - max(seen.values()) if seen else None,
+        stale_stations=sorted(sid for sid, t in seen.items() if now - t > stale_after),
         source=rt.settings.source,
         source_ok=source_ok,
         store_writable=health.writable,

@@ -102,7 +102,7 @@ async def aggregate(
     known_station(rt, station)
     w = window(rt, start, end, default_hours=8.0)
     check_span(w, DEFAULT_MAX_SPAN_MS / 86_400_000)
-    check_intervals(w, every_s, MAX_BUCKETS)
+    check_intervals(w, max(every_s, 0.001), MAX_BUCKETS)  # the store's intervals are whole milliseconds
     every_ms = max(1, round(every_s * 1000))
     buckets = await run_in_threadpool(
         rt.store.aggregate,

@@ -45,7 +45,7 @@ async def throughput(
 ) -> ThroughputOut:
     """Good units shipped by the last station per interval over the last ``hours`` of the retained history."""
     w = window(rt, None, None, default_hours=hours)
-    check_intervals(w, math.ceil(every_s / 60.0) * 60.0, 10_000)  # the series sums whole minutes
+    check_intervals(w, max(60.0, math.ceil(every_s / 60.0) * 60.0), 10_000)  # the series sums whole minutes
 
     snapshot = rt.snapshot
     step_h, rows = await rt.throughput(w.start_h, w.end_h, every_s)  # up to 10,000 sums: off the event loop

@@ -19,7 +19,9 @@ async def get_status(rt: LineDep, machines: bool = Query(False, description="Inc
     shift's output against plan; OEE with its losses for the line and each station over the shift so far."""
     key = "status+machines" if machines else "status"
     # Built once per published snapshot and reused (serialised) until the next one: no lock, no replay.
-    body = rt.cached(key, lambda snap: status_out(rt.line, snap, machines).model_dump_json().encode())
+    seen = rt.ingest_stats().data_seen_at
+    stale_after = rt.settings.stale_after_s
+    body = rt.cached(key, lambda snap: status_out(rt.line, snap, machines, seen, stale_after).model_dump_json().encode())
     return Response(body, media_type="application/json")
 
 
@@ -31,4 +33,4 @@ async def get_station(rt: LineDep, station: str) -> StationOut:
     st = rt.snapshot.status.stations.get(station)  # the latest published snapshot: an attribute read
     if st is None:
         raise ApiError(503, f"station {station!r} has no live state yet")
-    return station_out(st, machines=True)
+    return station_out(st, machines=True, seen_at=rt.ingest_stats().data_seen_at.get(station))

@@ -100,11 +100,12 @@ def check_span(w: Window, max_days: float) -> None:
 
 def check_intervals(w: Window, every_s: float, most: int, param: str = "every_s") -> None:
     """400 naming ``param`` if intervals of ``every_s`` seconds over the window would be more than ``most``."""
-    count = math.ceil((w.end_h - w.start_h) * 3600.0 / every_s)
+    count = (w.end_h - w.start_h) * 3600.0 / every_s if every_s > 0 else math.inf
     if count > most:
+        many = f"{math.ceil(count):,}" if math.isfinite(count) else "countless"
         raise _refuse(
             param,
-            f"{param}={every_s:g} makes {count:,} intervals from {_iso(w.start_h)} to {_iso(w.end_h)}; at most {most:,}"
+            f"{param}={every_s:g} makes {many} intervals from {_iso(w.start_h)} to {_iso(w.end_h)}; at most {most:,}"
             f" are allowed: ask for longer intervals or a shorter window",
             "too_many_intervals",
         )

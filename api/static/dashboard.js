@@ -34,6 +34,9 @@ const THROUGHPUT_REFRESH_MS = 60_000; // corrects the live extension, which spre
 const DOWNTIME_REFRESH_MS = 30_000;
 const STALE_MS = 15_000; // kpi messages come every few seconds: a silent stream this long is reopened
 const RECONNECT_MS = 3_000;
+const REJECT_WINDOW_MS = 30_000; // the badge says "rejecting" when, over this long,
+const REJECT_SHARE = 0.5; // more than this share of the messages received
+const REJECT_MIN_MESSAGES = 20; // (at least this many) became dead letters
 const PARETO_TOP = 8;
 const RECENT_STOPS = 8;
 const DEAD_LETTERS_SHOWN = 5;
@@ -54,6 +57,8 @@ const S = {
   es: null,
   lastMessage: 0,
   hellos: 0,
+  staleAfterMs: 120_000, // the service's stale_after_s, from the status
+  ingestSeen: [], // {t, received, rejected} of the recent kpi messages
   stateMessages: 0,
   changes: 0,
   kpis: 0,
@@ -482,6 +487,45 @@ function applyStatus(status) {
   applyTotals(status);
   for (const st of status.stations ?? []) applyStation(st.id, st);
   applyOee(status.oee);
+  if (isNum(status.stale_after_s)) S.staleAfterMs = status.stale_after_s * 1000;
+}
+
+// -- freshness: data that stopped coming, or that is being rejected, is not shown as live ---------------------------
+
+/** Grey out the stations whose newest data is older than the service's stale_after_s, and say on the badge when all
+ * of it is, or when most messages of the last half minute were rejected (both judged by the service's clock). */
+function applyFreshness(k) {
+  const served = parseTime(k.served_at);
+  if (!isNum(served) || !k.data_seen_at) return;
+  let newest = NaN;
+  for (const [id, iso] of Object.entries(k.data_seen_at)) {
+    const t = parseTime(iso);
+    if (!isNum(t)) continue;
+    if (!(t <= newest)) newest = t;
+    const r = S.stations.get(id);
+    if (r) r.root.toggleAttribute("data-stale", served - t > S.staleAfterMs);
+  }
+  const ingest = k.ingest ?? {};
+  const hist = S.ingestSeen;
+  if (isNum(ingest.received) && isNum(ingest.rejected)) hist.push({ t: served, received: ingest.received, rejected: ingest.rejected });
+  while (hist.length > 2 && served - hist[0].t > REJECT_WINDOW_MS) hist.shift();
+  const first = hist[0];
+  const last = hist[hist.length - 1];
+  const received = last && first ? last.received - first.received : 0;
+  const share = received > 0 ? (last.rejected - first.rejected) / received : 0;
+  let fresh = "fresh";
+  let text = "live";
+  if (received >= REJECT_MIN_MESSAGES && share > REJECT_SHARE) {
+    fresh = "rejecting"; // the cause first: data stops being fresh because it is refused
+    text = `rejecting ${pct(share)} of messages`;
+  } else if (!isNum(newest) || served - newest > S.staleAfterMs) {
+    fresh = "stale";
+    text = isNum(newest) ? `stale since ${hm(newest)} UTC` : "no data yet";
+  }
+  document.body.dataset.fresh = fresh;
+  const conn = $("connection");
+  conn.dataset.fresh = fresh;
+  if (conn.dataset.conn === "live") setText("connection-text", text);
 }
 
 // -- the stream ----------------------------------------------------------------------------------------------------
@@ -489,6 +533,7 @@ function applyStatus(status) {
 function setConn(state, text) {
   const node = $("connection");
   node.dataset.conn = state;
+  document.body.dataset.conn = state; // the numbers shown are not live while the stream is not
   setText("connection-text", text ?? state);
 }
 
@@ -604,6 +649,7 @@ function onKpi(k) {
   for (const [id, level] of Object.entries(k.buffers ?? {})) setBuffer(id, level);
   if (isNum(k.dead_letters)) setText("dead-letters-count", int(k.dead_letters));
   extendThroughput(k);
+  applyFreshness(k);
 }
 
 // -- charts --------------------------------------------------------------------------------------------------------

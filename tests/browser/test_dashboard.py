@@ -144,6 +144,8 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     _stop(demo)
     page.wait_for_selector("#connection:not([data-conn=live])", timeout=LIVE_TIMEOUT_MS)
     assert page.get_attribute("#connection", "data-conn") in {"reconnecting", "offline"}
+    # and its numbers are no longer shown at full colour
+    assert float(page.eval_on_selector("#oee-card", "e => getComputedStyle(e).opacity")) < 1
     page.close()
 
 
@@ -226,4 +228,18 @@ def test_api_docs_work_without_internet(chromium: Chromium, services: Services) 
     assert outside == []
     _assert_clean(problems)
     context.close()
+    _stop(demo)
+
+
+def test_the_badge_says_when_every_message_is_rejected(chromium: Chromium, services: Services) -> None:
+    """A plant whose every payload is malformed: the stream is up, but nothing it shows is live data."""
+    browser = chromium.launch()
+    demo = services.start(["demo", "--port", "0", "--speed", "600", "--warmup", "24", "--malformed", "1"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(demo.url)
+    page.wait_for_selector("#connection[data-conn=live]", timeout=LIVE_TIMEOUT_MS)
+    page.wait_for_selector("#connection[data-fresh=rejecting]", timeout=LIVE_TIMEOUT_MS)
+    assert re.fullmatch(r"rejecting 100(\.0)? % of messages", _text(page, "#connection-text"))
+    assert page.get_attribute("body", "data-fresh") == "rejecting"
+    page.close()
     _stop(demo)
