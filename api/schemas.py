@@ -244,6 +244,12 @@ class OeeOut(_Out):
     line: LineOeeOut
     stations: list[StationOeeOut]
     bottleneck: str
+    """The station with the longest mean active period (Roser et al. 2001), over the window."""
+    bottleneck_shares: dict[str, float] = {}
+    """Per station, the share of the window it was the momentary bottleneck (shifting-bottleneck method, Roser et al.
+    2002); given by ``/oee``, not in the status's shift-so-far figures."""
+    active_periods: int = 0
+    """Active periods of all stations in the window: the evidence the bottleneck is judged from (see the README)."""
 
 
 class StatusOut(_Out):

@@ -153,6 +153,8 @@ def oee_out(line: Line, kpis: RunKpis) -> OeeOut:
             for sid, s in kpis.stations.items()
         ],
         bottleneck=kpis.bottleneck,
+        bottleneck_shares=kpis.bottleneck_shares,
+        active_periods=kpis.active_periods,
     )
 
 

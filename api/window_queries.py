@@ -47,7 +47,7 @@ class AsJson:
 
 def oee(line: Line, view: HistoryView, start_h: float, end_h: float) -> OeeOut:
     """The OEE of ``line`` and each station over ``[start_h, end_h]`` of ``view``."""
-    return oee_out(line, view.kpis(start_h, end_h))
+    return oee_out(line, view.kpis(start_h, end_h, shares=True))
 
 
 def _reason(e: DowntimeEntry) -> DowntimeReasonOut:

@@ -180,11 +180,11 @@ class HistoryView:
         args = (cols, self.n - first, self.start_h, self.clock_h, checkpoints, list(self.stations), list(self.reasons))
         return (HistoryView, args)
 
-    def kpis(self, start_h: float, end_h: float | None = None) -> RunKpis:
+    def kpis(self, start_h: float, end_h: float | None = None, shares: bool = False) -> RunKpis:
         """The KPIs over ``[start_h, end_h]`` (end: the clock): a ``KpiReducer`` for the window, forked from the nearest
         checkpoint at or before its start and fed the events from there to its end; equal to one attached to the source
         for that window. The window must start inside the history; it may end after the clock, taking the last
-        reported states to hold until then."""
+        reported states to hold until then. ``shares``: with each station's share of the window as the bottleneck."""
         end = self.clock_h if end_h is None else end_h
         if start_h < self.start_h:
             raise ValueError(f"the window starts at {start_h} h, before the retained history (from {self.start_h} h)")
@@ -195,7 +195,7 @@ class HistoryView:
         stop = bisect_right(self.cols.t, end, ck.pos, self.n)
         for ev in _events(self.cols, ck.pos, stop, self.stations, self.reasons):
             reducer(ev)
-        return reducer.result()
+        return reducer.result(shares=shares)
 
     def state_events(self, start_h: float, end_h: float | None = None) -> list[StateChanged | StoreOccupancy]:
         """The state events of ``[start_h, end_h)`` (no end: all), led by each machine's latest ``StateChanged`` and each

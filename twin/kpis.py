@@ -26,6 +26,8 @@ Definitions (per station, over the window of length T):
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -45,7 +47,7 @@ from twin.snapshot import LineSnapshot
 if TYPE_CHECKING:
     from twin.engine import Engine
 
-__all__ = ["BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "initial_wip"]
+__all__ = ["BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "bottleneck_shares", "initial_wip"]
 
 _STATE_KEYS = {s: s.value.lower() for s in MachineState}
 WORKING = MachineState.WORKING
@@ -91,6 +93,37 @@ class RunKpis:
     bottleneck: str
     stations: dict[str, StationKpis] = field(default_factory=dict)
     buffers: dict[str, BufferKpis] = field(default_factory=dict)
+    bottleneck_shares: dict[str, float] = field(default_factory=dict)
+    """Per station, the share of the window it was the momentary bottleneck (:func:`bottleneck_shares`; empty unless
+    asked for: ``KpiReducer.result(shares=True)``)."""
+    active_periods: int = 0
+    """How many active periods (of all stations) the bottleneck is judged from: the method needs many."""
+
+
+def bottleneck_shares(periods: dict[str, list[tuple[float, float]]], start_h: float, end_h: float) -> dict[str, float]:
+    """Per station, the share of ``[start_h, end_h]`` it was the line's momentary bottleneck, by the shifting-bottleneck
+    method (Roser, Nakano and Tanaka, "Shifting bottleneck detection", Winter Simulation Conference 2002): at each
+    moment the station in the longest active period then is the bottleneck (where the periods of two stations
+    overlap, the bottleneck is shifting from one to the other: the moment goes to the longer). Moments when no
+    station is active belong to none, so the shares add up to at most 1."""
+    spans = sorted((a, b, sid) for sid, ps in periods.items() for a, b in ps if b > a)
+    cuts = sorted({start_h, end_h, *(a for a, _, _ in spans), *(b for _, b, _ in spans)})
+    held = dict.fromkeys(periods, 0.0)
+    longest: list[tuple[float, float, str]] = []  # (-length, end, station): the longest active period first
+    i = 0
+    for t0, t1 in itertools.pairwise(cuts):
+        if t0 >= end_h:
+            break
+        while i < len(spans) and spans[i][0] <= t0:
+            a, b, sid = spans[i]
+            heapq.heappush(longest, (a - b, b, sid))
+            i += 1
+        while longest and longest[0][1] <= t0:
+            heapq.heappop(longest)  # ended: the next longest, if still active, takes over
+        if longest and t1 > start_h:
+            held[longest[0][2]] += min(t1, end_h) - max(t0, start_h)
+    span = end_h - start_h
+    return {sid: h / span for sid, h in held.items()}
 
 
 def initial_wip(snapshot: LineSnapshot | None) -> int:
@@ -176,7 +209,8 @@ class _Station:
         self.waiting = machines  # machines not known to be active
         self.active = False
         self.active_since = 0.0
-        self.periods: list[float] = []
+        self.periods: list[tuple[float, float]] = []
+        """The station's active periods in the window, clipped to it: (start, end)."""
         self.good = 0
         self.scrap = 0
 
@@ -365,7 +399,7 @@ class KpiReducer:
             a = st.active_since if st.active_since > self.w0 else self.w0
             b = t if t < self.w1 else self.w1
             if b > a:
-                st.periods.append(b - a)
+                st.periods.append((a, b))
         st.active = active
         st.active_since = t
 
@@ -393,7 +427,7 @@ class KpiReducer:
         effective: float,
         quality: float,
         span: float,
-        periods: list[float],
+        periods: list[tuple[float, float]],
     ) -> StationKpis:
         """ISO 22400's split of the work done in ``whole`` machine-hours (a store: position-hours): over the planned
         busy time (those not in a planned stop), availability = the share neither down nor in setup, performance =
@@ -416,11 +450,13 @@ class KpiReducer:
             performance=performance,
             quality=quality,
             oee=oee,
-            active_period_mean_h=sum(periods) / len(periods) if periods else 0.0,
+            active_period_mean_h=sum(b - a for a, b in periods) / len(periods) if periods else 0.0,
         )
 
-    def result(self, until: float | None = None) -> RunKpis:
-        """The KPIs over the window, or over ``[start_h, until]`` when ``until`` is before its end.
+    def result(self, until: float | None = None, shares: bool = False) -> RunKpis:
+        """The KPIs over the window, or over ``[start_h, until]`` when ``until`` is before its end; with ``shares``, each
+        station's share of it as the bottleneck too (a sweep over every active period: for window queries, not for
+        every publication of the live state).
 
         The event stream must have reached the window's end (or ``until``) and not gone past it; the state
         since the last event is taken to hold until then. The reducer is not changed: it can take more events
@@ -434,6 +470,7 @@ class KpiReducer:
             raise ValueError(f"the events have passed t={until} h (at t={self.time} h): its counts would include later events")
         span = w1 - w0
         stations: dict[str, StationKpis] = {}
+        all_periods: dict[str, list[tuple[float, float]]] = {}
         for sid, st in self._st.items():
             if st.is_store:
                 working = self._dwell[sid].area_to(w1) / (st.capacity * span)
@@ -460,7 +497,7 @@ class KpiReducer:
             if st.active:
                 a = st.active_since if st.active_since > w0 else w0
                 if w1 > a:
-                    periods.append(w1 - a)
+                    periods.append((a, w1))
             done = st.good + st.scrap
             quality = st.good / done if done else 1.0
             if st.is_store:
@@ -471,6 +508,7 @@ class KpiReducer:
                 whole = st.machines * span
                 effective = st.credit + self._in_progress(st, w1)
             stations[sid] = self._station_kpis(st, fractions, whole, effective, quality, span, periods)
+            all_periods[sid] = periods
         buffers = {}
         for s in self.line.stations[:-1]:
             buffers[s.id] = BufferKpis(mean_level=self._buffers[s.id].area_to(w1) / span, capacity=s.buffer_after)
@@ -490,4 +528,6 @@ class KpiReducer:
             bottleneck=bottleneck,
             stations=stations,
             buffers=buffers,
+            bottleneck_shares=bottleneck_shares(all_periods, w0, w1) if shares else {},
+            active_periods=sum(len(p) for p in all_periods.values()),
         )

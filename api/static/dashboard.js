@@ -34,6 +34,7 @@ const THROUGHPUT_REFRESH_MS = 60_000; // corrects the live extension, which spre
 const DOWNTIME_REFRESH_MS = 30_000;
 const STALE_MS = 15_000; // kpi messages come every few seconds: a silent stream this long is reopened
 const RECONNECT_MS = 3_000;
+const BOTTLENECK_MIN_PERIODS = 100; // fewer active periods than this: the bottleneck is not named (README)
 const REJECT_WINDOW_MS = 30_000; // the badge says "rejecting" when, over this long,
 const REJECT_SHARE = 0.5; // more than this share of the messages received
 const REJECT_MIN_MESSAGES = 20; // (at least this many) became dead letters
@@ -454,7 +455,13 @@ function applyOee(oee) {
   }
   setText("oee-throughput", int(l.throughput_per_hour));
   setText("oee-constraint", l.constraint);
-  setText("oee-bottleneck", oee.bottleneck || "—");
+  // the active-period method needs many active periods: with few, the name it gives flips from one minute to the next
+  const periods = isNum(oee.active_periods) ? oee.active_periods : 0;
+  const judged = periods >= BOTTLENECK_MIN_PERIODS && oee.bottleneck;
+  setText("oee-bottleneck", judged ? oee.bottleneck : `— (${int(periods)} active periods: too few to judge)`);
+  $("oee-bottleneck").title =
+    "The station that held the line back most this shift (longest mean active period, Roser et al.), judged from " +
+    `${int(periods)} active periods; the constraint is the line file's slowest station by design.`;
   setText("oee-window", `${hm(parseTime(oee.start))}–${hm(parseTime(oee.end))} UTC`);
 
   for (const st of oee.stations ?? []) {
@@ -475,8 +482,8 @@ function applyOee(oee) {
     setText(c.fracText, parts.map(([k, v]) => `${k} ${pct(v)}`).join(", "));
     const notes = [];
     if (st.id === l.constraint) notes.push("constraint");
-    if (st.id === oee.bottleneck) notes.push("bottleneck");
-    ref.row.toggleAttribute("data-bottleneck", st.id === oee.bottleneck);
+    if (judged && st.id === oee.bottleneck) notes.push("bottleneck");
+    ref.row.toggleAttribute("data-bottleneck", Boolean(judged) && st.id === oee.bottleneck);
     setText(c.id, notes.length ? `${st.id} (${notes.join(", ")})` : st.id);
   }
 }
