@@ -270,6 +270,8 @@ class StatusOut(_Out):
     oee: OeeOut | None
     data_seen_at: datetime | None = None
     """When (wall clock) the service last took data of any station (None: none since it started)."""
+    history_start: datetime | None = None
+    """Where the retained history begins: the earliest ``start`` the live-state routes take."""
     stale_after_s: float = 120.0
     """Data older than this is stale (setting ``stale_after_s``)."""
     """Over the shift so far (None at its very start)."""
@@ -378,6 +380,11 @@ class CauseOut(_Out):
     stops: int
     share: float
     cumulative_share: float
+    lost_units: float = 0.0
+    """Output lost to it: its hours times the plan's rate (``plan_per_hour``) - what the stopped station would have
+    made to plan meanwhile (partial stops, some machines still working, are not counted)."""
+    share_of_plan: float = 0.0
+    """``lost_units`` over the plan for the window: its hours over the window's."""
 
 
 class TraceStepOut(_Out):

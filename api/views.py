@@ -194,5 +194,6 @@ def status_out(
         stations=[station_out(s, machines, seen.get(s.id)) for s in st.stations.values()],
         oee=None if kpis is None else oee_out(line, kpis),
         data_seen_at=_wall(max(seen.values(), default=None)),
+        history_start=None if st.history_start_h is None else hours_to_datetime(st.history_start_h),
         stale_after_s=stale_after_s,
     )

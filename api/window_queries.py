@@ -76,9 +76,17 @@ def downtime(line: Line, view: HistoryView, start_h: float, end_h: float, top: i
     )
 
 
-def stops(line: Line, view: HistoryView, start_h: float, end_h: float, station: str | None, limit: int) -> AttributionOut:
-    """The stops of ``station`` (None: the last) in ``[start_h, end_h)`` of ``view`` traced to their causes, the
-    ``limit`` newest listed."""
+def stops(
+    line: Line,
+    view: HistoryView,
+    start_h: float,
+    end_h: float,
+    station: str | None,
+    limit: int,
+    plan_per_hour: float = 0.0,
+) -> AttributionOut:
+    """The stops of ``station`` (None: the last) in ``[start_h, end_h)`` of ``view`` traced to their causes with the
+    output each cost against a plan of ``plan_per_hour``, the ``limit`` newest listed."""
     a = attribute_stops(view.state_events(start_h, end_h), line, start_h, end_h, station=station)
     listed = a.stops[::-1][:limit]
     return AttributionOut(
@@ -95,6 +103,8 @@ def stops(line: Line, view: HistoryView, start_h: float, end_h: float, station: 
                 stops=c.stops,
                 share=c.share,
                 cumulative_share=c.cumulative_share,
+                lost_units=c.hours * plan_per_hour,
+                share_of_plan=c.hours / (a.end_h - a.start_h) if a.end_h > a.start_h else 0.0,
             )
             for c in a.causes
         ],

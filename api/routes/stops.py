@@ -47,4 +47,4 @@ async def stops(
     too slowly); and the causes ranked by the hours they explain."""
     known_station(rt, station)
     w = window(rt, start, end, default_hours=8.0, retained=True)
-    return await answer(rt, window_queries.stops, w.start_h, w.end_h, station, limit)
+    return await answer(rt, window_queries.stops, w.start_h, w.end_h, station, limit, rt.snapshot.plan_per_hour)

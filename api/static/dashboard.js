@@ -32,6 +32,7 @@ const THROUGHPUT_HOURS = 8;
 const THROUGHPUT_EVERY_S = 300;
 const THROUGHPUT_REFRESH_MS = 60_000; // corrects the live extension, which spreads output evenly between kpi messages
 const DOWNTIME_REFRESH_MS = 30_000;
+const LOSS_ROWS = 8; // causes listed in "Why are we losing output?"
 const STALE_MS = 15_000; // kpi messages come every few seconds: a silent stream this long is reopened
 const RECONNECT_MS = 3_000;
 const BOTTLENECK_MIN_PERIODS = 100; // fewer active periods than this: the bottleneck is not named (README)
@@ -417,6 +418,7 @@ function applyShift(shift) {
   setBar(bar, shift.attainment, pct(shift.attainment));
   bar.toggleAttribute("data-low", isNum(shift.attainment) && shift.attainment < 0.9);
   setText("shift-window", `${hm(parseTime(shift.start))}–${hm(parseTime(shift.end))} UTC`);
+  S.shiftStart = parseTime(shift.start);
 }
 
 function buildOeeTable(line) {
@@ -495,6 +497,7 @@ function applyStatus(status) {
   for (const st of status.stations ?? []) applyStation(st.id, st);
   applyOee(status.oee);
   if (isNum(status.stale_after_s)) S.staleAfterMs = status.stale_after_s * 1000;
+  if (status.history_start) S.historyStart = parseTime(status.history_start);
 }
 
 // -- freshness: data that stopped coming, or that is being rejected, is not shown as live ---------------------------
@@ -844,6 +847,42 @@ function drawThroughput() {
   node.setAttribute("aria-label", `Good output per hour over time${latest}`);
 }
 
+/** Line-end output lost per cause (the stop attribution of the last station), this shift and over the last 24 h,
+ * in units and in percent of plan. */
+async function loadLosses(gen) {
+  const clock = S.clock;
+  if (!isNum(clock)) return;
+  const since = (t) => Math.max(t, isNum(S.historyStart) ? S.historyStart : t);
+  const spans = [
+    ["shift", since(isNum(S.shiftStart) ? S.shiftStart : clock - 8 * 3_600_000)],
+    ["day", since(clock - 24 * 3_600_000)],
+  ];
+  try {
+    const rows = new Map(); // cause -> {label, shift, day}
+    for (const [key, start] of spans) {
+      if (!(clock - start > 60_000)) continue;
+      const a = await api(linePath("/stops"), { start: new Date(start).toISOString(), limit: 0 });
+      if (gen !== S.generation) return;
+      for (const c of a.causes ?? []) {
+        const label = c.station ? `${c.station} ${c.reason || c.kind.replace("_", " ")}` : c.kind;
+        const row = rows.get(label) ?? { label, shift: null, day: null };
+        row[key] = c;
+        rows.set(label, row);
+      }
+    }
+    const top = [...rows.values()]
+      .sort((x, y) => (y.day?.lost_units ?? y.shift?.lost_units ?? 0) - (x.day?.lost_units ?? x.shift?.lost_units ?? 0))
+      .slice(0, LOSS_ROWS);
+    const cell = (c) => el("td", { class: "num", text: c ? `${int(c.lost_units)} (${pct(c.share_of_plan)})` : "—" });
+    $("loss-table").tBodies[0].replaceChildren(
+      ...top.map((r) => el("tr", { "data-cause": r.label }, el("td", { text: r.label }), cell(r.shift), cell(r.day))),
+    );
+    setText("loss-status", top.length ? "" : "No output lost to stops in these windows.");
+  } catch (error) {
+    if (gen === S.generation) failed(error, "loss-status", "Losses unavailable");
+  }
+}
+
 async function loadDowntime(gen) {
   try {
     const d = await api(linePath("/downtime"), { top: PARETO_TOP });
@@ -991,7 +1030,9 @@ async function start() {
     openStream();
     loadThroughput(gen);
     loadDowntime(gen);
+    loadLosses(gen);
     every(() => loadDowntime(gen), DOWNTIME_REFRESH_MS);
+    every(() => loadLosses(gen), DOWNTIME_REFRESH_MS);
     every(() => loadThroughput(gen), THROUGHPUT_REFRESH_MS);
     every(watchdog, 5_000);
     document.body.dataset.ready = "true";

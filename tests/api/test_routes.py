@@ -317,6 +317,13 @@ def test_downtime_pareto_and_stop_attribution_are_the_twins(client: TestClient) 
     assert stops["total_stops"] == len(attribution.stops)
     assert len(stops["stops"]) == min(3, len(attribution.stops))
     assert abs(sum(c["hours"] for c in stops["causes"]) - stops["stopped_hours"]) < 1e-9
+    # the output each cause cost, against the plan: its hours at the plan's rate, and its share of the window's plan
+    plan = client.get(f"{BASE}").json()["plan_per_hour"]
+    assert plan > 0
+    for c in stops["causes"]:
+        assert c["lost_units"] == pytest.approx(c["hours"] * plan)
+        assert c["share_of_plan"] == pytest.approx(c["hours"] / (w1 - w0))
+    assert sum(c["lost_units"] for c in stops["causes"]) == pytest.approx(stops["stopped_hours"] * plan)
     if stops["stops"]:
         newest = stops["stops"][0]
         assert newest["chain"][0]["station"] == "C"

@@ -105,6 +105,16 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     for selector in ("#shift-attainment", "#oee-availability", "#oee-performance", "#oee-quality"):
         assert re.fullmatch(r"\d[\d,.]* %", _text(page, selector)), f"{selector}: {_text(page, selector)!r}"
     assert _text(page, "#oee-constraint") == line["constraint"]
+    # why output is lost: per cause, units and percent of plan this shift and over the last 24 h
+    page.wait_for_function(
+        "document.querySelector('#loss-table tbody tr') || document.getElementById('loss-status').textContent",
+        timeout=LIVE_TIMEOUT_MS,
+    )
+    causes = page.eval_on_selector_all("#loss-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+    for label, *cells in causes:
+        assert label.split(" ")[0] in expected or label in ("supply", "shipping"), label
+        for c in cells:
+            assert c == "—" or re.fullmatch(r"[\d,]+ \(\d[\d,.]* %\)", c), c
     # a bottleneck is named only when judged from enough active periods, else the page says why not
     bottleneck = _text(page, "#oee-bottleneck")
     assert bottleneck in expected or re.fullmatch(r"— \(\d[\d,]* active periods: too few to judge\)", bottleneck), bottleneck
