@@ -851,8 +851,10 @@ function drawThroughput() {
  * in units and in percent of plan. */
 async function loadLosses(gen) {
   const clock = S.clock;
-  if (!isNum(clock)) return;
-  const since = (t) => Math.max(t, isNum(S.historyStart) ? S.historyStart : t);
+  if (!isNum(clock) || !isNum(S.historyStart)) return;
+  // a start before the retained history is refused: a second after its beginning (the ISO times the status gives
+  // hold microseconds, a Date only milliseconds)
+  const since = (t) => Math.max(t, S.historyStart + 1000);
   const spans = [
     ["shift", since(isNum(S.shiftStart) ? S.shiftStart : clock - 8 * 3_600_000)],
     ["day", since(clock - 24 * 3_600_000)],

@@ -153,6 +153,12 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
 
     _assert_clean(problems)
 
+    # at 800 px every column of the station table is in view, not behind a scroll bar
+    page.set_viewport_size({"width": 800, "height": 1000})
+    page.wait_for_timeout(300)
+    overflow = page.eval_on_selector("#station-oee", "t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
+    assert overflow <= 1, f"the station table is {overflow} px wider than its panel at 800 px"
+
     # the service stops on SIGINT with the dashboard still connected, and the page shows it lost the stream
     _stop(demo)
     page.wait_for_selector("#connection:not([data-conn=live])", timeout=LIVE_TIMEOUT_MS)
