@@ -245,6 +245,15 @@ function meterRow(label, aria) {
   return { row, bar, val };
 }
 
+/** Mark the stations that end a row of the flow: their arrow would point off the panel, not at the next station. */
+function markRowEnds() {
+  const cards = [...$("flow").children];
+  cards.forEach((card, i) => {
+    const next = cards[i + 1];
+    card.toggleAttribute("data-row-end", !next || next.offsetTop > card.offsetTop);
+  });
+}
+
 function buildFlow(line) {
   const flow = $("flow");
   flow.replaceChildren();
@@ -1024,6 +1033,8 @@ async function start() {
     setText("line-name", line.id);
     document.title = `GigaTwin · ${line.id}`;
     buildFlow(line);
+    markRowEnds();
+    new ResizeObserver(() => requestAnimationFrame(markRowEnds)).observe($("flow"));
     buildOeeTable(line);
     makeCharts();
     applyStatus(await api(linePath("/status")));

@@ -158,6 +158,15 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     page.wait_for_timeout(300)
     overflow = page.eval_on_selector("#station-oee", "t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
     assert overflow <= 1, f"the station table is {overflow} px wider than its panel at 800 px"
+    # the flow wraps into rows: no arrow at a row's end points off the panel
+    arrows = page.eval_on_selector_all(
+        "#flow [data-station]",
+        """cards => cards.map((c, i) => [c.dataset.station, getComputedStyle(c, '::after').content,
+            i + 1 < cards.length && cards[i + 1].offsetTop > c.offsetTop])""",
+    )
+    assert any(row_end for _, _, row_end in arrows), "the flow does not wrap at 800 px"
+    for sid, content, row_end in arrows:
+        assert (content in ("none", "normal")) == (row_end or sid == expected[-1]), f"{sid}: arrow {content!r}"
 
     # the service stops on SIGINT with the dashboard still connected, and the page shows it lost the stream
     _stop(demo)
