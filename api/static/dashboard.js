@@ -732,7 +732,7 @@ function makeCharts() {
   const shortLabel = (i) => {
     const label = P.labels[i];
     if (label === undefined) return "";
-    return label.length > 18 ? `${label.slice(0, 17)}…` : label;
+    return label.length > 28 ? `${label.slice(0, 27)}…` : label; // "FORM channel_losses" and the like in full
   };
   S.charts.pareto = new uPlot(
     {
@@ -773,7 +773,7 @@ function makeCharts() {
           splits: () => P.labels.map((_, i) => i),
           values: (u, splits) => splits.map((i) => shortLabel(i)),
           rotate: -35,
-          size: 110,
+          size: 140,
         },
         { ...axis, scale: "h", size: 50, label: "machine-hours", values: (u, splits) => splits.map((v) => nfAuto.format(v)) },
         { ...axis, scale: "pct", side: 1, grid: { show: false }, size: 50, values: (u, splits) => splits.map((v) => `${v}%`) },
