@@ -60,11 +60,11 @@ def test_status_answers_while_a_window_query_replays_and_late_events_flood_in(
     started, release = threading.Event(), threading.Event()
     replay = HistoryView.kpis
 
-    def held_replay(view: HistoryView, start_h: float, end_h: float | None = None) -> RunKpis:
+    def held_replay(view: HistoryView, start_h: float, end_h: float | None = None, shares: bool = False) -> RunKpis:
         # the window query's reducer, still running until the test lets it finish
         started.set()
         assert release.wait(60), "the test did not release the window query"
-        return replay(view, start_h, end_h)
+        return replay(view, start_h, end_h, shares)
 
     monkeypatch.setattr(HistoryView, "kpis", held_replay)
     # window queries in threads of this process, where the held replay is (the pool's processes would not see it)

@@ -148,7 +148,7 @@ def test_the_service_answers_window_queries_from_its_pool(tmp_path: Path) -> Non
         for path, here in (
             ("oee", lambda v: window_queries.oee(MIXED_LINE, v, w0, w1)),
             ("downtime", lambda v: window_queries.downtime(MIXED_LINE, v, w0, w1, 20)),
-            ("stops", lambda v: window_queries.stops(MIXED_LINE, v, w0, w1, None, 100)),
+            ("stops", lambda v: window_queries.stops(MIXED_LINE, v, w0, w1, None, 100, rt.live.snapshot.plan_per_hour)),
         ):
             r = client.get(f"{BASE}/{path}", params=params)
             assert r.status_code == 200, r.text
