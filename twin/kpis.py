@@ -360,14 +360,22 @@ class KpiReducer:
     def _job_done(self, st: _Station, m: int, t: float, units: int) -> None:
         """Machine ``m`` finished a job of ``units``: the window earns their ideal time in the share of the job's work
         done inside it (work before a start that was not seen is unknown: then no more than the work inside)."""
+        # _work inlined: this runs for every job the engine finishes
+        total, inside = st.work_all[m], st.work_in[m]
         if st.last_state[m] is WORKING:
-            self._work(st, m, t)
-        inside, total = st.work_in[m], st.work_all[m]
+            a = st.wmark[m]
+            if t > a:
+                total += t - a
+                w0, w1 = self.w0, self.w1
+                lo = a if a > w0 else w0
+                hi = t if t < w1 else w1
+                if hi > lo:
+                    inside += hi - lo
         if inside > 0:
-            ideal = st.per_unit * units
-            earned = ideal * inside / total
+            earned = st.per_unit * units * inside / total
             st.credit += earned if st.known[m] else min(earned, inside)
-        st.work_all[m] = st.work_in[m] = 0.0
+            st.work_in[m] = 0.0
+        st.work_all[m] = 0.0
         st.wmark[m] = t
         st.known[m] = True
 
