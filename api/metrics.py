@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.freshness import freshness
 from api.served import ServedLine
 from api.store_health import store_health
 from api.warmup import WARMUP_KEY
@@ -85,7 +86,7 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily(
             "gigatwin_stale_stations",
             "Stations whose newest data is older than the stale_after_s setting",
-            value=sum(1 for seen_at in s.data_seen_at.values() if now - seen_at > rt.settings.stale_after_s),
+            value=len(freshness(s.data_seen_at, rt.settings.stale_after_s, now).stale),
         )
         clock = rt.snapshot.clock_h
         if clock is not None:

@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from api.live import LiveSnapshot, LiveStatePublisher
+from api.schemas import hours_to_iso
 from api.settings import PipelineSettings
 from api.stream import StreamHub
 from api.supervisor import RestartPolicy, Supervisor, TaskStatus
@@ -210,13 +210,9 @@ def ingest_counters(dead_letters_before: int, stats: IngestStats) -> dict[str, A
     return {
         "dead_letters": dead_letters_before + stats.rejected,
         "ingest": stats.as_dict(),
-        "data_seen_at": {sid: _iso_wall(t) for sid, t in stats.data_seen_at.items()},
-        "served_at": _iso_wall(time.time()),  # the ages of data_seen_at by the service's clock, not the client's
+        "data_seen_at": {sid: hours_to_iso(t / 3600.0) for sid, t in stats.data_seen_at.items()},
+        "served_at": hours_to_iso(time.time() / 3600.0),  # the ages of data_seen_at by the service's clock, not the client's
     }
-
-
-def _iso_wall(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def build_runtime(

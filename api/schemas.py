@@ -54,6 +54,11 @@ def hours_to_datetime(hours: float) -> datetime:
     return datetime.fromtimestamp(hours * 3600.0, UTC)
 
 
+def hours_to_iso(hours: float) -> str:
+    """A twin time as ISO 8601 text, in the form the response models write their datetimes (``...Z``)."""
+    return hours_to_datetime(hours).isoformat().replace("+00:00", "Z")
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
 

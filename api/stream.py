@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from api.live import LiveSnapshot
-from api.schemas import hours_to_datetime
+from api.schemas import hours_to_iso
 from api.views import oee_out, station_out
 from twin.events import Event, StateChanged, StoreOccupancy
 from twin.schema import Line
@@ -40,9 +40,7 @@ CLOSED: StreamMessage = (0, "", "")
 _MAX_CHANGES = 500  # machine changes listed per message; the station summaries always say where things stand
 
 
-def _iso(hours: float) -> str:
-    # the same form as the response models' datetimes
-    return hours_to_datetime(hours).isoformat().replace("+00:00", "Z")
+_iso = hours_to_iso
 
 
 class SnapshotSource(Protocol):

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import RuntimeDep
+from api.freshness import freshness
 from api.schemas import HealthOut, ReadinessOut, TaskOut
 from api.store_health import store_health
 
@@ -36,13 +37,11 @@ async def ready(rt: RuntimeDep) -> JSONResponse:
     tasks = _tasks(rt)
     source_ok = rt.source_ok
     ok = source_ok and health.writable and all(t.state == "running" for t in tasks)
-    seen = rt.ingest_stats().data_seen_at
-    now = time.time()
-    stale_after = rt.settings.stale_after_s
+    fresh = freshness(rt.ingest_stats().data_seen_at, rt.settings.stale_after_s, time.time())
     body = ReadinessOut(
         ready=ok,
-        data_age_s=now - max(seen.values()) if seen else None,
-        stale_stations=sorted(sid for sid, t in seen.items() if now - t > stale_after),
+        data_age_s=fresh.age_s,
+        stale_stations=fresh.stale,
         source=rt.settings.source,
         source_ok=source_ok,
         store_writable=health.writable,

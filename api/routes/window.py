@@ -12,7 +12,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from api.errors import ApiError
-from api.schemas import hours_to_datetime
+from api.schemas import hours_to_iso
 from api.served import ServedLine
 from api.window_queries import AsJson
 
@@ -47,8 +47,7 @@ def _hours(t: datetime) -> float:
     return t.timestamp() / 3600.0
 
 
-def _iso(h: float) -> str:
-    return hours_to_datetime(h).isoformat().replace("+00:00", "Z")
+_iso = hours_to_iso
 
 
 def _refuse(param: str, message: str, kind: str) -> ApiError:
