@@ -15,7 +15,9 @@ seconds (:meth:`FeedClock.present_after_s`). :meth:`VirtualPlant.feed_clock` say
 
 **Warm-up.** A line that starts empty ships nothing from its end until the first units have crossed it (the
 reference line's aging store holds them 14 days). :func:`warm_start` runs the engine first and returns the
-snapshot to start the feed from, as the embedded demo does.
+snapshot to start the feed from, as the embedded demo does: at least the hours asked, then on to the first whole
+hour after which the line's next hour is typical of the day ahead (:mod:`twin.warm`), so that the first minutes a
+user watches look like a normal shift and not like the slow hour the aging store happens to release then.
 
 **What is published.**
 
@@ -68,6 +70,7 @@ the calling thread, which should be a worker thread, never an asyncio loop.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -102,6 +105,7 @@ from twin.engine import Engine
 from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted, UnitsReleased
 from twin.schema import Line, Station
 from twin.snapshot import LineSnapshot
+from twin.warm import typical_start
 
 __all__ = [
     "STOPPED_UNITS",
@@ -115,6 +119,8 @@ __all__ = [
     "parse_origin",
     "warm_start",
 ]
+
+log = logging.getLogger(__name__)
 
 STOPPED_UNITS = frozenset({"m/min", "m/s", "rpm", "1/min", "mm/s", "A"})
 """Units of motion and drive current: signals in these units read 0 while their machine is DOWN."""
@@ -271,14 +277,22 @@ class FeedClock:
 
 
 def warm_start(line: Line, seed: int, hours: float) -> LineSnapshot | None:
-    """The line after ``hours`` simulated hours from empty, as a snapshot to start a feed from (None for 0 hours)."""
+    """The line after at least ``hours`` simulated hours from empty, stopped where the next hour of a feed run with
+    ``seed`` is a typical one (:func:`twin.warm.typical_start`), as a snapshot to start the feed from (None for 0
+    hours)."""
     if not (hours >= 0 and math.isfinite(hours)):
         raise ValueError(f"warmup: simulated hours must be >= 0, got {hours}")
     if hours == 0:
         return None
-    engine = Engine(line, seed)
-    engine.run(hours)
-    return engine.snapshot()
+    warm = typical_start(line, seed, hours)
+    log.info(
+        "warm-up: %g simulated hours; the first hour ships %d good units, %s (median hour of the day ahead: %g)",
+        warm.hours,
+        warm.first_hour_good,
+        "a typical hour" if warm.typical else "no typical hour found",
+        warm.typical_per_hour,
+    )
+    return warm.snapshot
 
 
 class _Entry:
