@@ -432,9 +432,14 @@ class AttributionOut(_Out):
 
 # -- dead letters, health ------------------------------------------------------------------------------------------
 class DeadLetterOut(_Out):
-    """A rejected message: when it arrived, its topic, its payload and why it was rejected."""
+    """A rejected message: when it arrived (on the receive clock and on the line's), its topic, its payload and why
+    it was rejected."""
 
     received: datetime
+    """When it was received, on the receive clock (the wall clock for MQTT; the demo's own clock in the demo)."""
+    line_time: datetime | None
+    """The line clock when it was received: the newest source timestamp accepted before it; null when none had been
+    (or for letters kept before they carried it). The dashboard's times are on this clock."""
     topic: str
     payload: str
     """The payload as text (invalid UTF-8 replaced); ``payload_base64`` has the exact bytes."""

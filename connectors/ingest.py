@@ -23,6 +23,13 @@ letters; a :class:`ConnectorError` (an outage the store could not even spool) ke
 and retries it. Reasons are storable text whatever the payload held (lone surrogates and control characters
 escaped). Should the pipeline die all the same (a bug), ``stats.last_error`` names the exception.
 
+A dead letter carries two clocks (:class:`~connectors.stores.base.DeadLetter`): its receive time and the line
+clock, the newest source timestamp of the readings stored so far, which the live state's clock follows (a
+message refused, one from a clock far ahead included, never moves it; a late one does not move it back). Each
+letter gets the line clock as of the messages before it in receive order: the readings stored from earlier
+batches and those of its own batch received before it (a reading the store refuses for good does not count).
+A new ``Ingest`` has none (``None``) until it stores its first reading.
+
 Checks against the clock and the line:
 
 - A source timestamp more than ``max_lead_s`` (default 300 s, setting ``GIGATWIN_MAX_LEAD_S``; ``math.inf``: no
@@ -197,6 +204,7 @@ class Ingest:
         self.stats = IngestStats()
         self.counters = CumulativeCounters()
         self._recent = _Recent(dedup_size)
+        self._line_ms: int | None = None  # the line clock: the newest source timestamp of the readings stored so far
         self._queue: Handoff[Delivery] = Handoff(queue_size)
         # Per station of the line: its machine count and kind, to check messages against (empty: no line given).
         self._machines: dict[str, tuple[int, str]] = {}
@@ -289,42 +297,52 @@ class Ingest:
         keys: list[int] = []
         sources: list[Delivery] = []
         letters: list[DeadLetter] = []
+        marks: list[int] = []  # per letter made here: how many readings were taken before it (letters[i]: marks[i])
         in_batch: set[int] = set()
         duplicates = 0
+        # The line clock as of each message: that of the batches stored before, then of this batch's readings so far
+        # (so far as the store takes them all: if it refuses some, _write_one_by_one stamps the letters again).
+        clock = self._line_ms
         for d in batch:
             try:
                 reading = self._decode(d)
             except TelemetryError as exc:
-                letters.append(_letter(d, exc.reason))
+                marks.append(len(readings))
+                letters.append(_letter(d, exc.reason, clock))
                 continue
             except Exception as exc:  # a check's bug must cost one message, not the pipeline
                 log.exception("decoding a message on %r failed", d.topic)
-                letters.append(_letter(d, f"cannot be taken: {type(exc).__name__}: {exc}"))
+                marks.append(len(readings))
+                letters.append(_letter(d, f"cannot be taken: {type(exc).__name__}: {exc}", clock))
                 continue
             key = hash(reading)
             if key in recent or key in in_batch:
-                duplicates += 1
+                duplicates += 1  # stored before (in an earlier batch or this one): the clock has its time already
             else:
                 in_batch.add(key)
                 keys.append(key)
                 readings.append(reading)
                 sources.append(d)
+                ts = reading.ts_ms
+                if clock is None or ts > clock:
+                    clock = ts
         # Store first; count and remember only once that succeeded, so a retried batch is processed the same way.
         if readings:
             try:
                 outcome = self.store.write(readings)
             except WriteRefused:
-                outcome, readings, keys = self._write_one_by_one(readings, keys, sources, letters)
+                outcome, readings, keys, clock = self._write_one_by_one(readings, keys, sources, letters, marks)
             except ConnectorError:
                 raise  # an outage: retry the batch
             except Exception as exc:  # a driver refusing a value (OverflowError, UnicodeEncodeError ...): not an outage
                 log.warning("the store refused a batch (%s: %s): writing it reading by reading", type(exc).__name__, exc)
-                outcome, readings, keys = self._write_one_by_one(readings, keys, sources, letters)
+                outcome, readings, keys, clock = self._write_one_by_one(readings, keys, sources, letters, marks)
             if outcome is WriteOutcome.SPOOLED:
                 stats.spooled_batches += 1
         if letters:
             self.store.write_dead_letters(letters)
         recent.remember(keys)
+        self._line_ms = clock
         stats.received += len(batch)
         stats.stored += len(readings)
         stats.rejected += len(letters)
@@ -344,29 +362,47 @@ class Ingest:
             self._end_batch()
 
     def _write_one_by_one(
-        self, readings: list[Reading], keys: list[int], sources: list[Delivery], letters: list[DeadLetter]
-    ) -> tuple[WriteOutcome, list[Reading], list[int]]:
+        self,
+        readings: list[Reading],
+        keys: list[int],
+        sources: list[Delivery],
+        letters: list[DeadLetter],
+        marks: list[int],
+    ) -> tuple[WriteOutcome, list[Reading], list[int], int | None]:
         """The store refused part of a batch for good (a field type conflict, a value its driver cannot bind): write
         the readings one by one and keep the refused ones as dead letters with the store's reason, rather than
-        retry the batch forever. An outage (another ConnectorError) still raises: the whole batch is retried."""
+        retry the batch forever. An outage (another ConnectorError) still raises: the whole batch is retried.
+
+        Returns the outcome, the readings taken and their keys, and the line clock after them. The batch's first
+        ``len(marks)`` letters, stamped with the clock of the readings decoded before them, are stamped again with
+        that of the readings stored before them (``marks[i]``: how many readings came before ``letters[i]``).
+        """
         outcome = WriteOutcome.WRITTEN
         taken: list[Reading] = []
         taken_keys: list[int] = []
+        clock = self._line_ms
+        clocks: list[int | None] = []  # clocks[i]: the line clock before readings[i], of the readings stored before it
         for reading, key, d in zip(readings, keys, sources, strict=True):
+            clocks.append(clock)
             try:
                 if self.store.write([reading]) is WriteOutcome.SPOOLED:
                     outcome = WriteOutcome.SPOOLED
             except WriteRefused as exc:
-                letters.append(_letter(d, f"the store refused it: {exc}"))
+                letters.append(_letter(d, f"the store refused it: {exc}", clock))
                 continue
             except ConnectorError:
                 raise
             except Exception as exc:
-                letters.append(_letter(d, f"the store refused it: {type(exc).__name__}: {exc}"))
+                letters.append(_letter(d, f"the store refused it: {type(exc).__name__}: {exc}", clock))
                 continue
             taken.append(reading)
             taken_keys.append(key)
-        return outcome, taken, taken_keys
+            if clock is None or reading.ts_ms > clock:
+                clock = reading.ts_ms
+        clocks.append(clock)
+        for i, before in enumerate(marks):
+            letters[i] = letters[i]._replace(line_ms=clocks[before])
+        return outcome, taken, taken_keys, clock
 
     def _decode(self, d: Delivery) -> Reading:
         source, channel = self.topics.parse(d.topic)
@@ -447,9 +483,9 @@ class Ingest:
         log.exception("observer failed")
 
 
-def _letter(d: Delivery, reason: str) -> DeadLetter:
-    """A dead letter whose text any store can hold, whatever the message carried."""
-    return DeadLetter(d.received_ms, storable_text(d.topic, 1000), bytes(d.payload), storable_text(reason, 1000))
+def _letter(d: Delivery, reason: str, line_ms: int | None) -> DeadLetter:
+    """A dead letter whose text any store can hold, whatever the message carried, stamped with the line clock."""
+    return DeadLetter(d.received_ms, storable_text(d.topic, 1000), bytes(d.payload), storable_text(reason, 1000), line_ms)
 
 
 def _ts(reading: Reading) -> int:

@@ -409,6 +409,78 @@ def test_the_accepted_lead_is_a_setting_and_infinity_means_no_limit() -> None:
         Ingest(TOPICS, store, max_lead_s=-1.0)
 
 
+# -- the line clock: dead letters are placed on the line's timeline -----------------------------------------------
+def _bad(mid: int, received_ms: int = T0) -> Delivery:
+    return Delivery(TOPICS.topic("COAT", Channel.STATE), b"{oops %d" % mid, received_ms, (mid, 1))
+
+
+def _line_clocks(store: MemoryStore) -> dict[bytes, int | None]:
+    return {d.payload: d.line_ms for d in store.dead_letters(limit=1000)}
+
+
+def test_a_dead_letter_carries_the_newest_source_timestamp_stored_before_it_in_receive_order() -> None:
+    store, events, acks = MemoryStore(), [], []
+    ingest = _ingest(store, events, acks)
+    ingest.process([_bad(1)])  # before any reading was stored: no line clock yet
+    ingest.process(
+        [
+            _msg("COAT", Channel.BUFFER, 2, ts=T0 + 5000, level=1),
+            _msg("COAT", Channel.BUFFER, 3, ts=T0 + 1000, level=2),  # late: does not move the clock back
+            _bad(4),
+            _msg("COAT", Channel.BUFFER, 5, ts=T0 + 9000, level=3),
+            _bad(6),
+        ]
+    )
+    ingest.process([_bad(7, received_ms=T0 - 86_400_000)])  # the receive clock a day off: the line's is not
+    assert _line_clocks(store) == {b"{oops 1": None, b"{oops 4": T0 + 5000, b"{oops 6": T0 + 9000, b"{oops 7": T0 + 9000}
+    assert ingest.stats.rejected == 4
+
+
+def test_a_reading_refused_for_its_far_future_timestamp_does_not_move_the_line_clock() -> None:
+    store, events, acks = MemoryStore(), [], []
+    ingest = _ingest(store, events, acks)
+    first_ahead = _msg("COAT", Channel.BUFFER, 1, ts=T0 + 20 * HOUR_MS, level=1)
+    ingest.process([first_ahead, _bad(2)])  # refused first thing: still no clock
+    then_ahead = _msg("COAT", Channel.BUFFER, 4, ts=T0 + 23 * HOUR_MS, level=4)
+    ingest.process([_msg("COAT", Channel.BUFFER, 3, ts=T0, level=3), then_ahead, _bad(5)])
+    ingest.process([_bad(6)])
+    assert _line_clocks(store) == {
+        first_ahead.payload: None,
+        b"{oops 2": None,
+        then_ahead.payload: T0,
+        b"{oops 5": T0,
+        b"{oops 6": T0,
+    }
+    assert (ingest.stats.stored, ingest.stats.rejected) == (1, 5)
+
+
+def test_readings_the_store_refuses_or_cannot_take_do_not_move_the_line_clock() -> None:
+    store, events, acks = _RefusingStore(), [], []
+    ingest = _ingest(store, events, acks)
+    refused = _msg("NOTCH", Channel.BUFFER, 3, ts=T0 + 5000, level=2)
+    ingest.process(
+        [
+            _msg("COAT", Channel.BUFFER, 1, ts=T0 + 1000, level=1),
+            _bad(2),
+            refused,  # refused for good by the store, later than the rest
+            _bad(4),
+            _msg("CALSLIT", Channel.BUFFER, 5, ts=T0 + 2000, level=3),
+            _bad(6),
+        ]
+    )
+    clocks = _line_clocks(store)
+    assert clocks == {b"{oops 2": T0 + 1000, refused.payload: T0 + 1000, b"{oops 4": T0 + 1000, b"{oops 6": T0 + 2000}
+    # a batch the store could neither write nor spool is retried: until it is taken, its readings do not count
+    failing = _FailingStore(failures=1)
+    ingest = _ingest(failing, events, acks)
+    batch = [_msg("COAT", Channel.BUFFER, 7, ts=T0 + 3000, level=4), _bad(8)]
+    with pytest.raises(StoreError):
+        ingest.process(batch)
+    ingest.process([_bad(9)])
+    ingest.process(batch)
+    assert _line_clocks(failing) == {b"{oops 8": T0 + 3000, b"{oops 9": None}
+
+
 # -- signals: a flood of new names is refused ---------------------------------------------------------------------
 def _process(station: str, mid: int, *names: str) -> Delivery:
     return _msg(station, Channel.PROCESS, mid, ts=T0 + mid, values=[{"name": n, "value": 1.0, "unit": "u"} for n in names])

@@ -7,6 +7,7 @@ the InfluxDB store's outage handling are unit-tested here through a fake HTTP tr
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 import time
@@ -324,6 +325,22 @@ class StoreContract:
         assert store.dead_letters(limit=1) == [letters[2]]
         assert store.write_dead_letters([]) is WriteOutcome.WRITTEN
 
+    def test_dead_letters_keep_the_line_clock_as_an_integer_or_none(self, store: Store) -> None:
+        topic = "gt/site1/L1/COAT/state"
+        days = 3 * 86_400_000
+        letters = [
+            DeadLetter(T0, topic, b"1", "before any reading was stored"),  # no line clock
+            DeadLetter(T0 + 1, topic, b"2", "r", T0 - days + 7),  # the line's clock days behind the receive clock
+            DeadLetter(T0 + 2, topic, b"3", "r", line_ms=T0 + days),  # and ahead of it
+            DeadLetter(T0 + 3, topic, b"4", "r", line_ms=0),  # zero is a time, not "none"
+        ]
+        store.write_dead_letters(letters[:2])
+        store.write_dead_letters(letters[2:])
+        got = store.dead_letters()
+        assert got == letters[::-1]
+        assert [type(d.line_ms) for d in got] == [int, int, int, type(None)]
+        assert store.dead_letters(topic_prefix="gt/site1/L1/", limit=2) == [letters[3], letters[2]]
+
     # -- lines sharing one store ----------------------------------------------------------------------------------
     def test_two_lines_sharing_the_store_each_read_their_own(self, store: Store) -> None:
         # Two lines, and a second site, with the same station ids, machines and signals at the same times.
@@ -515,6 +532,36 @@ class TestSqliteStore(StoreContract):
         assert len(store.range("counts", start_ms=T0, end_ms=T0 + 100_000)) == 1000
         store.close()
 
+    def test_a_file_made_before_dead_letters_carried_the_line_clock_opens_and_takes_it(self, tmp_path: Path) -> None:
+        import sqlite3
+
+        path = tmp_path / "gt.db"
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:  # the schema of dead letters before line_ms
+            conn.execute(
+                "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, "
+                "topic TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL)"
+            )
+            conn.execute("CREATE INDEX dead_letters_received ON dead_letters (received_ms)")
+            conn.execute("CREATE INDEX dead_letters_topic ON dead_letters (topic, received_ms)")
+            conn.execute("PRAGMA user_version = 1")
+            conn.execute(
+                "INSERT INTO dead_letters (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)", (T0, "t", b"old", "r")
+            )
+        store = SqliteStore(path)
+        assert store.dead_letters() == [DeadLetter(T0, "t", b"old", "r", None)]
+        new = DeadLetter(T0 + 1, "t", b"new", "r", T0 - 86_400_000)
+        store.write_dead_letters([new])
+        store.write(sample())
+        store.close()
+        again = SqliteStore(path)  # the column is there now: opened again as is
+        assert again.dead_letters() == [new, DeadLetter(T0, "t", b"old", "r")]
+        assert again.range("input", start_ms=T0, end_ms=T0 + 10_000) == EXPECTED["input"]
+        again.close()
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")]
+            assert columns == ["id", "received_ms", "topic", "payload", "reason", "line_ms"]
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
     def test_a_file_of_another_schema_version_is_refused(self, tmp_path: Path) -> None:
         import sqlite3
 
@@ -674,6 +721,15 @@ def test_influx_writes_spool_while_down_and_replay_in_order(tmp_path: Path) -> N
     assert fake.lines[13].startswith("gigatwin_dead_letters ")
     assert store.counters == (14, 4, 4, 0)
     assert store.write(counts(1, first=20)) is WriteOutcome.WRITTEN
+    store.close()
+
+
+def test_influx_writes_the_line_clock_of_dead_letters_as_an_integer_field_when_known(tmp_path: Path) -> None:
+    fake = FakeInflux()
+    store = influx(tmp_path, fake)
+    store.write_dead_letters([DeadLetter(T0, "t", b"", "r", T0 - 5), DeadLetter(T0, "t", b"", "r")])
+    assert f"line_ms={T0 - 5}i" in fake.lines[0]
+    assert "line_ms" not in fake.lines[1]  # as letters were written before they carried it
     store.close()
 
 

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/dead-letters", tags=["dead letters"], dependencies=[
 @router.get("", response_model=DeadLettersOut, summary="Rejected messages")
 async def dead_letters(rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> DeadLettersOut:
     """The number of this line's rejected messages in the store, and the latest ``limit`` with topic, payload and
-    reason."""
+    reason, and when each was received on the receive clock and on the line clock."""
     prefix = rt.topics.base + "/"
 
     def read() -> DeadLettersOut:
@@ -32,6 +32,7 @@ async def dead_letters(rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=1000
             latest=[
                 DeadLetterOut(
                     received=hours_to_datetime(d.received_ms / 3_600_000),
+                    line_time=None if d.line_ms is None else hours_to_datetime(d.line_ms / 3_600_000),
                     topic=d.topic,
                     payload=d.payload.decode("utf-8", errors="replace"),
                     payload_base64=base64.b64encode(d.payload).decode("ascii"),

@@ -66,12 +66,22 @@ class Bucket(NamedTuple):
 
 
 class DeadLetter(NamedTuple):
-    """A message that could not be taken, kept with the reason why: the topic and the exact payload bytes."""
+    """A message that could not be taken, kept with the reason why: the topic and the exact payload bytes.
+
+    Two clocks place it: ``received_ms`` on the receive clock, ``line_ms`` on the line's, which may be hours or
+    days apart (a virtual plant run faster than real time, a plant whose gateway clocks are off).
+    """
 
     received_ms: int
+    """When it was received, ms since the epoch on the receive clock (``Delivery.received_ms``: the wall clock for
+    MQTT, the demo's own clock in the demo)."""
     topic: str
     payload: bytes
     reason: str
+    line_ms: int | None = None
+    """The line clock when it was received, ms since the epoch: the newest source timestamp of the readings the
+    ingest had stored before it (see :mod:`connectors.ingest`); None when it had stored none yet, and for letters
+    kept before dead letters carried it."""
 
 
 class WriteOutcome(Enum):

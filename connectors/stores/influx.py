@@ -471,17 +471,20 @@ class InfluxStore:
         not by time: letters are rare and kept.)"""
         check_limit(limit)
         where = "time >= 0" + _topic_condition(topic_prefix)
-        statement = select_statement(self._source(DEAD_LETTERS), ["topic", "payload", "reason"], [], where)
+        statement = select_statement(self._source(DEAD_LETTERS), ["topic", "payload", "reason", "line_ms"], [], where)
         letters = []
         for series in self._query(f"{statement} ORDER BY time DESC LIMIT {limit}", epoch="ns"):
             cols = {c: i for i, c in enumerate(series.columns)}
+            at_line = cols.get("line_ms")  # no such column, or None in a row: letters written before they carried it
             for row in series.values:
+                line_ms = None if at_line is None else row[at_line]
                 letters.append(
                     DeadLetter(
                         int(row[0]) // 1_000_000,
                         str(row[cols["topic"]]),
                         base64.b64decode(row[cols["payload"]]),
                         str(row[cols["reason"]]),
+                        None if line_ms is None else int(line_ms),
                     )
                 )
         return letters

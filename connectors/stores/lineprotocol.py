@@ -25,7 +25,8 @@ from connectors.telemetry import Channel, Reading
 __all__ = ["DEAD_LETTERS", "HEALTH", "MAX_TS_MS", "DeadLetterEncoder", "encode_readings", "health_line", "refused_lines"]
 
 DEAD_LETTERS = "gigatwin_dead_letters"
-"""The measurement of dead letters (fields topic, payload as base64, reason; no tags)."""
+"""The measurement of dead letters (fields topic, payload as base64, reason and, when known, line_ms, an integer; no
+tags)."""
 HEALTH = "gigatwin_health"
 """The measurement health probes write to."""
 _PROCESS = Channel.PROCESS.value
@@ -151,6 +152,8 @@ class DeadLetterEncoder:
                 .field("reason", clean_text(d.reason))
                 .time(ts_ns, WritePrecision.NS)
             )
+            if d.line_ms is not None:
+                p.field("line_ms", d.line_ms)  # an int: written as an integer field (``123i``)
             line: str = p.to_line_protocol()
             chunk.append(line)
             if len(chunk) >= batch_points:

@@ -69,7 +69,7 @@ class MemoryStore:
         self._check_writable()
         with self._lock:
             self._letters.extend(
-                DeadLetter(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason)) for d in letters
+                DeadLetter(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason), d.line_ms) for d in letters
             )
             self.writes += 1
         return WriteOutcome.WRITTEN

@@ -58,7 +58,7 @@ def _schema() -> list[str]:
         "line TEXT NOT NULL, station TEXT NOT NULL, machine INTEGER NOT NULL, signal TEXT NOT NULL, "
         "UNIQUE (channel, station, machine, signal, site, line))",
         "CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, "
-        "topic TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL)",
+        "topic TEXT NOT NULL, payload BLOB NOT NULL, reason TEXT NOT NULL, line_ms INTEGER)",
         "CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_ms)",
         # Lines sharing the file read their own dead letters by topic prefix: a range of this index.
         "CREATE INDEX IF NOT EXISTS dead_letters_topic ON dead_letters (topic, received_ms)",
@@ -178,14 +178,16 @@ class SqliteStore:
 
         A topic or reason that is not valid Unicode is kept with its lone surrogates escaped (never refused).
         """
-        rows = [(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason)) for d in letters]
+        rows = [(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason), d.line_ms) for d in letters]
         with self._write_lock:
             conn = self._open_writer()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT INTO dead_letters (received_ms, topic, payload, reason) VALUES (?, ?, ?, ?)", rows)
+                conn.executemany(
+                    "INSERT INTO dead_letters (received_ms, topic, payload, reason, line_ms) VALUES (?, ?, ?, ?, ?)", rows
+                )
                 conn.execute("COMMIT")
-            except (sqlite3.Error, OverflowError) as exc:  # OverflowError: a received_ms beyond 64 bits
+            except (sqlite3.Error, OverflowError) as exc:  # OverflowError: a received_ms or line_ms beyond 64 bits
                 self._rollback(conn)
                 raise StoreError(f"sqlite {self.path}: write of {len(rows)} dead letters failed: {exc}") from exc
         return WriteOutcome.WRITTEN
@@ -296,10 +298,16 @@ class SqliteStore:
         by arrival)."""
         check_limit(limit)
         where, params = _prefix_filter(topic_prefix)
-        sql = f"SELECT received_ms, topic, payload, reason FROM dead_letters{where} ORDER BY received_ms DESC, id DESC LIMIT ?"
+        sql = (
+            f"SELECT received_ms, topic, payload, reason, line_ms FROM dead_letters{where} "
+            "ORDER BY received_ms DESC, id DESC LIMIT ?"
+        )
         with self._reader() as conn:
             rows = conn.execute(sql, (*params, limit)).fetchall()
-        return [DeadLetter(int(ms), str(topic), bytes(payload), str(reason)) for ms, topic, payload, reason in rows]
+        return [
+            DeadLetter(int(ms), str(topic), bytes(payload), str(reason), None if line_ms is None else int(line_ms))
+            for ms, topic, payload, reason, line_ms in rows
+        ]
 
     def dead_letter_count(self, *, topic_prefix: str | None = None) -> int:
         """How many dead letters are stored (whose topic starts with ``topic_prefix``)."""
@@ -342,6 +350,10 @@ class SqliteStore:
         conn.execute("BEGIN IMMEDIATE")
         for statement in _schema():
             conn.execute(statement)
+        # A file made before dead letters carried the line clock: add the column (NULL in the letters kept before).
+        # Checked under the write lock of the file, so that two stores opening it at once do not both add it.
+        if "line_ms" not in {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}:
+            conn.execute("ALTER TABLE dead_letters ADD COLUMN line_ms INTEGER")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.live import LiveStatePublisher
 from connectors.mqtt import Delivery
+from connectors.stores import DeadLetter
 from tests.api.conftest import LINE_ID, OPERATOR, demo_settings, runtime_of, wait_for
 from tests.conftest import MIXED_LINE
 from twin.events import MachineState, StateChanged
@@ -244,6 +245,21 @@ def test_dead_letters_keep_the_rejected_messages_with_reasons(tmp_path: Path) ->
             assert d["topic"].startswith("gigatwin/plant1/")
             assert d["reason"]
             assert base64.b64decode(d["payload_base64"]).decode("utf-8", errors="replace") == d["payload"]
+            # on the line's clock too: no later than the accepted lead after its receipt (the clock is of readings
+            # received before it), once the demo's readings were stored
+            received = datetime.fromisoformat(d["received"])
+            if d["line_time"] is not None:
+                assert datetime.fromisoformat(d["line_time"]) <= received + timedelta(seconds=rt.settings.max_lead_s)
+        assert any(d["line_time"] is not None for d in body["latest"])
+        # exactly the line clock stored with each letter: days away from the receive clock, or none yet
+        topic = f"{rt.topics.base}/A/state"
+        later_ms = 4_102_444_800_000  # 2100-01-01, after every letter of the demo
+        line_ms = later_ms - 3 * 86_400_000 + 123
+        rt.store.write_dead_letters([DeadLetter(later_ms, topic, b"{", "r"), DeadLetter(later_ms + 1, topic, b"[", "r", line_ms)])
+        first, second = c.get("/api/v1/dead-letters", params={"limit": 2}).json()["latest"]
+        assert datetime.fromisoformat(first["received"]) == datetime(2100, 1, 1, 0, 0, 0, 1000, tzinfo=UTC)
+        assert datetime.fromisoformat(first["line_time"]) == datetime(2099, 12, 29, 0, 0, 0, 123_000, tzinfo=UTC)
+        assert second["line_time"] is None
 
 
 def test_health_readiness_and_metrics(client: TestClient) -> None:
