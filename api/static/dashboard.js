@@ -39,6 +39,11 @@ const BOTTLENECK_MIN_PERIODS = 100; // fewer active periods than this: the bottl
 const REJECT_WINDOW_MS = 30_000; // the badge says "rejecting" when, over this long,
 const REJECT_SHARE = 0.5; // more than this share of the messages received
 const REJECT_MIN_MESSAGES = 20; // (at least this many) became dead letters
+// The windowed panels (throughput, losses, stop reasons) reload on the wall-clock periods above, and sooner when the
+// line's clock has moved this far since their last load (a plant replayed at x600 moves 5 h in 30 s), or a shift
+// began; never more often than every RELOAD_MIN_MS.
+const RELOAD_LINE_MS = 10 * 60_000;
+const RELOAD_MIN_MS = 3_000;
 const PARETO_TOP = 8;
 const RECENT_STOPS = 8;
 const DEAD_LETTERS_SHOWN = 5;
@@ -69,6 +74,7 @@ const S = {
   tp: { every: THROUGHPUT_EVERY_S, start: [], good: [], last: null },
   pareto: { labels: [], hours: [], cum: [], colors: [] },
   charts: { tp: null, pareto: null },
+  panelsLoaded: null, // {clock, shift, wall} when the windowed panels were last reloaded for the line's progress
 };
 
 // -- small helpers -----------------------------------------------------------------------------------------------
@@ -95,8 +101,9 @@ const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 const clamp01 = (v) => (isNum(v) ? Math.min(1, Math.max(0, v)) : 0);
 const int = (v) => (isNum(v) ? nfInt.format(v) : "—");
 const pct = (v) => (isNum(v) ? `${nf1.format(v * 100)} %` : "—");
-// Performance above 100 % happens only when machines ran faster than the ideal cycle of the line file: say so.
-const perf = (v) => (isNum(v) && v > 1 ? `${pct(v)} (faster than ideal)` : pct(v));
+// Performance above 100 % happens only when machines ran faster than the ideal cycle of the line file: say so, where
+// it shows (a hair above 1 reads 100.0 %, and "100.0 % (faster than ideal)" would contradict itself).
+const perf = (v) => (isNum(v) && v >= 1.0005 ? `${pct(v)} (faster than ideal)` : pct(v));
 
 /** ISO 8601 to ms since the epoch (the API gives microseconds; Date wants at most milliseconds). */
 function parseTime(iso) {
@@ -669,6 +676,29 @@ function onKpi(k) {
   if (isNum(k.dead_letters)) setText("dead-letters-count", int(k.dead_letters));
   extendThroughput(k);
   applyFreshness(k);
+  document.body.dataset.kpiNow = k.now ?? "";
+  reloadPanelsAsTheLineMoves(k);
+}
+
+/** Reload the windowed panels when the line's clock has moved on RELOAD_LINE_MS since their last load, or a new
+ * shift began (see RELOAD_LINE_MS). */
+function reloadPanelsAsTheLineMoves(k) {
+  const clock = parseTime(k.now);
+  const shift = k.shift ? parseTime(k.shift.start) : NaN;
+  const last = S.panelsLoaded;
+  const wall = performance.now();
+  if (!isNum(clock)) return;
+  if (!last) {
+    S.panelsLoaded = { clock, shift, wall };
+    return;
+  }
+  const moved = clock - last.clock >= RELOAD_LINE_MS || (isNum(shift) && shift !== last.shift);
+  if (!moved || wall - last.wall < RELOAD_MIN_MS) return;
+  S.panelsLoaded = { clock, shift, wall };
+  const gen = S.generation;
+  loadThroughput(gen);
+  loadDowntime(gen);
+  loadLosses(gen);
 }
 
 // -- charts --------------------------------------------------------------------------------------------------------
@@ -703,7 +733,16 @@ function makeCharts() {
       height: 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "UTC"),
       scales: {
-        x: { time: true },
+        // up to the line's clock, and at least an hour wide: one or two points would otherwise spread over a few
+        // minutes with every tick labelled alike
+        x: {
+          time: true,
+          range: (u, min, max) => {
+            const hi = isNum(S.clock) ? S.clock / 1000 : isNum(max) ? max : Date.now() / 1000;
+            const lo = isNum(min) ? Math.min(min, hi - 3600) : hi - 3600;
+            return [lo, hi];
+          },
+        },
         y: { range: (u, min, max) => [0, Math.max(1, (isNum(max) ? max : 0) * 1.1)] },
       },
       series: [
@@ -716,13 +755,22 @@ function makeCharts() {
           value: (u, v) => (isNum(v) ? nfInt.format(v) : "—"),
         },
         { label: "plan/h", stroke: "#7b8494", width: 1.5, dash: [6, 4], points: { show: false }, value: (u, v) => (isNum(v) ? nfInt.format(v) : "—") },
+        {
+          // the interval under way, apart from the line: its good units over the time it has run so far
+          label: "so far/h",
+          stroke: cssVar("--working"),
+          width: 0,
+          paths: () => null,
+          points: { show: true, size: 9, width: 2, fill: "#fff" },
+          value: (u, v) => (isNum(v) ? nfInt.format(v) : "—"),
+        },
       ],
       axes: [
         { ...axis, values: (u, splits) => splits.map((v) => hm(v * 1000)) },
         { ...axis, size: 60, values: (u, splits) => splits.map((v) => nfInt.format(v)) },
       ],
     },
-    [[], [], []],
+    [[], [], [], []],
     tpNode,
   );
   follow(tpNode, S.charts.tp);
@@ -734,10 +782,24 @@ function makeCharts() {
     if (label === undefined) return "";
     return label.length > 28 ? `${label.slice(0, 27)}…` : label; // "FORM channel_losses" and the like in full
   };
+  // Rotated labels run down and to the right of their bar: the last one needs room past the right axis, or its
+  // end is cut off by the canvas (measured in the axis font, so that every label shows in full at any width).
+  const LABEL_ANGLE = 35;
+  const RIGHT_AXIS = 50;
+  const measure = document.createElement("canvas").getContext("2d");
+  const rightPad = (u) => {
+    const n = P.labels.length;
+    if (!n) return 8;
+    measure.font = `12px ${getComputedStyle(document.body).fontFamily}`;
+    const extent = measure.measureText(shortLabel(n - 1)).width * Math.cos((LABEL_ANGLE * Math.PI) / 180);
+    const halfSlot = Math.max(0, u.width - 2 * RIGHT_AXIS) / n / 2;
+    return Math.max(8, Math.ceil(extent + 6 - RIGHT_AXIS - halfSlot));
+  };
   S.charts.pareto = new uPlot(
     {
       width: chartWidth(pNode),
       height: 300,
+      padding: [null, rightPad, null, null],
       scales: {
         x: { time: false, range: () => [-0.5, Math.max(P.labels.length, 1) - 0.5] },
         h: { range: (u, min, max) => [0, Math.max(0.1, (isNum(max) ? max : 0) * 1.1)] },
@@ -772,11 +834,11 @@ function makeCharts() {
           grid: { show: false },
           splits: () => P.labels.map((_, i) => i),
           values: (u, splits) => splits.map((i) => shortLabel(i)),
-          rotate: -35,
+          rotate: -LABEL_ANGLE,
           size: 140,
         },
         { ...axis, scale: "h", size: 50, label: "machine-hours", values: (u, splits) => splits.map((v) => nfAuto.format(v)) },
-        { ...axis, scale: "pct", side: 1, grid: { show: false }, size: 50, values: (u, splits) => splits.map((v) => `${v}%`) },
+        { ...axis, scale: "pct", side: 1, grid: { show: false }, size: RIGHT_AXIS, values: (u, splits) => splits.map((v) => `${v}%`) },
       ],
     },
     [[], [], []],
@@ -793,7 +855,10 @@ async function loadThroughput(gen) {
     tp.every = isNum(t.every_s) && t.every_s > 0 ? t.every_s : THROUGHPUT_EVERY_S;
     tp.start = t.start.map((iso) => parseTime(iso) / 1000);
     tp.good = t.good.slice();
-    tp.last = null; // the next kpi message is the new baseline for live extension
+    // the live extension counts on from the end of this answer: the line's clock then, and the counter at it
+    const end = parseTime(t.end);
+    tp.last = isNum(end) && isNum(t.good_total) ? { t: end / 1000, good: t.good_total } : null;
+    advanceClock(end); // the answer may be newer than the last message: its partial interval runs up to its end
     setText("throughput-status", tp.start.length ? "" : "No output recorded yet.");
     drawThroughput();
   } catch (error) {
@@ -807,8 +872,9 @@ function extendThroughput(k) {
   const t = parseTime(k.now) / 1000;
   if (!isNum(t) || !isNum(k.good)) return;
   const last = tp.last;
+  if (last && t <= last.t && k.good >= last.good) return; // older than what is counted already (a load's end)
   tp.last = { t, good: k.good };
-  if (!last || !tp.start.length || k.good < last.good || t <= last.t) return;
+  if (!last || !tp.start.length || k.good < last.good) return; // the first baseline, or the counter began again
   const delta = k.good - last.good;
   let lastStart = tp.start[tp.start.length - 1];
   while (lastStart + tp.every <= t) {
@@ -842,18 +908,33 @@ function drawThroughput() {
   const from = now - THROUGHPUT_HOURS * 3600;
   const xs = [];
   const ys = [];
+  const partial = []; // the interval under way, scaled by the time it has run (a minute at least), drawn apart
   for (let i = 0; i < tp.start.length; i++) {
-    // only complete intervals: the current one would show as a dip
-    if (tp.start[i] + tp.every > now || tp.start[i] < from) continue;
-    xs.push(tp.start[i]);
-    ys.push((tp.good[i] * 3600) / tp.every);
+    if (tp.start[i] < from) continue;
+    // the seconds of the interval with data: up to the line's clock, and none before the retained history began
+    const missed = isNum(S.historyStart) ? Math.max(0, S.historyStart / 1000 - tp.start[i]) : 0;
+    const elapsed = Math.min(tp.every, now - tp.start[i]) - missed;
+    if (tp.start[i] + tp.every <= now) {
+      if (elapsed < 60) continue; // a sliver of an interval at the history's start says nothing
+      xs.push(tp.start[i]);
+      ys.push((tp.good[i] * 3600) / elapsed);
+      partial.push(null);
+    } else if (elapsed >= 60) {
+      xs.push(tp.start[i]);
+      ys.push(null);
+      partial.push((tp.good[i] * 3600) / elapsed);
+    }
   }
   const plan = S.line && isNum(S.line.plan_per_hour) ? S.line.plan_per_hour : null;
-  chart.setData([xs, ys, xs.map(() => plan)]);
+  chart.setData([xs, ys, xs.map(() => plan), partial]);
   const node = $("throughput-chart");
-  node.dataset.points = String(xs.length);
-  const latest = xs.length ? `; the latest complete interval, from ${hm(xs[xs.length - 1] * 1000)} UTC: ${int(ys[ys.length - 1])} good/h` : "";
-  node.setAttribute("aria-label", `Good output per hour over time${latest}`);
+  const complete = ys.filter(isNum);
+  node.dataset.points = String(complete.length);
+  const last = xs.findLastIndex((_, i) => isNum(ys[i]));
+  const latest = last >= 0 ? `; the latest complete interval, from ${hm(xs[last] * 1000)} UTC: ${int(ys[last])} good/h` : "";
+  const current = partial.findLast(isNum);
+  const underWay = isNum(current) ? `; the interval under way so far: ${int(current)} good/h` : "";
+  node.setAttribute("aria-label", `Good output per hour over time${latest}${underWay}`);
 }
 
 /** Line-end output lost per cause (the stop attribution of the last station), this shift and over the last 24 h,
@@ -905,6 +986,7 @@ async function loadDowntime(gen) {
     P.cum = top.map((r) => (isNum(r.cumulative_share) ? r.cumulative_share * 100 : null));
     P.colors = top.map((r) => stateColor(r.state));
     S.charts.pareto.setData([top.map((_, i) => i), P.hours, P.cum]);
+    S.charts.pareto.redraw(false, true); // lay the axes out again: the right padding follows the last label
     $("pareto-chart").dataset.bars = String(top.length);
     const list = $("pareto-list");
     list.replaceChildren(
@@ -942,10 +1024,16 @@ async function toggleDeadLetters() {
     list.replaceChildren(
       ...d.latest.map((letter) => {
         const payload = letter.payload.length > 160 ? `${letter.payload.slice(0, 159)}…` : letter.payload;
+        // on the line's clock first; the receive clock beside it, its date only if it differs from the line time's
+        const line = parseTime(letter.line_time);
+        const received = utc(parseTime(letter.received));
+        const sameDay = isNum(line) && received.startsWith(utc(line).slice(0, 10));
         return el(
           "li",
           {},
-          el("time", { datetime: letter.received, text: utc(parseTime(letter.received)) }),
+          ...(isNum(line) ? [el("time", { datetime: letter.line_time, text: utc(line) }), " · "] : []),
+          "received ",
+          el("time", { datetime: letter.received, text: sameDay ? received.slice(11, 19) : received }),
           " ",
           el("code", { text: letter.topic }),
           el("br"),
@@ -1016,6 +1104,7 @@ async function start() {
   stop();
   const gen = ++S.generation;
   S.hellos = 0;
+  S.panelsLoaded = null;
   document.body.dataset.ready = "false";
   try {
     const lines = await api("lines");

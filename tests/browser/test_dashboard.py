@@ -3,13 +3,18 @@ console errors, no uncaught exceptions and no failed requests; and the API-key p
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page
 
+from api.settings import Settings
 from tests.browser.harness import STOP_TIMEOUT_S, STOPPED_BY_SIGINT, Chromium, PageProblems, Service, Services
 
 pytestmark = pytest.mark.browser
@@ -269,5 +274,145 @@ def test_the_badge_says_when_every_message_is_rejected(chromium: Chromium, servi
     page.wait_for_selector("#connection[data-fresh=rejecting]", timeout=LIVE_TIMEOUT_MS)
     assert re.fullmatch(r"rejecting 100(\.0)? % of messages", _text(page, "#connection-text"))
     assert page.get_attribute("body", "data-fresh") == "rejecting"
+    page.close()
+    _stop(demo)
+
+
+# -- screenshots through a shift ---------------------------------------------------------------------------------
+SHIFT_HOURS: float = Settings.model_fields["shift_hours"].default
+PHASES = {"early": (0.02, 0.2), "middle": (0.4, 0.6), "late": (0.8, 0.98)}
+"""Parts of a shift (fractions of it gone) the dashboard is photographed in: at x600 a shift lasts 48 wall seconds."""
+PHASE_TAIL = 0.08
+"""The end of a phase kept for the panels to reload and the photo to be taken (4 wall seconds at x600)."""
+WIDTHS = (1440, 800)
+CAPPED = re.compile(r"(\d[\d,.]*) %")
+
+# Everything the page says, checked in the page: what would be clipped, overflow the viewport or read NaN.
+_LAYOUT_PROBLEMS = """() => {
+  const problems = [];
+  const vw = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > vw) problems.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} > ${vw} px`);
+  for (const e of document.querySelectorAll("body *")) {
+    if (e.closest(".uplot") && !e.classList.contains("uplot")) continue; // uPlot parks its cursor off-canvas
+    if (e.closest("[hidden], dialog:not([open]), .sr-only, .skip:not(:focus)")) continue; // .skip: off-screen until focused
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    const name = e.id ? `#${e.id}` : `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`;
+    if (r.left < -0.5 || r.right > vw + 0.5) problems.push(`${name} reaches outside the viewport: ${r.left}..${r.right} of ${vw} px`);
+    const style = getComputedStyle(e);
+    if (["hidden", "clip", "auto", "scroll"].includes(style.overflowX) && e.scrollWidth > e.clientWidth + 1) {
+      const titled = style.textOverflow === "ellipsis" && e.title === e.textContent; // shortened, whole in its tooltip
+      if (!titled) problems.push(`${name} is clipped: ${e.scrollWidth} px of content in ${e.clientWidth} px`);
+    }
+  }
+  // a chart's labels must not run off its canvas: the outermost columns of pixels stay empty
+  for (const c of document.querySelectorAll(".chart canvas")) {
+    const g = c.getContext("2d");
+    for (const x of [0, c.width - 1]) {
+      const column = g.getImageData(x, 0, 1, c.height).data;
+      for (let i = 3; i < column.length; i += 4) {
+        if (column[i] > 0) { problems.push(`${c.closest(".chart").id}: something is drawn at the canvas edge x=${x}`); break; }
+      }
+    }
+  }
+  return problems;
+}"""
+
+
+def _shift_fraction(clock_ms: float, origin_h: float) -> float:
+    hours = clock_ms / 3_600_000
+    return ((hours - origin_h) % SHIFT_HOURS) / SHIFT_HOURS
+
+
+def _phases_in_order(fraction: float) -> list[str]:
+    """The phases in the order the running shift reaches them from ``fraction`` on (a passed one comes next shift)."""
+    return sorted(PHASES, key=lambda p: (PHASES[p][1] - PHASE_TAIL <= fraction + 0.02, PHASES[p][0]))
+
+
+def _capped_problems(page: Page) -> list[str]:
+    """Percentages that the definitions cap at 100 % and that read more (performance may, only saying so)."""
+    problems = []
+    cells = [(s, _text(page, s)) for s in ("#oee-line", "#oee-availability", "#oee-performance", "#oee-quality")]
+    cells += [
+        (f"#station-oee {sid} column {i}", text)
+        for sid, row in page.eval_on_selector_all(
+            "#station-oee tbody tr", "rows => rows.map(r => [r.dataset.oeeStation, [...r.cells].map(c => c.textContent)])"
+        )
+        for i, text in enumerate(row[1:5], start=2)
+    ]
+    cells += [
+        ("#loss-table", t) for t in page.eval_on_selector_all("#loss-table tbody td.num", "els => els.map(e => e.textContent)")
+    ]
+    cells += [("#pareto-list", t) for t in page.eval_on_selector_all("#pareto-list li", "els => els.map(e => e.textContent)")]
+    for where, text in cells:
+        for value in CAPPED.findall(text):
+            above = float(value.replace(",", "")) > 100.0
+            if above != ("faster than ideal" in text):
+                problems.append(f"{where}: {text!r}")  # above 100 % unexplained, or "faster" at 100.0 % or less
+    return problems
+
+
+def test_screenshots_early_middle_and_late_in_a_shift_keep_the_dashboards_promises(
+    chromium: Chromium, services: Services, tmp_path: Path
+) -> None:
+    """The demo's dashboard photographed at 1440 and 800 px late in a shift, early in the next (the shift change
+    watched live) and in its middle: no percentage above 100 % where its definition caps it, no NaN, nothing clipped
+    or off the page, no label off a chart, the shift card on the shift of the data. The screenshots are kept in the
+    test's directory (and copied to $GIGATWIN_SCREENSHOT_DIR when it is set)."""
+    browser = chromium.launch()
+    # shifts aligned so that the demo starts 70 % into one: its end comes within seconds at x600 (a shift: 48 s)
+    origin_h = (time.time() / 3600 - 0.7 * SHIFT_HOURS) % SHIFT_HOURS
+    demo = services.start(
+        ["demo", "--port", "0", "--speed", "600", "--malformed", "0.002"], env={"GIGATWIN_SHIFT_ORIGIN_H": f"{origin_h:.6f}"}
+    )
+    page = browser.new_page(viewport={"width": WIDTHS[0], "height": 1000})
+    problems = PageProblems()
+    problems.watch(page)
+    page.goto(demo.url)
+    page.wait_for_selector("#connection[data-conn=live]", timeout=LIVE_TIMEOUT_MS)
+    page.wait_for_function("Number(document.body.dataset.kpiMessages) >= 1", timeout=LIVE_TIMEOUT_MS)
+    keep = os.environ.get("GIGATWIN_SCREENSHOT_DIR")
+    shots: list[Path] = []
+    found: list[str] = []
+    started = datetime.fromisoformat(page.eval_on_selector("body", "b => b.dataset.kpiNow"))
+    for phase in _phases_in_order(_shift_fraction(started.timestamp() * 1000, origin_h)):
+        low, high = PHASES[phase]
+        # the page's data (its latest kpi message) within the phase, then a moment for the windowed panels, which
+        # reload as the line's clock moves
+        page.wait_for_function(
+            f"""() => {{
+              const h = Date.parse(document.body.dataset.kpiNow) / 3.6e6;
+              const f = (((h - {origin_h}) % {SHIFT_HOURS}) + {SHIFT_HOURS}) % {SHIFT_HOURS} / {SHIFT_HOURS};
+              return f >= {low} && f <= {high - PHASE_TAIL};
+            }}""",
+            timeout=2 * SHIFT_HOURS * 3600 / 600 * 1000,
+            polling=100,
+        )
+        page.wait_for_timeout(1_000)
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(300)  # the charts follow their panels' width in the next frame
+            kpi_now = datetime.fromisoformat(page.eval_on_selector("body", "b => b.dataset.kpiNow"))
+            fraction = _shift_fraction(kpi_now.timestamp() * 1000, origin_h)
+            assert low <= fraction <= high, f"{phase}: the page moved on to {fraction:.0%} of the shift before its photo"
+            shift_start = kpi_now - timedelta(hours=fraction * SHIFT_HOURS)
+            expected = f"{shift_start:%H:%M}–{shift_start + timedelta(hours=SHIFT_HOURS):%H:%M} UTC"
+            assert _text(page, "#shift-window") == expected, f"{phase}: the shift card shows another shift"
+            shot = tmp_path / f"dashboard-{phase}-{width}px.png"
+            page.screenshot(path=str(shot), full_page=True)
+            shots.append(shot)
+            where = f"{phase}, {width} px ({kpi_now:%H:%M:%S} UTC, {fraction:.0%} of the shift)"
+            text = page.inner_text("body")
+            found += [f"{where}: reads {word}" for word in ("NaN", "undefined", "Infinity") if re.search(rf"\b{word}\b", text)]
+            found += [f"{where}: {p}" for p in _capped_problems(page)]
+            found += [f"{where}: {p}" for p in page.evaluate(_LAYOUT_PROBLEMS)]
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, Path(keep) / shot.name)
+    assert len(shots) == len(PHASES) * len(WIDTHS)
+    assert all(shot.stat().st_size > 10_000 for shot in shots)  # a page, not a blank
+    assert found == [], "\n".join(found)
+    _assert_clean(problems)
     page.close()
     _stop(demo)
