@@ -1,0 +1,378 @@
+"""What the telemetry of a line tells about its state at one instant, and no more: the known part of a snapshot.
+
+A forecast starts the engine from the live plant, but the wire carries only machine states (with the failure mode
+under repair), cumulative counts, buffer levels and store occupancies. :class:`KnowledgeBuilder` takes those events
+in time order (from the live state's history, or replayed from the store for a longer look back) and says, at an
+instant (:meth:`KnowledgeBuilder.at`):
+
+- per machine: its state and since when, the failure mode under repair, the working hours of its current cycle
+  (from its last completion or the start of its working spell, whichever is later: a machine that finds its next
+  lot waiting loads it at once and reports no new state; a repair mid-cycle pauses the cycle, it does not end
+  it), and per failure mode its **age**: the hours since that mode's last
+  repair ended, counted on the mode's basis (working hours for ``operating`` modes, calendar hours for
+  ``calendar`` ones), or None when no repair of that mode was seen. A repair is a ``DOWN`` spell with the mode as
+  its reason; it ends when the machine reports another state or another reason. (A repair that waited for a crew
+  counts its waiting as repair time: the wire does not tell them apart.)
+- per machine, the units it holds, inferred (units are not on the wire, only counters): a working, blocked or
+  down machine holds a lot the size of its last completed one (good and scrap; a full lot or batch before its
+  first); a starved batch machine's partial fill comes from conservation at its upstream buffer. The units its
+  station took from that buffer are the upstream station's good output less what the upstream holds finished
+  (blocked machines, a store's units held at its exit) less the buffer's level; machines load first come, first
+  served, so all the units taken since the later of the oldest starving machine's start of loading and the last
+  batch completed loading are that machine's fill, and the other starving machines hold none;
+- per buffer: its level;
+- per store (a delay station): its occupancy and when its units entered, as far back as the events go. Entries are
+  not on the wire: a store's intake is the growth of its occupancy plus what it released (its completions), taken
+  at each occupancy report. The units in a store are its newest entries (stores release first in, first out), so
+  only the latest entries covering the occupancy are kept; the units that entered before the events began are
+  counted as ``unknown_units``.
+
+What the wire does not tell (work left on the units in a machine, the repair time left, the time to the next
+failure, dwell left of units whose entry was not seen) is drawn per replication by ``twin.sampler``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted
+from twin.schema import Line
+
+__all__ = ["KnowledgeBuilder", "LineKnowledge", "MachineKnowledge", "StoreKnowledge"]
+
+WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
+
+
+@dataclass(frozen=True)
+class MachineKnowledge:
+    """One machine as the telemetry shows it at an instant."""
+
+    state: MachineState | None
+    """Its latest reported state (None: it never reported)."""
+    since_h: float
+    """When its current state began (NaN: never reported)."""
+    reason: str
+    """DOWN: the failure mode under repair."""
+    cycle_worked_h: float
+    """WORKING, or DOWN after working: the working hours of the current cycle so far (0 otherwise). A cycle under
+    way when the events began counts from their beginning."""
+    ages_h: dict[str, float | None]
+    """Per failure mode, its age on its basis since its last repair ended; None: no repair of it was seen."""
+    down_from: MachineState | None = None
+    """DOWN: the state it broke down from (WORKING: mid-cycle; BLOCKED: holding finished units)."""
+    units: int | None = None
+    """The units it holds, inferred (see the module docstring); None: not known (a starved batch machine whose
+    upstream is the line's supply, a machine idle before it ever finished a lot)."""
+
+    def now_elapsed(self, now_h: float) -> float:
+        """Hours in its current state at ``now_h`` (0 when it never reported)."""
+        return now_h - self.since_h if math.isfinite(self.since_h) else 0.0
+
+
+@dataclass(frozen=True)
+class StoreKnowledge:
+    """A store (delay station): what it holds and when its units entered."""
+
+    occupancy: int
+    """Units in the store: dwelling and ready."""
+    ready: int
+    """Of them, units whose dwell is over, held at its exit (the oldest)."""
+    entries: tuple[tuple[float, int], ...]
+    """(time, units) of the entries still in the store, oldest first: they add up to at most ``occupancy``."""
+    unknown_units: int
+    """Units in the store whose entry came before the events began (``occupancy`` less the entries')."""
+    known_since_h: float
+    """Entries are known from this instant on (when the events began)."""
+
+
+@dataclass(frozen=True)
+class LineKnowledge:
+    """What the telemetry tells about a line at ``time_h``: see the module docstring."""
+
+    time_h: float
+    observed_since_h: float
+    """The first event's time: states, ages and store entries before it are unknown."""
+    machines: dict[str, tuple[MachineKnowledge, ...]] = field(default_factory=dict)
+    buffers: dict[str, int] = field(default_factory=dict)
+    stores: dict[str, StoreKnowledge] = field(default_factory=dict)
+
+
+class _Machine:
+    __slots__ = (
+        "cycle_worked",
+        "down_from",
+        "last_good",
+        "last_lot",
+        "mark",
+        "reason",
+        "repaired",
+        "since",
+        "state",
+        "worked",
+        "working_since",
+    )
+
+    def __init__(self, modes: tuple[str, ...]) -> None:
+        self.state: MachineState | None = None
+        self.reason = ""
+        self.since = math.nan
+        self.cycle_worked = 0.0  # working hours of the current cycle booked so far (the running spell not included)
+        self.working_since = math.nan  # the start of the current working spell (NaN: not working)
+        self.down_from: MachineState | None = None
+        self.repaired: dict[str, float] = {}  # per mode seen repaired: when its last repair ended
+        self.worked: dict[str, float] = dict.fromkeys(modes, 0.0)  # working hours since then (modes seen repaired)
+        self.last_lot = 0  # good + scrap of its last completion (0: none seen)
+        self.last_good = 0
+        self.mark = math.nan  # batch machines: units its station had taken when it began loading (NaN: not loading)
+
+
+class _Store:
+    __slots__ = ("entries", "high", "occupancy", "ready", "released")
+
+    def __init__(self) -> None:
+        self.occupancy: int | None = None  # None until the first report: the baseline of the intake
+        self.ready = 0  # units whose dwell is over, held at the exit
+        self.released = 0
+        self.high = 0  # the highest "units taken in" so far (reports at one instant may come in either order)
+        self.entries: deque[list[float | int]] = deque()  # [time, units], newest last
+
+
+def _holding(m: _Machine) -> bool:
+    """Whether the machine holds finished units not handed over: blocked, or broken down while blocked."""
+    return m.state is BLOCKED or (m.state is DOWN and m.down_from is BLOCKED)
+
+
+class KnowledgeBuilder:
+    """Takes a line's events in time order (an observer, like ``twin.state.LiveLine``) and says what they tell about
+    the line at an instant (:meth:`at`); see the module docstring."""
+
+    def __init__(self, line: Line, start_h: float | None = None) -> None:
+        self.line = line
+        self._start = start_h
+        self._clock = -math.inf
+        process = [s for s in line.stations if s.kind == "process"]
+        self._specs = {s.id: s for s in process}
+        self._modes = {s.id: tuple(f.name for f in s.failures) for s in process}
+        self._basis = {s.id: {f.name: f.basis for f in s.failures} for s in process}
+        self._machines = {s.id: [_Machine(self._modes[s.id]) for _ in range(s.machines)] for s in process}
+        self._buffers: dict[str, int] = {}
+        self._stores = {s.id: _Store() for s in line.stations if s.kind == "delay"}
+        self._pending: dict[str, StoreOccupancy] = {}  # the latest store reports of the current instant
+        # Conservation at the buffers before batch stations: per station, good output so far, and what its blocked
+        # machines hold finished; per batch station, its upstream, the units taken as of the end of the last
+        # instant, and when its last batch completed loading.
+        self._good: dict[str, int] = {s.id: 0 for s in line.stations}
+        self._blocked: dict[str, int] = {s.id: 0 for s in line.stations}
+        ids = [s.id for s in line.stations]
+        self._upstream = {
+            s.id: ids[i - 1] for i, s in enumerate(line.stations) if i > 0 and s.kind == "process" and s.batch_size is not None
+        }
+        self._taken_before = dict.fromkeys(self._upstream, 0.0)
+        self._loaded_at = dict.fromkeys(self._upstream, -math.inf)
+        self._handlers: dict[type, Callable[..., None]] = {
+            StateChanged: self._state,
+            UnitsCompleted: self._completed,
+            BufferLevel: self._buffer,
+            StoreOccupancy: self._occupancy,
+        }
+
+    def __call__(self, ev: Event) -> None:
+        """Take one event (in time order; an older one than the last is refused: sort telemetry first)."""
+        handler = self._handlers.get(type(ev))
+        if handler is not None:
+            handler(*ev)
+
+    def attach(self, engine: Any) -> None:
+        """Take ``engine``'s events as fields, before it runs (``twin.engine.Engine.subscribe_fields``: no event
+        objects are made)."""
+        for kind, handler in self._handlers.items():
+            engine.subscribe_fields(kind, handler)
+
+    def _tick(self, t: float) -> None:
+        if t < self._clock:
+            raise ValueError(f"an event at t={t} h came after one at t={self._clock} h: take them in time order")
+        if t > self._clock:
+            if self._pending:
+                self._flush()
+            for sid in self._upstream:
+                self._taken_before[sid] = self._taken(sid)
+        self._clock = t
+        if self._start is None:
+            self._start = t
+
+    def _completed(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
+        self._tick(t)
+        self._good[station] += good
+        store = self._stores.get(station)
+        if store is not None:
+            store.released += good + scrap
+            return
+        m = self._machines[station][machine]
+        m.last_lot, m.last_good = good + scrap, good
+        if m.state is WORKING:  # the next lot, if one waits, starts now without a state report
+            self._book_work(m, t)
+            m.working_since = t
+        m.cycle_worked = 0.0
+
+    def _buffer(self, t: float, station: str, level: int) -> None:
+        self._tick(t)
+        self._buffers[station] = level
+
+    def _occupancy(self, t: float, station: str, dwelling: int, held: int, intake_blocked: bool) -> None:
+        self._tick(t)
+        if station not in self._stores:
+            raise KeyError(station)
+        # Taken at the end of its instant: a release reports its units as completed before the store's occupancy
+        # drops, so only the last report of an instant squares with the completions.
+        self._pending[station] = StoreOccupancy(t, station, dwelling, held, intake_blocked)
+
+    def _taken(self, sid: str) -> float:
+        """Units batch station ``sid`` has taken from its upstream buffer, up to a constant (conservation)."""
+        up = self._upstream[sid]
+        store = self._stores.get(up)
+        held = store.ready if store is not None else self._blocked[up]
+        return self._good[up] - held - self._buffers.get(up, 0)
+
+    def _fills(self, sid: str, ms: list[_Machine]) -> dict[int, int]:
+        """The partial fill of each starving machine of batch station ``sid`` (first come, first served)."""
+        spec = self._specs[sid]
+        assert spec.batch_size is not None
+        loading = sorted(
+            (m.mark, m.since, i)
+            for i, m in enumerate(ms)
+            if m.mark == m.mark and (m.state is STARVED or (m.state is DOWN and m.down_from is STARVED))
+        )
+        fills = dict.fromkeys((i for _, _, i in loading), 0)
+        if loading:
+            head = loading[0][2]
+            got = self._taken(sid) - max(ms[head].mark, self._loaded_at[sid])
+            fills[head] = int(min(max(got, 0), spec.batch_size - 1))
+        return fills
+
+    def _flush(self) -> None:
+        for ev in self._pending.values():
+            self._on_store(ev)
+        self._pending.clear()
+
+    def _state(self, t: float, sid: str, idx: int, state: MachineState, reason: str) -> None:
+        self._tick(t)
+        m = self._machines[sid][idx]
+        if m.state == state and m.reason == reason:
+            return  # a repeated report (a heartbeat)
+        if m.state is WORKING:
+            self._book_work(m, t)
+        was_holding = _holding(m)
+        if sid in self._upstream:
+            if state is STARVED and m.mark != m.mark:
+                m.mark = self._taken_before[sid]  # it takes what waits at this instant: count from before it
+            elif state is WORKING and m.state is STARVED:
+                self._loaded_at[sid] = self._taken(sid)  # a batch completed loading: later units go to the next
+                m.mark = math.nan
+        if m.state is DOWN and m.reason and (state is not DOWN or reason != m.reason):
+            m.repaired[m.reason] = t  # the repair of that mode ended: its age starts again
+            if m.reason in m.worked:
+                m.worked[m.reason] = 0.0
+        if state is DOWN:
+            m.down_from = m.state if m.state is not DOWN else m.down_from
+        if state is WORKING:
+            m.working_since = t
+            if m.state is not DOWN or m.down_from is not WORKING:
+                m.cycle_worked = 0.0  # a new cycle (after a repair mid-cycle, the interrupted one goes on)
+        m.state, m.reason, m.since = state, reason, t
+        self._blocked[sid] += (_holding(m) - was_holding) * m.last_good
+
+    @staticmethod
+    def _book_work(m: _Machine, t: float) -> None:
+        spell = t - m.working_since
+        if spell > 0:
+            for mode in m.worked:
+                m.worked[mode] += spell
+            m.cycle_worked += spell
+        m.working_since = math.nan
+
+    def _on_store(self, ev: StoreOccupancy) -> None:
+        s = self._stores[ev.station]
+        s.ready = ev.held
+        units = ev.dwelling + ev.held
+        # Units held at the exit were counted as released (completed) already: the intake is what dwells plus
+        # what was released.
+        taken_in = ev.dwelling + s.released
+        if s.occupancy is None:
+            s.occupancy = units
+            s.high = taken_in  # the baseline: what it held and released before is not intake
+            return
+        s.occupancy = units
+        if taken_in > s.high:
+            s.entries.append([ev.t, taken_in - s.high])
+            s.high = taken_in
+        # keep only the newest entries that the store can still hold (first in, first out)
+        held = sum(int(e[1]) for e in s.entries)
+        while s.entries and held - int(s.entries[0][1]) >= units:
+            held -= int(s.entries.popleft()[1])
+
+    def at(self, now_h: float | None = None) -> LineKnowledge:
+        """What the events taken so far tell about the line at ``now_h`` (default: the last event's time; never
+        before it)."""
+        if self._start is None:
+            raise ValueError("no events yet: nothing is known about the line")
+        self._flush()
+        now = self._clock if now_h is None else now_h
+        if now < self._clock:
+            raise ValueError(f"knowledge at {now} h asked after events up to {self._clock} h")
+        machines: dict[str, tuple[MachineKnowledge, ...]] = {}
+        for sid, ms in self._machines.items():
+            basis = self._basis[sid]
+            spec = self._specs[sid]
+            full = spec.batch_size or spec.lot
+            fills = self._fills(sid, ms) if sid in self._upstream else {}
+            out = []
+            for i, m in enumerate(ms):
+                if m.state is WORKING or (m.state is DOWN and m.down_from is WORKING):
+                    units: int | None = m.last_lot or full
+                elif _holding(m):
+                    units = m.last_good or full
+                elif i in fills:
+                    units = fills[i]
+                elif spec.batch_size is not None and m.state is not None:
+                    units = None  # loading from the line's supply, or never seen to load: not known
+                else:
+                    units = 0 if m.state is not None else None
+                working = now - m.working_since if m.state is WORKING and m.working_since == m.working_since else 0.0
+                ages: dict[str, float | None] = {}
+                for mode in self._modes[sid]:
+                    end = m.repaired.get(mode)
+                    if end is None:
+                        ages[mode] = None
+                    elif basis[mode] == "calendar":
+                        ages[mode] = now - end
+                    else:
+                        ages[mode] = m.worked[mode] + working
+                out.append(
+                    MachineKnowledge(
+                        state=m.state,
+                        since_h=m.since,
+                        reason=m.reason if m.state is DOWN else "",
+                        cycle_worked_h=m.cycle_worked + working if m.state in (WORKING, DOWN) else 0.0,
+                        ages_h=ages,
+                        down_from=m.down_from if m.state is DOWN else None,
+                        units=units,
+                    )
+                )
+            machines[sid] = tuple(out)
+        stores = {}
+        for sid, s in self._stores.items():
+            occupancy = s.occupancy or 0
+            entries = [(float(e[0]), int(e[1])) for e in s.entries]
+            held = sum(u for _, u in entries)
+            if held > occupancy and entries:  # the oldest kept entry is partly released already
+                t0, u0 = entries[0]
+                entries[0] = (t0, u0 - (held - occupancy))
+                held = occupancy
+            stores[sid] = StoreKnowledge(occupancy, s.ready, tuple(entries), occupancy - held, self._start)
+        return LineKnowledge(
+            time_h=now, observed_since_h=self._start, machines=machines, buffers=dict(self._buffers), stores=stores
+        )

@@ -1,0 +1,306 @@
+"""A snapshot of the live line to start a replication from: what telemetry tells, and the rest drawn given it.
+
+:class:`~twin.knowledge.LineKnowledge` says what the wire told (states, since when, repair reasons, failure ages,
+buffer levels, store entries). :func:`sample_snapshot` draws, for one replication, what it does not tell, each
+from its distribution **conditioned on what is known** (``twin.residual``):
+
+- **repair left** of a machine down for ``e`` hours: TTR - e given TTR > e (the mode's repair distribution);
+- **time to the next failure** of each mode of each machine: TTF - a given TTF > a, where ``a`` is the mode's age
+  on its basis. A mode whose repair was never seen has an unknown age: its time to failure comes from the mode's
+  equilibrium residual life (what an observer arriving at a random instant sees), and the result says how many
+  ages were so drawn. The mode under repair starts afresh after it (a full TTF from the repair's end);
+- **work left** on a working machine: the cycle of its lot (``lot`` units, or one batch) given the working hours of
+  its current cycle so far; on a machine that broke down while working, the same, resumed after the repair;
+- **units in machines** are not on the wire either (only counters): ``twin.knowledge`` infers them (a lot the size
+  of the machine's last one; a starved batch machine's fill by conservation at its upstream buffer). Where it
+  cannot (a batch machine that loads from the line's supply), the fill is drawn uniformly from 0 to
+  ``batch_size - 1`` and counted in the notes. Machines in SETUP or a planned stop are started idle (the engine
+  does not model them yet), and counted in the notes;
+- **dwell left** of the units in a store: their dwell given the time since they entered, for the entries the
+  events saw; units that entered before the events began (``unknown_units``) are spread evenly over the dwell
+  still possible for them (from 0 to the mean dwell less the time observed), and the notes say how many.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.distributions import Constant, Gamma
+from twin.events import MachineState
+from twin.knowledge import LineKnowledge, MachineKnowledge
+from twin.residual import equilibrium_mean, sample_equilibrium_residual, sample_residual
+from twin.schema import Line, Station
+from twin.snapshot import LineSnapshot, MachineSnapshot, StationSnapshot, StoreLot
+
+__all__ = ["SampledSnapshot", "SamplingNotes", "sample_snapshots"]
+
+WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
+UNKNOWN_STORE_LOTS = 64
+"""Lots the units of unknown entry time in a store are spread over."""
+
+
+@dataclass(frozen=True)
+class SamplingNotes:
+    """What a sampled snapshot had to assume, beyond drawing from conditional distributions."""
+
+    equilibrium_ages: int = 0
+    """Failure modes (of all machines) whose age was never seen: their time to failure is an equilibrium residual."""
+    unreported_machines: int = 0
+    """Machines that never reported a state: started idle and empty."""
+    idle_for_unmodelled: int = 0
+    """Machines in SETUP or a planned stop, started idle (the engine does not model these states yet)."""
+    sampled_batch_fills: int = 0
+    """Starved batch machines whose partial fill was drawn uniformly."""
+    store_units_spread: dict[str, int] = field(default_factory=dict)
+    """Per store, the units whose entry the events did not see, spread evenly over their possible dwell left."""
+
+    def as_dict(self) -> dict[str, object]:
+        """As plain values, for a forecast's result."""
+        return {
+            "equilibrium_ages": self.equilibrium_ages,
+            "unreported_machines": self.unreported_machines,
+            "idle_for_unmodelled": self.idle_for_unmodelled,
+            "sampled_batch_fills": self.sampled_batch_fills,
+            "store_units_spread": dict(self.store_units_spread),
+        }
+
+
+@dataclass(frozen=True)
+class SampledSnapshot:
+    """One replication's starting state and what had to be assumed for it."""
+
+    snapshot: LineSnapshot
+    notes: SamplingNotes
+
+
+def _work_left(spec: Station, units: int, worked: float, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` draws of the work left on a lot of ``units`` (one batch for batch stations) after ``worked`` hours of
+    its cycle."""
+    cycle = spec.cycle_time
+    assert cycle is not None
+    k = 1 if spec.batch_size is not None else units
+    if isinstance(cycle, Constant):
+        return np.full(n, max(cycle.value * k - worked, 0.0))
+    if k == 1:
+        return sample_residual(cycle, worked, rng, n)
+    # The total of k unit cycles given that it exceeds `worked`: its law is no named family; the gamma with its
+    # mean and variance stands in for it (exact for exponential and gamma cycles, close for k of a few or more).
+    mean = cycle.mean_value
+    second = 2.0 * mean * equilibrium_mean(cycle)  # E[T^2] = 2 E[T] E[equilibrium residual]
+    cv = math.sqrt(max(second - mean * mean, 0.0)) / mean / math.sqrt(k) if mean > 0 else 0.0
+    if cv <= 0:
+        return np.full(n, max(mean * k - worked, 0.0))
+    return sample_residual(Gamma(dist="gamma", mean=mean * k, cv=cv), worked, rng, n)
+
+
+def _ttf_left(
+    spec: Station, mk: MachineKnowledge, repair_left: np.ndarray, rng: np.random.Generator, n: int
+) -> tuple[dict[str, np.ndarray], int]:
+    """Per failure mode, ``n`` draws of the time to its next failure; and how many modes' ages were unknown."""
+    ttf: dict[str, np.ndarray] = {}
+    unknown = 0
+    for mode in spec.failures:
+        if mk.state is DOWN and mode.name == mk.reason:
+            # the mode under repair starts afresh when the repair ends (a calendar clock counts from then on)
+            fresh = sample_residual(mode.ttf, 0.0, rng, n)
+            ttf[mode.name] = fresh + repair_left if mode.basis == "calendar" else fresh
+            continue
+        age = mk.ages_h.get(mode.name)
+        if age is None:
+            unknown += 1
+            ttf[mode.name] = sample_equilibrium_residual(mode.ttf, rng, n)
+        else:
+            ttf[mode.name] = sample_residual(mode.ttf, age, rng, n)
+    return ttf, unknown
+
+
+def _machines(
+    spec: Station, known: tuple[MachineKnowledge, ...], now: float, rng: np.random.Generator, n: int, tally: Counter[str]
+) -> list[list[MachineSnapshot]]:
+    """The station's machines in each of ``n`` replications (``[replication][machine]``)."""
+    modes = {f.name: f for f in spec.failures}
+    full = spec.batch_size or spec.lot
+    per_rep: list[list[MachineSnapshot]] = [[] for _ in range(n)]
+    build = MachineSnapshot.model_construct  # checked once, with the whole snapshot
+    for mk in known:
+        state = mk.state
+        down = state is DOWN and mk.reason in modes
+        repair_left = np.zeros(n)
+        if down:
+            elapsed = max(mk.now_elapsed(now), 0.0)
+            repair_left = sample_residual(modes[mk.reason].ttr, elapsed, rng, n)
+        ttf, unknown = _ttf_left(spec, mk, repair_left, rng, n)
+        tally["equilibrium_ages"] += unknown
+        names = list(ttf)
+        cols = [ttf[name] for name in names]
+        ttfs = [{name: float(col[i]) for name, col in zip(names, cols, strict=True)} for i in range(n)]
+        if state is None or state in (MachineState.SETUP, MachineState.PLANNED_STOP):
+            tally["unreported_machines" if state is None else "idle_for_unmodelled"] += 1
+            for i in range(n):
+                per_rep[i].append(
+                    build(
+                        state=STARVED, units=0, finished=False, work_left_h=0.0, repair_left_h=0.0, reason="", ttf_left_h=ttfs[i]
+                    )
+                )
+            continue
+        held = min(mk.units or full, full)  # a lot the size of its last one (knowledge), else a full one
+        if state is WORKING or (down and mk.down_from is WORKING):
+            work = _work_left(spec, held, mk.cycle_worked_h, rng, n)
+            for i in range(n):
+                per_rep[i].append(
+                    build(
+                        state=state,
+                        units=held,
+                        finished=False,
+                        work_left_h=float(work[i]),
+                        repair_left_h=float(repair_left[i]),
+                        reason=mk.reason if down else "",
+                        ttf_left_h=ttfs[i],
+                    )
+                )
+            continue
+        if state is BLOCKED or (down and mk.down_from is BLOCKED):
+            for i in range(n):
+                per_rep[i].append(
+                    build(
+                        state=state,
+                        units=held,
+                        finished=down,
+                        work_left_h=0.0,
+                        repair_left_h=float(repair_left[i]),
+                        reason=mk.reason if down else "",
+                        ttf_left_h=ttfs[i],
+                    )
+                )
+            continue
+        if down:  # broke down idle: repaired, then it loads on (a batch machine keeps its partial fill)
+            kept = mk.units or 0 if spec.batch_size is not None else 0
+            for i in range(n):
+                per_rep[i].append(
+                    build(
+                        state=DOWN,
+                        units=kept,
+                        finished=False,
+                        work_left_h=0.0,
+                        repair_left_h=float(repair_left[i]),
+                        reason=mk.reason,
+                        ttf_left_h=ttfs[i],
+                    )
+                )
+            continue
+        # STARVED (or DOWN for a reason the line file does not know: idle, as the model cannot repair it)
+        fills = np.zeros(n, dtype=int)
+        if spec.batch_size is not None and state is STARVED:
+            if mk.units is not None:
+                fills[:] = min(mk.units, spec.batch_size - 1)
+            else:
+                tally["sampled_batch_fills"] += 1
+                fills = rng.integers(0, spec.batch_size, n)
+        for i in range(n):
+            per_rep[i].append(
+                build(
+                    state=STARVED,
+                    units=int(fills[i]),
+                    finished=False,
+                    work_left_h=0.0,
+                    repair_left_h=0.0,
+                    reason="",
+                    ttf_left_h=ttfs[i],
+                )
+            )
+    return per_rep
+
+
+def _store_lots(
+    spec: Station, knowledge: LineKnowledge, rng: np.random.Generator, n: int, spread: dict[str, int]
+) -> list[list[StoreLot]]:
+    """The store's lots in each of ``n`` replications (shared lists when its dwell is a constant)."""
+    sk = knowledge.stores.get(spec.id)
+    if sk is None or sk.occupancy <= 0:
+        return [[] for _ in range(n)]
+    dwell = spec.dwell
+    assert dwell is not None and spec.capacity is not None
+    now = knowledge.time_h
+    build = StoreLot.model_construct
+    unknown: list[StoreLot] = []
+    if sk.unknown_units > 0:
+        spread[spec.id] = sk.unknown_units
+        observed = now - sk.known_since_h
+        span = max(dwell.mean_value - observed, 0.0)
+        m = min(UNKNOWN_STORE_LOTS, sk.unknown_units)
+        sizes = np.full(m, sk.unknown_units // m)
+        sizes[: sk.unknown_units % m] += 1
+        # oldest first: evenly spaced dwell left from 0 (entered longest ago) to the most they can have left
+        unknown = [build(units=int(u), dwell_left_h=span * i / m) for i, u in enumerate(sizes)]
+    units = [u for _, u in sk.entries if u > 0]
+    ages = np.array([max(now - t, 0.0) for t, u in sk.entries if u > 0])
+    if isinstance(dwell, Constant) or not units:
+        left = np.maximum(dwell.mean_value - ages, 0.0) if isinstance(dwell, Constant) else ages
+        lots = _within_capacity(spec, unknown + [build(units=u, dwell_left_h=float(d)) for u, d in zip(units, left, strict=True)])
+        return [lots] * n
+    out = []
+    for _ in range(n):
+        left = sample_residual(dwell, ages, rng, len(units))
+        out.append(
+            _within_capacity(spec, unknown + [build(units=u, dwell_left_h=float(d)) for u, d in zip(units, left, strict=True)])
+        )
+    return out
+
+
+def _within_capacity(spec: Station, lots: list[StoreLot]) -> list[StoreLot]:
+    """Never more than the store holds (reports of different instants can disagree): the oldest lots go first."""
+    assert spec.capacity is not None
+    excess = sum(lot.units for lot in lots) - spec.capacity
+    if excess <= 0:
+        return lots
+    kept: list[StoreLot] = []
+    for lot in lots:
+        take = min(excess, lot.units)
+        excess -= take
+        if lot.units > take:
+            kept.append(StoreLot.model_construct(units=lot.units - take, dwell_left_h=lot.dwell_left_h))
+    return kept
+
+
+def sample_snapshots(line: Line, knowledge: LineKnowledge, rng: np.random.Generator, n: int) -> list[SampledSnapshot]:
+    """``n`` replications' starting states: what ``knowledge`` says, and the unknowns drawn given it with ``rng``
+    (see the module docstring). Drawn together, one distribution call per unknown for all ``n``."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    tally: Counter[str] = Counter()
+    spread: dict[str, int] = {}
+    machines: dict[str, list[list[MachineSnapshot]]] = {}
+    lots: dict[str, list[list[StoreLot]]] = {}
+    for spec in line.stations:
+        if spec.kind == "delay":
+            lots[spec.id] = _store_lots(spec, knowledge, rng, n, spread)
+        else:
+            machines[spec.id] = _machines(spec, knowledge.machines.get(spec.id, ()), knowledge.time_h, rng, n, tally)
+    buffers: dict[str, int] = {}
+    last = line.stations[-1].id
+    for spec in line.stations:
+        level = knowledge.buffers.get(spec.id)
+        if level is None or spec.id == last:
+            continue
+        cap = spec.buffer_after
+        buffers[spec.id] = max(0, level if cap is None else min(level, cap))
+    notes = SamplingNotes(
+        equilibrium_ages=tally["equilibrium_ages"],
+        unreported_machines=tally["unreported_machines"],
+        idle_for_unmodelled=tally["idle_for_unmodelled"],
+        sampled_batch_fills=tally["sampled_batch_fills"],
+        store_units_spread=spread,
+    )
+    out = []
+    for i in range(n):
+        stations = {sid: StationSnapshot.model_construct(machines=ms[i], lots=[]) for sid, ms in machines.items()}
+        stations.update({sid: StationSnapshot.model_construct(machines=[], lots=ls[i]) for sid, ls in lots.items()})
+        snapshot = LineSnapshot.model_construct(time_h=knowledge.time_h, buffers=buffers, arrivals_queued=0, stations=stations)
+        if i == 0:
+            snapshot.check(line)  # one check: every replication has the same structure
+        out.append(SampledSnapshot(snapshot, notes))
+    return out
