@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from api.forecast_command import add_forecast_parser, run_forecast
 from api.telemetry_commands import FEED_WARMUP_H, run_feed, run_ingest
 from connectors.linefile import read_line
 from twin.errors import TwinError
@@ -131,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--prefix", default=None, help="topic prefix, one or more levels (GIGATWIN_TOPIC_PREFIX, default gigatwin)")
     ing.add_argument("--site", default=None, help="the site's topic level (GIGATWIN_SITE, default plant1)")
 
+    add_forecast_parser(sub)
+
     serve = sub.add_parser(
         "serve", help="serve the API and dashboard; settings from GIGATWIN_* variables, .env or GIGATWIN_CONFIG_FILE"
     )
@@ -231,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_feed(args)
     if args.command == "ingest":
         return run_ingest(args)
+    if args.command == "forecast":
+        return run_forecast(args)
     if args.command in ("serve", "demo"):
         from api.server import run_demo, run_serve  # FastAPI and uvicorn load only for the commands that serve
 

@@ -1,0 +1,148 @@
+"""``gigatwin forecast``: a forecast of a line from its stored telemetry, as of now or a past instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from api.schemas import hours_to_iso
+from connectors.asof import default_lookback_h, knowledge_as_of, line_clock_ms
+from connectors.errors import ConnectorError
+from connectors.linefile import read_line
+from connectors.redact import redact_text
+from connectors.stores.url import open_store
+from connectors.telemetry import Topics
+from twin.errors import TwinError
+from twin.forecast import MAX_HORIZON_H, forecast
+from twin.shifts import default_plan_per_hour
+
+__all__ = ["add_forecast_parser", "run_forecast"]
+
+
+def _iso_ms(text: str) -> int:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--at: {text!r} is not an ISO 8601 time such as 2026-11-30T10:40:00Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # the line's clock is UTC
+    return round(when.timestamp() * 1000)
+
+
+def _horizon(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= MAX_HORIZON_H:
+        raise argparse.ArgumentTypeError(f"--horizon must be above 0 and at most {MAX_HORIZON_H:g} h (a week), got {text}")
+    return value
+
+
+def add_forecast_parser(sub: Any) -> None:
+    """The ``forecast`` subcommand's options."""
+    p = sub.add_parser(
+        "forecast",
+        help="forecast a line's good output and downtime from its stored telemetry (as of now or --at)",
+        description="Reads the line's telemetry from the store up to the instant (the newest stored reading, or "
+        "--at), rebuilds what it tells, and runs replications of the line from there, each drawing what the "
+        "telemetry does not say (repair and work left, failure clocks) given what it does.",
+    )
+    p.add_argument("--line", required=True, help="the line file (YAML)")
+    p.add_argument("--store", required=True, help="sqlite:PATH or influxdb[s]://[user:password@]host:port/db[?..]")
+    p.add_argument("--at", type=_iso_ms, default=None, help="forecast as of this ISO 8601 time (default: the newest reading)")
+    p.add_argument("--horizon", type=_horizon, default=8.0, help="hours ahead (default 8, at most 168)")
+    p.add_argument("--replications", type=int, default=200, help="replications (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="the forecast's seed (default 0)")
+    p.add_argument("--lookback", type=float, default=None, help="hours of telemetry read (default: the longest dwell + 8 h)")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    p.add_argument("--prefix", default="gigatwin", help="topic prefix, one or more levels (default gigatwin)")
+    p.add_argument("--site", default="plant1", help="the site's topic level (default plant1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def _table(result: dict[str, Any], line_name: str) -> str:
+    g = result["good_output"]
+    rows = [
+        f"forecast of {line_name} as of {result['as_of']}, {result['horizon_h']:g} h ahead "
+        f"({result['replications']} replications, seed {result['seed']}, {result['compute_s']:.1f} s)",
+        f"good output   p10 {g['p10']:,.0f}   p50 {g['p50']:,.0f}   p90 {g['p90']:,.0f}   (mean {g['mean']:,.0f})",
+        f"plan          {result['plan']['target']:,.0f} units: reached in {result['plan']['p_meet']:.0%} of the replications",
+        "",
+        f"{'by (UTC)':<22}{'p10':>10}{'p50':>10}{'p90':>10}",
+    ]
+    rows += [
+        f"{h['end'][:19].replace('T', ' '):<22}{h['p10']:>10,.0f}{h['p50']:>10,.0f}{h['p90']:>10,.0f}" for h in result["hourly"]
+    ]
+    rows += [
+        "",
+        f"{'station':<10}{'P(failure)':>11}{'down h':>9}{'P(down at end)':>15}{'repair left p50/p90 h':>23}{'P(bottleneck)':>15}",
+    ]
+    for sid, st in result["stations"].items():
+        repair = st["repair_left_h"]
+        left = "—" if repair is None else f"{repair['p50']:.2f} / {repair['p90']:.2f}"
+        rows.append(
+            f"{sid:<10}{st['p_failure']:>11.0%}{st['expected_downtime_h']:>9.1f}{st['p_down_at_horizon']:>15.0%}"
+            f"{left:>23}{st['p_bottleneck']:>15.0%}"
+        )
+    notes = result["assumptions"]
+    rows += ["", "assumed: " + json.dumps(notes)]
+    return "\n".join(rows)
+
+
+def run_forecast(args: argparse.Namespace) -> int:
+    """Run ``gigatwin forecast``; returns the exit status."""
+    try:
+        line = read_line(args.line)
+        if args.replications < 1:
+            raise TwinError(f"--replications must be at least 1, got {args.replications}")
+        store = open_store(args.store)
+    except (TwinError, ValueError, ConnectorError) as exc:
+        print(f"gigatwin forecast: {redact_text(str(exc))}", file=sys.stderr)
+        return 2
+    try:
+        topics = Topics(args.prefix, args.site, line.name)
+        at_ms = args.at
+        if at_ms is None:
+            at_ms = line_clock_ms(store, topics)
+            if at_ms is None:
+                print(
+                    f"gigatwin forecast: the store holds no telemetry of line {line.name!r} (site {args.site!r})", file=sys.stderr
+                )
+                return 2
+        lookback = args.lookback if args.lookback is not None else default_lookback_h(line)
+        began = time.perf_counter()
+        print(f"gigatwin forecast: reading {lookback:g} h of telemetry up to {hours_to_iso(at_ms / 3_600_000)}", file=sys.stderr)
+        asof = knowledge_as_of(store, topics, line, at_ms, lookback)
+        print(
+            f"gigatwin forecast: {asof.replay.readings:,} readings in {time.perf_counter() - began:.1f} s; "
+            f"running {args.replications} replications of {args.horizon:g} h",
+            file=sys.stderr,
+        )
+        workers = args.workers or (os.cpu_count() or 1)
+        # forkserver: the pool's processes start clean, not as copies of this one's threads
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            result = forecast(
+                line,
+                asof.knowledge,
+                args.horizon,
+                replications=args.replications,
+                seed=args.seed,
+                plan_per_hour=default_plan_per_hour(line),
+                executor=pool if workers > 1 else None,
+            )
+    except (TwinError, ValueError, ConnectorError) as exc:
+        print(f"gigatwin forecast: {redact_text(str(exc))}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    out = result.to_dict(lambda h: hours_to_iso(h))
+    out["line"] = line.name
+    out["lookback_h"] = lookback
+    out["readings"] = asof.replay.readings
+    print(json.dumps(out, indent=2) if args.json else _table(out, line.name))
+    return 0
