@@ -125,6 +125,8 @@ class _Host:
         # crowd of them queues here without holding up the plan, the store's reads and its health probe.
         self._windows = ThreadPoolExecutor(max_workers=runtime.live.window_queries, thread_name_prefix="gigatwin-window")
         self._calls = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gigatwin-call")
+        # forecasts on demand take seconds: one at a time, never in the way of the quick calls
+        self._forecasts = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gigatwin-forecast")
         runtime.live.on_publish = self._published.set
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -170,6 +172,10 @@ class _Host:
             return live.throughput(*args)
         if op == "set_plan":
             return live.set_plan(*args)
+        if op == "forecast":
+            return self.runtime.forecast_now(*args)
+        if op == "latest_forecast":
+            return self.runtime.latest_forecast_now()
         if op.startswith("store.") and op[6:] in _STORE_READS:
             positional, keywords = args
             return getattr(self.runtime.store, op[6:])(*positional, **keywords)
@@ -189,13 +195,15 @@ class _Host:
                 if message[0] == "stop":
                     return
                 _, call_id, op, args = message
-                (self._windows if op == "window" else self._calls).submit(self._answer, call_id, op, args)
+                pool = self._windows if op == "window" else self._forecasts if op == "forecast" else self._calls
+                pool.submit(self._answer, call_id, op, args)
         finally:
             self._stop.set()
             self._published.set()
             reporter.join(5)
             self._windows.shutdown(wait=False, cancel_futures=True)
             self._calls.shutdown(wait=False, cancel_futures=True)
+            self._forecasts.shutdown(wait=False, cancel_futures=True)
 
 
 def _child(settings: PipelineSettings, line: Line, out: Connection, inbox: Connection, log_level: int, log_format: str) -> None:
@@ -524,6 +532,16 @@ class RemoteLine:
         snapshot: LiveSnapshot = await self._ask("set_plan", plan_per_hour)
         self._newer(snapshot)
         return snapshot
+
+    async def forecast(self, horizon_h: float | None, replications: int | None, seed: int) -> dict[str, Any]:
+        """A forecast computed on demand in the pipeline's process (its replications in the forecast pool)."""
+        result: dict[str, Any] = await self._ask("forecast", horizon_h, replications, seed)
+        return result
+
+    async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
+        """The latest default forecast and the last refresh's error, from the pipeline's process."""
+        result: tuple[dict[str, Any] | None, str] = await self._ask("latest_forecast")
+        return result
 
     def _newer(self, snapshot: LiveSnapshot | None) -> None:
         """Keep ``snapshot`` if it is newer than the one held: a report built before a call's answer can arrive after

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from api.forecaster import Forecaster, NotReady
 from api.live import LiveSnapshot, LiveStatePublisher
 from api.schemas import hours_to_iso
 from api.settings import PipelineSettings
@@ -77,6 +78,7 @@ class LineRuntime:
     topics: Topics
     subscriber: MqttSubscriber | None = None
     plant: VirtualPlant | None = None
+    forecaster: Forecaster | None = None
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(RESTART_POLICY))
     dead_letters_before: int = 0
     """Dead letters already in the store when the service started."""
@@ -115,7 +117,10 @@ class LineRuntime:
         now_ms = round(time.time() * 1000)
         start_ms = now_ms - round(self.settings.history_hours * 3600 * 1000)
         end_ms = now_ms + round(self.settings.max_lead_s * 1000)  # stored readings may lie this far ahead
-        stats = rebuild(self.store, self.topics, [self.live], start_ms=start_ms, end_ms=end_ms, counters=self.ingest.counters)
+        observers: list[Callable[[Any], None]] = [self.live]
+        if self.forecaster is not None:
+            observers.append(self.forecaster)
+        stats = rebuild(self.store, self.topics, observers, start_ms=start_ms, end_ms=end_ms, counters=self.ingest.counters)
         self.live.end_batch()  # publish what was replayed: readers see it before the first live message
         log.info(
             "line %s: live state rebuilt from the store's last %g h: %d readings, %d events in %.2f s%s",
@@ -139,6 +144,8 @@ class LineRuntime:
         self.dead_letters_before = self.store.dead_letter_count(topic_prefix=self.topics.base + "/")  # this line's only
         log.info("line %s: %s", self.line.name, self.describe())
         self.supervisor.start("ingest", self.ingest.run)
+        if self.forecaster is not None and self.settings.forecast_period_s > 0:
+            self.supervisor.start("forecast", self.forecaster.run)
         if self.plant is not None:
             plant = self.plant
             self.supervisor.start("feed", lambda stop: plant.run(stop=stop))
@@ -159,6 +166,8 @@ class LineRuntime:
             log.error("background tasks did not stop in time: %s", ", ".join(stuck))
         if self.subscriber is not None:
             self.subscriber.stop()
+        if self.forecaster is not None:
+            self.forecaster.close()
         self.store.close()
 
     def counters(self) -> dict[str, Any]:
@@ -203,6 +212,26 @@ class LineRuntime:
     async def set_plan(self, plan_per_hour: float) -> LiveSnapshot:
         """A new plan from now on, set in a worker thread (it waits for the pipeline's current event)."""
         return await anyio.to_thread.run_sync(self.live.set_plan, plan_per_hour)
+
+    def forecast_now(self, horizon_h: float | None, replications: int | None, seed: int) -> dict[str, Any]:
+        """A forecast (:meth:`api.forecaster.Forecaster.compute`) from the live state's clock; blocking."""
+        if self.forecaster is None:
+            raise NotReady("forecasts are off in this service")
+        return self.forecaster.compute(horizon_h, replications, seed, now_h=self.live.snapshot.status.clock_h)
+
+    def latest_forecast_now(self) -> tuple[dict[str, Any] | None, str]:
+        """The latest default forecast (None before the first) and why the last refresh failed (empty if it did not)."""
+        if self.forecaster is None:
+            return None, "forecasts are off in this service"
+        return self.forecaster.latest, self.forecaster.error
+
+    async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
+        """The latest default forecast and the last refresh's error (:meth:`latest_forecast_now`)."""
+        return self.latest_forecast_now()
+
+    async def forecast(self, horizon_h: float | None, replications: int | None, seed: int) -> dict[str, Any]:
+        """A forecast computed on demand, in a worker thread (its replications in the forecast pool)."""
+        return await anyio.to_thread.run_sync(self.forecast_now, horizon_h, replications, seed)
 
 
 def ingest_counters(dead_letters_before: int, stats: IngestStats) -> dict[str, Any]:
@@ -274,6 +303,17 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
         ingest = _ingest(settings, line, topics, store, live, receive_maximum=mqtt.receive_maximum)
         subscriber = MqttSubscriber(mqtt, topics.subscription(settings.mqtt_group), ingest.submit)
         ingest.ack = subscriber.ack
+    forecaster = Forecaster(
+        line,
+        period_s=settings.forecast_period_s,
+        replications=settings.forecast_replications,
+        workers=settings.forecast_workers,
+        shift_hours=settings.shift_hours,
+        shift_origin_h=settings.shift_origin_h,
+        plan_per_hour=live.live.plan_per_hour,
+        shift_good=lambda: _shift_so_far(live),
+    )
+    ingest.observers.append(forecaster)
     hub = StreamHub(line, live)
     ingest.observers.append(hub)
     rt = LineRuntime(
@@ -286,9 +326,16 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
         topics=topics,
         subscriber=subscriber,
         plant=plant,
+        forecaster=forecaster,
     )
     hub.extra = rt.counters
     return rt
+
+
+def _shift_so_far(live: LiveStatePublisher) -> tuple[float, int, float] | None:
+    """The current shift's start, good units and plan so far, from the latest published live state."""
+    shift = live.snapshot.status.shift
+    return None if shift is None else (shift.start_h, shift.good, shift.plan)
 
 
 def _ingest(

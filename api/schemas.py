@@ -7,7 +7,7 @@ plant's clock, which runs ``demo_speed`` times faster than the wall clock from t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -484,3 +484,77 @@ class ReadinessOut(_Out):
     """Seconds since the service last took data of any station (None: none since it started)."""
     stale_stations: list[str] = []
     """Stations whose newest data is older than ``stale_after_s``."""
+
+
+# -- forecasts -----------------------------------------------------------------------------------------------------
+class GoodOutputOut(_Out):
+    """Good units the line's end ships from ``as_of`` to the horizon, over the replications."""
+
+    mean: float
+    sd: float
+    p10: float
+    p50: float
+    p90: float
+
+
+class HourlyOut(_Out):
+    """The cumulative good output by ``end`` (each whole hour from ``as_of``, and the horizon): the fan chart."""
+
+    end: datetime
+    p10: float
+    p50: float
+    p90: float
+
+
+class PlanOut(_Out):
+    """The plan's units by the horizon and the share of replications that reach them."""
+
+    target: float
+    p_meet: float
+    shift_good_so_far: int | None = None
+    """The default forecast (to the end of the shift): the good units the shift made before ``as_of``; the target is
+    the shift's plan less these."""
+
+
+class RepairLeftOut(_Out):
+    """Hours until every machine down at ``as_of`` is repaired: median and 90th percentile."""
+
+    p50: float
+    p90: float
+
+
+class StationForecastOut(_Out):
+    """A station's risks within the horizon."""
+
+    p_failure: float
+    """Probability that at least one of its machines starts a new failure (the repairs under way are not new)."""
+    expected_downtime_h: float
+    """Expected machine-hours down, the repairs under way included."""
+    p_down_at_horizon: float
+    """Probability that at least one of its machines is down at the horizon."""
+    machines_down_at_horizon: float
+    repair_left_h: RepairLeftOut | None
+    """Null when none of its machines is down at ``as_of``."""
+    p_bottleneck: float
+    """Share of replications in which it is the bottleneck (active-period method)."""
+
+
+class ForecastOut(_Out):
+    """A forecast from the live state: replications of the line from what telemetry knows, summarised."""
+
+    as_of: datetime
+    horizon_h: float
+    replications: int
+    seed: int
+    parameters: str
+    """``line-file``: the line file's distributions (``calibrated`` once calibration exists)."""
+    compute_s: float
+    default: bool
+    """The service's default forecast (to the end of the shift, refreshed every ``forecast_period_s``)."""
+    good_output: GoodOutputOut
+    hourly: list[HourlyOut]
+    plan: PlanOut
+    stations: dict[str, StationForecastOut]
+    assumptions: dict[str, Any]
+    """What the starting states had to assume: ages never seen (equilibrium residual lives), store units of unknown
+    entry spread evenly, batch fills drawn, machines never reported."""

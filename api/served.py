@@ -99,3 +99,12 @@ class ServedLine(Protocol):
     async def set_plan(self, plan_per_hour: float) -> LiveSnapshot:
         """Measure the shift against a new plan from now on; the snapshot published with it."""
         ...
+
+    async def forecast(self, horizon_h: float | None, replications: int | None, seed: int) -> dict[str, Any]:
+        """A forecast from the live state now (:meth:`api.forecaster.Forecaster.compute`), off the event loop.
+        ValueError for bad parameters; ``api.forecaster.NotReady`` before any telemetry."""
+        ...
+
+    async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
+        """The latest default forecast (None before the first) and why the last refresh failed (empty if it did not)."""
+        ...

@@ -112,6 +112,16 @@ class PipelineSettings(BaseSettings):
     """How often the live stream sends the state changes gathered since its last message."""
     kpi_period_s: float = Field(2.0, gt=0, le=600)
     """How often the live stream sends KPI updates."""
+    forecast_period_s: float = Field(60.0, ge=0, le=86_400)
+    """How often the service refreshes its default forecast (to the end of the shift; ``/forecast``); 0: only on
+    demand."""
+    forecast_replications: int = Field(100, ge=1, le=10_000)
+    """Replications of a forecast unless its request says otherwise."""
+    forecast_max_replication_hours: float = Field(2_000.0, gt=0, le=1_000_000)
+    """The most replications x horizon hours one forecast request may ask for: more is refused (400) rather than hold
+    the forecast processes for minutes (the reference line runs about 30 replication-hours a second per process)."""
+    forecast_workers: int = Field(1, ge=0, le=64)
+    """Processes that run forecast replications (started with forkserver); 0: in a thread of the pipeline's process."""
     window_workers: int = Field(1, ge=0, le=64)
     """Processes that answer window queries (``/oee``, ``/downtime``, ``/stops``), so their replays never hold the
     interpreter the event loop needs; 0: in threads of the service's process (tests, tiny machines)."""

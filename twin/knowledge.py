@@ -150,8 +150,12 @@ class KnowledgeBuilder:
     """Takes a line's events in time order (an observer, like ``twin.state.LiveLine``) and says what they tell about
     the line at an instant (:meth:`at`); see the module docstring."""
 
-    def __init__(self, line: Line, start_h: float | None = None) -> None:
+    def __init__(self, line: Line, start_h: float | None = None, *, skip_late: bool = False) -> None:
         self.line = line
+        self.skip_late = skip_late
+        self.late_events = 0
+        """Events older than the last one taken, skipped (``skip_late``: live telemetry, whose late readings the
+        live state places by time; here a state is what the latest report says)."""
         self._start = start_h
         self._clock = -math.inf
         process = [s for s in line.stations if s.kind == "process"]
@@ -181,9 +185,12 @@ class KnowledgeBuilder:
         }
 
     def __call__(self, ev: Event) -> None:
-        """Take one event (in time order; an older one than the last is refused: sort telemetry first)."""
+        """Take one event (in time order; an older one than the last is refused, or skipped with ``skip_late``)."""
         handler = self._handlers.get(type(ev))
         if handler is not None:
+            if ev[0] < self._clock and self.skip_late:
+                self.late_events += 1
+                return
             handler(*ev)
 
     def attach(self, engine: Any) -> None:
@@ -313,6 +320,11 @@ class KnowledgeBuilder:
         held = sum(int(e[1]) for e in s.entries)
         while s.entries and held - int(s.entries[0][1]) >= units:
             held -= int(s.entries.popleft()[1])
+
+    @property
+    def clock_h(self) -> float | None:
+        """The newest event's time (None before the first)."""
+        return None if self._start is None else self._clock
 
     def at(self, now_h: float | None = None) -> LineKnowledge:
         """What the events taken so far tell about the line at ``now_h`` (default: the last event's time; never

@@ -41,6 +41,8 @@ def demo_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "stream_period_s": 0.1,
         "kpi_period_s": 0.2,
         "history_hours": 24.0,
+        "forecast_replications": 16,
+        "forecast_max_replication_hours": 40.0,  # generated requests must not hold the test for minutes
         **overrides,
     }
     return load_settings(**values)

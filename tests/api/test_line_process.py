@@ -80,7 +80,7 @@ def test_every_route_answers_from_the_pipeline_process_as_the_store_says(tmp_pat
         assert client.get("/api/v1/dead-letters").json()["count"] == 0
         ready = client.get("/api/v1/health/ready").json()
         assert ready["ready"] is True, ready
-        assert {t["name"] for t in ready["tasks"]} == {"ingest", "feed"}
+        assert {t["name"] for t in ready["tasks"]} == {"ingest", "feed", "forecast"}
         metrics = client.get("/metrics", headers={"Authorization": f"Bearer {VIEWER}"}).text
         assert "gigatwin_events_total" in metrics
         assert "gigatwin_source_up 1.0" in metrics

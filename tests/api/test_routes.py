@@ -265,7 +265,7 @@ def test_dead_letters_keep_the_rejected_messages_with_reasons(tmp_path: Path) ->
 def test_health_readiness_and_metrics(client: TestClient) -> None:
     live = client.get("/api/v1/health/live", headers={"X-API-Key": ""}).json()
     assert live["status"] == "ok"
-    assert {t["name"] for t in live["tasks"]} == {"ingest", "feed"}
+    assert {t["name"] for t in live["tasks"]} == {"ingest", "feed", "forecast"}
     ready = client.get("/api/v1/health/ready", headers={"X-API-Key": ""})
     assert ready.status_code == 200
     assert ready.json()["store_writable"] is True

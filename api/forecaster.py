@@ -1,0 +1,178 @@
+"""The service's forecasts: what the line's telemetry tells, kept current, and forecasts from it in a process pool.
+
+:class:`Forecaster` is an observer of the pipeline (and of the start-up replay from the store): a
+``twin.knowledge.KnowledgeBuilder`` fed every event under a lock (late events are skipped: a state is what the
+latest report says). Its :meth:`Forecaster.run` task refreshes the **default forecast** every ``forecast_period_s``:
+to the end of the current shift (at least an hour ahead), against the shift's plan (the plan's units of the whole
+shift less the good units made so far in it), with ``forecast_replications`` replications. :meth:`Forecaster.compute`
+makes one for other parameters on demand. Replications run in a process pool of ``forecast_workers`` processes
+started with forkserver (never forked from the service's threads), made once when the task starts; with 0 workers,
+in the calling thread.
+
+A forecast that fails is logged, its error kept (:attr:`Forecaster.error`), and the next refresh tries again: it
+never stops the pipeline or the service. Before the first event there is nothing to forecast from: ``NotReady``.
+
+The knowledge starts with the live state's replay of the store (``history_hours``) or, in the demo, at the feed's
+start; units in stores that entered before then are spread evenly over their possible dwell, which the forecast's
+``assumptions`` say (``gigatwin forecast`` reads the store back as far as the longest dwell instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import threading
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
+
+from api.schemas import hours_to_iso
+from twin.events import Event
+from twin.forecast import MAX_HORIZON_H, forecast
+from twin.knowledge import KnowledgeBuilder, LineKnowledge
+from twin.schema import Line
+from twin.shifts import shift_of
+
+__all__ = ["Forecaster", "NotReady"]
+
+log = logging.getLogger("gigatwin.forecast")
+
+MIN_DEFAULT_HORIZON_H = 1.0
+"""The default forecast looks at least this far ahead (to the end of the shift, or an hour into the next)."""
+
+
+class NotReady(Exception):
+    """Nothing to forecast from yet: no telemetry has come in."""
+
+
+class Forecaster:
+    """Keeps the line's knowledge current and its default forecast fresh (see the module docstring)."""
+
+    def __init__(
+        self,
+        line: Line,
+        *,
+        period_s: float,
+        replications: int,
+        workers: int,
+        shift_hours: float,
+        shift_origin_h: float,
+        plan_per_hour: float,
+        shift_good: Any = None,
+    ) -> None:
+        self.line = line
+        self.period_s = period_s
+        self.replications = replications
+        self.workers = workers
+        self.shift_hours = shift_hours
+        self.shift_origin_h = shift_origin_h
+        self.plan_per_hour = plan_per_hour
+        self.shift_good = shift_good
+        """``() -> (shift start h, good units made in it so far, its plan so far)`` from the live state, or None."""
+        self._builder = KnowledgeBuilder(line, skip_late=True)
+        self._lock = threading.Lock()
+        self._pool: Executor | None = None
+        self._pool_lock = threading.Lock()
+        self.latest: dict[str, Any] | None = None
+        """The latest default forecast, as the API returns it (None before the first)."""
+        self.error = ""
+        """Why the last refresh failed (empty when it did not)."""
+        self.refreshes = 0
+        self.failures = 0
+
+    # -- the observer -------------------------------------------------------------------------------------------
+    def __call__(self, ev: Event) -> None:
+        """Take one event of the line (the pipeline's thread, or the start-up replay)."""
+        with self._lock:
+            self._builder(ev)
+
+    def knowledge(self, now_h: float | None = None) -> LineKnowledge:
+        """What the telemetry tells now (at ``now_h``, the live state's clock, if later than the newest event)."""
+        with self._lock:
+            clock = self._builder.clock_h
+            if clock is None:
+                raise NotReady("no telemetry has come in yet: nothing to forecast from")
+            return self._builder.at(max(clock, now_h) if now_h is not None else clock)
+
+    # -- forecasts ----------------------------------------------------------------------------------------------
+    def _executor(self) -> Executor | None:
+        if self.workers <= 0:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+            return self._pool
+
+    def compute(
+        self, horizon_h: float | None = None, replications: int | None = None, seed: int = 0, now_h: float | None = None
+    ) -> dict[str, Any]:
+        """A forecast as the API returns it: ``horizon_h`` ahead (default: to the end of the shift, at least an hour),
+        with ``replications`` (default ``forecast_replications``). ValueError for a bad horizon or count;
+        :class:`NotReady` before any telemetry."""
+        knowledge = self.knowledge(now_h)
+        t0 = knowledge.time_h
+        start, end = shift_of(t0, self.shift_hours, self.shift_origin_h)
+        default = horizon_h is None
+        horizon = min(max(end - t0, MIN_DEFAULT_HORIZON_H), MAX_HORIZON_H) if horizon_h is None else horizon_h
+        if not (0 < horizon <= MAX_HORIZON_H) or math.isnan(horizon):
+            raise ValueError(f"horizon_h must be above 0 and at most {MAX_HORIZON_H:g} h (a week), got {horizon_h}")
+        target: float | None = None
+        made = 0
+        if default and self.shift_good is not None:
+            shift = self.shift_good()
+            if shift is not None and shift[0] == start:  # the shift's plan by its end, less what it has made so far
+                _, made, planned = shift
+                target = max(planned + self.plan_per_hour * (end - t0) - made, 0.0)
+        try:
+            executor = self._executor()
+        except Exception as exc:  # no pool on this machine: in this thread, slower
+            log.warning("no forecast pool (%s): forecasting in the service's thread", exc)
+            executor = None
+        result = forecast(
+            self.line,
+            knowledge,
+            horizon,
+            replications=self.replications if replications is None else replications,
+            seed=seed,
+            plan_per_hour=self.plan_per_hour,
+            plan_target=target,
+            executor=executor,
+        )
+        out = result.to_dict(hours_to_iso)
+        out["plan"]["shift_good_so_far"] = made if target is not None else None
+        out["default"] = default
+        return out
+
+    def refresh(self) -> dict[str, Any]:
+        """Compute the default forecast now and keep it as :attr:`latest`."""
+        result = self.compute()
+        self.latest = result
+        self.refreshes += 1
+        self.error = ""
+        return result
+
+    def run(self, stop: threading.Event) -> None:
+        """Refresh the default forecast every ``period_s`` until ``stop``; a failure is logged and retried."""
+        try:
+            while not stop.is_set():
+                began = time.monotonic()
+                try:
+                    self.refresh()
+                    log.info("forecast refreshed in %.1f s", time.monotonic() - began)
+                except NotReady:
+                    pass  # nothing has come in yet: try at the next period
+                except Exception as exc:
+                    self.failures += 1
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    log.exception("the forecast failed; trying again in %g s", self.period_s)
+                stop.wait(max(self.period_s - (time.monotonic() - began), 1.0))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the pool's processes."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

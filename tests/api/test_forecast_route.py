@@ -1,0 +1,123 @@
+"""The service's forecasts: the default one refreshed in the background, others on demand, errors in the API's
+shape, and a failing refresh that never stops the service."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.forecaster import Forecaster, NotReady
+from tests.api.conftest import LINE_ID, VIEWER, demo_settings, wait_for
+from tests.conftest import MIXED_LINE
+from twin.events import MachineState, StateChanged
+
+BASE = f"/api/v1/lines/{LINE_ID}"
+STATIONS = {s.id for s in MIXED_LINE.stations}
+
+
+def _latest_default(c: TestClient) -> dict[str, Any]:
+    got: dict[str, Any] = {}
+
+    def ready() -> bool:
+        r = c.get(f"{BASE}/forecast")
+        if r.status_code == 200 and r.json()["default"]:
+            got.update(r.json())
+            return True
+        return False
+
+    wait_for(ready, 60.0, "the first default forecast")
+    return got
+
+
+def _check_shape(f: dict[str, Any]) -> None:
+    g = f["good_output"]
+    assert g["p10"] <= g["p50"] <= g["p90"]
+    ends = [datetime.fromisoformat(h["end"]) for h in f["hourly"]]
+    assert ends == sorted(ends)
+    assert ends[-1] > datetime.fromisoformat(f["as_of"])
+    assert f["hourly"][-1]["p50"] == g["p50"]
+    assert set(f["stations"]) == STATIONS
+    for st in f["stations"].values():
+        assert 0 <= st["p_failure"] <= 1
+        assert 0 <= st["p_down_at_horizon"] <= 1
+        assert st["expected_downtime_h"] >= 0
+    assert 0 <= f["plan"]["p_meet"] <= 1
+    assert "equilibrium_ages" in f["assumptions"]
+
+
+@pytest.mark.parametrize("pipeline_process", [False, True], ids=["in-process", "pipeline-process"])
+def test_the_default_forecast_is_refreshed_and_others_are_made_on_demand(tmp_path: Path, pipeline_process: bool) -> None:
+    settings = demo_settings(
+        tmp_path,
+        pipeline_process=pipeline_process,
+        forecast_period_s=0.5,
+        forecast_replications=16,
+        forecast_workers=1,  # a real forkserver pool
+    )
+    with TestClient(create_app(settings, line=MIXED_LINE), headers={"X-API-Key": VIEWER}) as c:
+        f = _latest_default(c)
+        _check_shape(f)
+        assert f["replications"] == 16
+        # to the end of the shift (8 h shifts from 06:00 UTC), at least an hour ahead
+        as_of = datetime.fromisoformat(f["as_of"])
+        to_end = 8 - ((as_of.hour + as_of.minute / 60 + as_of.second / 3600 - 6) % 8)
+        assert f["horizon_h"] == pytest.approx(max(to_end, 1.0), abs=1e-3)
+        assert f["plan"]["shift_good_so_far"] is not None
+        # refreshed: a later one comes
+        wait_for(lambda: c.get(f"{BASE}/forecast").json()["as_of"] != f["as_of"], 60.0, "a refreshed forecast")
+
+        r = c.get(f"{BASE}/forecast", params={"horizon_h": 2, "replications": 8, "seed": 3})
+        assert r.status_code == 200, r.text
+        on_demand = r.json()
+        _check_shape(on_demand)
+        assert (on_demand["horizon_h"], on_demand["replications"], on_demand["seed"], on_demand["default"]) == (2, 8, 3, False)
+        assert len(on_demand["hourly"]) == 2
+
+        for params in ({"horizon_h": 0}, {"horizon_h": 169}, {"horizon_h": "soon"}, {"replications": 0}):
+            r = c.get(f"{BASE}/forecast", params=params)
+            assert r.status_code == 422, (params, r.text)
+            assert r.json()["error"]["details"]
+        assert c.get("/api/v1/lines/nope/forecast").status_code == 404
+        # a request costlier than the service's budget (40 replication-hours in these settings) is refused, said why
+        r = c.get(f"{BASE}/forecast", params={"horizon_h": 24, "replications": 2})
+        assert r.status_code == 400
+        assert "48 replication-hours is more than this service computes for one request (40" in r.json()["error"]["message"]
+
+
+def test_no_forecast_before_any_telemetry_and_a_failing_refresh_is_retried(caplog: pytest.LogCaptureFixture) -> None:
+    forecaster = Forecaster(
+        MIXED_LINE, period_s=0.05, replications=4, workers=0, shift_hours=8, shift_origin_h=6, plan_per_hour=1.0
+    )
+    with pytest.raises(NotReady, match="no telemetry has come in yet"):
+        forecaster.compute()
+    forecaster(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
+    calls = {"n": 0}
+    real = forecaster.compute
+
+    def flaky(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a replication's process died")
+        return real(*args, **kwargs)
+
+    forecaster.compute = flaky  # type: ignore[method-assign]
+    stop = threading.Event()
+    task = threading.Thread(target=forecaster.run, args=(stop,))
+    task.start()
+    try:
+        wait_for(lambda: forecaster.latest is not None, 30.0, "a forecast after the failed one")
+    finally:
+        stop.set()
+        task.join(10)
+    assert not task.is_alive()
+    assert forecaster.failures == 1
+    assert forecaster.error == ""  # cleared by the refresh that worked
+    assert "the forecast failed" in caplog.text
+    assert forecaster.latest is not None
+    assert forecaster.latest["as_of"].startswith("1970-01-01T01:00")
