@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from api.forecast_command import add_forecast_parser, run_forecast
+from api.forecast_command import add_backtest_parser, add_forecast_parser, run_backtest, run_forecast
 from api.telemetry_commands import FEED_WARMUP_H, run_feed, run_ingest
 from connectors.linefile import read_line
 from twin.errors import TwinError
@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--site", default=None, help="the site's topic level (GIGATWIN_SITE, default plant1)")
 
     add_forecast_parser(sub)
+    add_backtest_parser(sub)
 
     serve = sub.add_parser(
         "serve", help="serve the API and dashboard; settings from GIGATWIN_* variables, .env or GIGATWIN_CONFIG_FILE"
@@ -236,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_ingest(args)
     if args.command == "forecast":
         return run_forecast(args)
+    if args.command == "backtest":
+        return run_backtest(args)
     if args.command in ("serve", "demo"):
         from api.server import run_demo, run_serve  # FastAPI and uvicorn load only for the commands that serve
 

@@ -1,0 +1,231 @@
+"""How right the forecasts are: the virtual plant as the truth, forecasts from its telemetry, scored against it.
+
+:func:`backtest` runs the line's engine (the truth) from empty through a warm-up and then ``days`` simulated days.
+Everything it does reaches the forecasts only as telemetry: its events are encoded as the virtual plant publishes
+them (``connectors.telemetry``), decoded and turned back into events as the ingest does, and taken into a
+``twin.knowledge.KnowledgeBuilder``, from the first event on (so the stores' entries are known as the service
+would know them from a long enough look-back). Every ``every_h`` hours of the measured days it forecasts
+``horizon_h`` ahead from what that telemetry says then, and once the truth has passed the horizon, scores it:
+
+- per whole hour ahead ``h`` (and the horizon): the P50's absolute percentage error against the good units the
+  line's end actually shipped by then (MAPE over the forecasts), and the coverage, the share of forecasts whose
+  actual output fell within ``[p10, p90]`` (an honest 80 % interval covers about 0.8);
+- ``p_failure`` per station against whether a new failure did start there within the horizon: the Brier score
+  of the forecasts, the Brier score of the base rate (the share of (forecast, station) pairs with a failure, the
+  forecast that knows nothing), and the AUC (the probability that a station that failed had a higher
+  ``p_failure`` than one that did not; 0.5 is no skill). These are the age-only hazard's: the condition-signal
+  model does not exist yet.
+
+The truth and the forecasts use the same line file, so this measures the forecasting (what telemetry tells, what
+is drawn given it, and the spread), not the model's fit to a real plant: calibration does that.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from connectors.telemetry import EventReadings, Topics, channel_of, decode, encode, reading_events
+from twin.counters import CumulativeCounters
+from twin.engine import Engine
+from twin.events import Event, MachineState, StateChanged, UnitsCompleted
+from twin.forecast import Forecast, forecast
+from twin.knowledge import KnowledgeBuilder
+from twin.schema import Line
+
+__all__ = ["BacktestResult", "backtest"]
+
+ORIGIN_MS = 1_700_000_000_000
+"""The truth's source clock starts here (2023-11-14T22:13:20Z): any fixed instant would do."""
+MS_PER_HOUR = 3_600_000
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """A backtest's scores (see the module docstring)."""
+
+    line: str
+    days: float
+    every_h: float
+    horizon_h: float
+    replications: int
+    seed: int
+    warmup_h: float
+    forecasts: int
+    by_hour: list[dict[str, float]]
+    """Per hour ahead: ``h``, ``mape_p50`` (a fraction), ``coverage_p10_p90``, ``actual_mean``, ``n``."""
+    p_failure: dict[str, float]
+    """``brier``, ``brier_base_rate``, ``base_rate``, ``auc``, ``pairs`` (age-only hazard)."""
+    compute_s: float
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain values."""
+        return dict(vars(self))
+
+
+class _Truth:
+    """What really happened: the line end's good output over time, and when failures started where."""
+
+    def __init__(self, line: Line) -> None:
+        self.last = line.stations[-1].id
+        self.times: list[float] = []
+        self.good: list[int] = []
+        self.failures: dict[str, list[float]] = {s.id: [] for s in line.stations}
+        self._down: set[tuple[str, int]] = set()
+
+    def completed(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
+        if station == self.last and good:
+            self.times.append(t)
+            self.good.append(good)
+
+    def state(self, t: float, station: str, machine: int, state: MachineState, reason: str) -> None:
+        key = (station, machine)
+        if state is MachineState.DOWN:
+            if key not in self._down:
+                self.failures[station].append(t)
+            self._down.add(key)
+        else:
+            self._down.discard(key)
+
+    def shipped(self, t0: float, t1: float) -> int:
+        """Good units shipped in ``(t0, t1]``."""
+        times = np.asarray(self.times)
+        cum = np.concatenate(([0], np.cumsum(self.good)))
+        return int(cum[np.searchsorted(times, t1, side="right")] - cum[np.searchsorted(times, t0, side="right")])
+
+    def failed(self, station: str, t0: float, t1: float) -> bool:
+        """Whether a failure started at ``station`` in ``(t0, t1]``."""
+        starts = self.failures[station]
+        i = int(np.searchsorted(starts, t0, side="right"))
+        return i < len(starts) and starts[i] <= t1
+
+
+class _Wire:
+    """The truth's events as telemetry and back, into the knowledge (as the virtual plant and the ingest do)."""
+
+    def __init__(self, line: Line, builder: KnowledgeBuilder) -> None:
+        self.encoder = EventReadings("plant1", line.name, line.stations[0].id, ORIGIN_MS)
+        self.topics = Topics("gigatwin", "plant1", line.name)
+        self.counters = CumulativeCounters()
+        self.builder = builder
+        for spec in line.stations:  # the counters' baselines, as the feed publishes them before anything else
+            for r in self.encoder.counters(spec.id, spec.machines if spec.kind == "process" else 1, 0.0):
+                list(reading_events(r, self.counters))
+
+    def __call__(self, ev: Event) -> None:
+        r = self.encoder(ev)
+        if r is None:
+            return
+        src, ch = self.topics.parse(self.topics.topic(r.source.station, channel_of(r)))
+        for twin_event in reading_events(decode(src, ch, encode(r)), self.counters):
+            self.builder(twin_event)
+
+
+def _auc(p: np.ndarray, y: np.ndarray) -> float:
+    """The area under the ROC curve (Mann-Whitney, ties counted half); NaN when only one class occurs."""
+    pos, neg = p[y], p[~y]
+    if not pos.size or not neg.size:
+        return math.nan
+    ranks = np.empty(p.size)
+    order = np.argsort(p, kind="mergesort")
+    sp = p[order]
+    i = 0
+    while i < sp.size:  # average ranks over ties
+        j = i
+        while j + 1 < sp.size and sp[j + 1] == sp[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def backtest(
+    line: Line,
+    *,
+    days: float,
+    every_h: float = 8.0,
+    horizon_h: float = 8.0,
+    replications: int = 50,
+    seed: int = 0,
+    warmup_h: float = 504.0,
+    executor: Executor | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Run the truth for ``warmup_h + days * 24`` hours and forecast every ``every_h`` hours of the last ``days``
+    (see the module docstring)."""
+    if not (days > 0 and every_h > 0 and horizon_h > 0 and warmup_h >= 0 and replications >= 1):
+        raise ValueError("days, every_h, horizon_h and replications must be positive and warmup_h not negative")
+    if horizon_h > days * 24:
+        raise ValueError(f"horizon_h ({horizon_h:g}) must fit in the measured {days * 24:g} hours")
+    began = time.perf_counter()
+    origin_h = ORIGIN_MS / MS_PER_HOUR
+    builder = KnowledgeBuilder(line, origin_h, skip_late=True)
+    truth = _Truth(line)
+    engine = Engine(line, seed)
+    engine.subscribe(_Wire(line, builder))
+    engine.subscribe_fields(UnitsCompleted, truth.completed)
+    engine.subscribe_fields(StateChanged, truth.state)
+    end = warmup_h + days * 24
+    steps = np.arange(warmup_h, end - horizon_h + 1e-9, every_h)
+    made: list[tuple[float, Forecast]] = []
+    for k, t in enumerate(steps):
+        engine.run(float(t))
+        f = forecast(
+            line, builder.at(origin_h + float(t)), horizon_h, replications=replications, seed=seed + 1 + k, executor=executor
+        )
+        made.append((float(t), f))
+        if progress is not None:
+            progress(f"forecast {k + 1} of {len(steps)} as of hour {t:g}: p50 {f.good_output['p50']:,.0f}")
+    engine.run(end)
+
+    by_hour = []
+    for i in range(math.ceil(horizon_h - 1e-9)):
+        h = min(i + 1.0, horizon_h)  # the forecasts' hourly steps: each whole hour, the last one the horizon
+        errors, covered, actuals = [], [], []
+        for t, f in made:
+            step = f.hourly[i]
+            actual = truth.shipped(t, t + h)
+            actuals.append(actual)
+            if actual > 0:
+                errors.append(abs(step["p50"] - actual) / actual)
+            covered.append(step["p10"] <= actual <= step["p90"])
+        by_hour.append(
+            {
+                "h": h,
+                "mape_p50": float(np.mean(errors)) if errors else math.nan,
+                "coverage_p10_p90": float(np.mean(covered)),
+                "actual_mean": float(np.mean(actuals)),
+                "n": float(len(made)),
+            }
+        )
+    p = np.array([f.stations[s.id].p_failure for _, f in made for s in line.stations if s.failures])
+    y = np.array([truth.failed(s.id, t, t + horizon_h) for t, _ in made for s in line.stations if s.failures], dtype=bool)
+    base = float(y.mean()) if y.size else math.nan
+    scores = {
+        "brier": float(np.mean((p - y) ** 2)) if y.size else math.nan,
+        "brier_base_rate": float(np.mean((base - y) ** 2)) if y.size else math.nan,
+        "base_rate": base,
+        "auc": _auc(p, y),
+        "pairs": float(y.size),
+    }
+    return BacktestResult(
+        line=line.name,
+        days=days,
+        every_h=every_h,
+        horizon_h=horizon_h,
+        replications=replications,
+        seed=seed,
+        warmup_h=warmup_h,
+        forecasts=len(made),
+        by_hour=by_hour,
+        p_failure=scores,
+        compute_s=time.perf_counter() - began,
+        assumptions=made[0][1].assumptions if made else {},
+    )
