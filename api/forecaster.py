@@ -80,6 +80,7 @@ class Forecaster:
         """Why the last refresh failed (empty when it did not)."""
         self.refreshes = 0
         self.failures = 0
+        self._first = threading.Event()  # set by the first refresh that worked
 
     # -- the observer -------------------------------------------------------------------------------------------
     def __call__(self, ev: Event) -> None:
@@ -150,7 +151,14 @@ class Forecaster:
         self.latest = result
         self.refreshes += 1
         self.error = ""
+        self._first.set()
         return result
+
+    def wait_latest(self, timeout_s: float) -> dict[str, Any] | None:
+        """The latest default forecast, waiting up to ``timeout_s`` for the first one (None if there is none then)."""
+        if self.latest is None and self.period_s > 0:
+            self._first.wait(timeout_s)
+        return self.latest
 
     def run(self, stop: threading.Event) -> None:
         """Refresh the default forecast every ``period_s`` until ``stop``; a failure is logged and retried."""
@@ -160,8 +168,9 @@ class Forecaster:
                 try:
                     self.refresh()
                     log.info("forecast refreshed in %.1f s", time.monotonic() - began)
-                except NotReady:
-                    pass  # nothing has come in yet: try at the next period
+                except NotReady:  # nothing has come in yet: look again in a second
+                    stop.wait(1.0)
+                    continue
                 except Exception as exc:
                     self.failures += 1
                     self.error = f"{type(exc).__name__}: {exc}"
@@ -171,7 +180,8 @@ class Forecaster:
             self.close()
 
     def close(self) -> None:
-        """Stop the pool's processes."""
+        """Stop the pool's processes, and wake whoever waits for a first forecast that will not come."""
+        self._first.set()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:

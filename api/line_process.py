@@ -127,6 +127,8 @@ class _Host:
         self._calls = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gigatwin-call")
         # forecasts on demand take seconds: one at a time, never in the way of the quick calls
         self._forecasts = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gigatwin-forecast")
+        # requests for the default forecast wait for the first one: apart, so that they hold up nothing else
+        self._waits = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gigatwin-forecast-wait")
         runtime.live.on_publish = self._published.set
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -195,7 +197,7 @@ class _Host:
                 if message[0] == "stop":
                     return
                 _, call_id, op, args = message
-                pool = self._windows if op == "window" else self._forecasts if op == "forecast" else self._calls
+                pool = {"window": self._windows, "forecast": self._forecasts, "latest_forecast": self._waits}.get(op, self._calls)
                 pool.submit(self._answer, call_id, op, args)
         finally:
             self._stop.set()
@@ -204,6 +206,7 @@ class _Host:
             self._windows.shutdown(wait=False, cancel_futures=True)
             self._calls.shutdown(wait=False, cancel_futures=True)
             self._forecasts.shutdown(wait=False, cancel_futures=True)
+            self._waits.shutdown(wait=False, cancel_futures=True)
 
 
 def _child(settings: PipelineSettings, line: Line, out: Connection, inbox: Connection, log_level: int, log_format: str) -> None:

@@ -56,6 +56,9 @@ log = logging.getLogger("gigatwin.runtime")
 
 T = TypeVar("T")
 
+FIRST_FORECAST_WAIT_S = 120.0
+"""How long a request for the default forecast waits for the service's first one (computed from its start)."""
+
 RESTART_POLICY = RestartPolicy()
 """How the background tasks are restarted and when one has failed for good (read when a runtime is built)."""
 
@@ -219,15 +222,16 @@ class LineRuntime:
             raise NotReady("forecasts are off in this service")
         return self.forecaster.compute(horizon_h, replications, seed, now_h=self.live.snapshot.status.clock_h)
 
-    def latest_forecast_now(self) -> tuple[dict[str, Any] | None, str]:
-        """The latest default forecast (None before the first) and why the last refresh failed (empty if it did not)."""
+    def latest_forecast_now(self, wait_s: float = FIRST_FORECAST_WAIT_S) -> tuple[dict[str, Any] | None, str]:
+        """The latest default forecast (waiting up to ``wait_s`` for the first; None if there is none then) and why
+        the last refresh failed (empty if it did not); blocking."""
         if self.forecaster is None:
             return None, "forecasts are off in this service"
-        return self.forecaster.latest, self.forecaster.error
+        return self.forecaster.wait_latest(wait_s), self.forecaster.error
 
     async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
-        """The latest default forecast and the last refresh's error (:meth:`latest_forecast_now`)."""
-        return self.latest_forecast_now()
+        """The latest default forecast and the last refresh's error (:meth:`latest_forecast_now`), off the loop."""
+        return await anyio.to_thread.run_sync(self.latest_forecast_now)
 
     async def forecast(self, horizon_h: float | None, replications: int | None, seed: int) -> dict[str, Any]:
         """A forecast computed on demand, in a worker thread (its replications in the forecast pool)."""

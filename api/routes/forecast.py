@@ -32,7 +32,8 @@ async def forecast(
     seed: Annotated[int, Query(ge=0, description="The forecast's seed")] = 0,
 ) -> dict[str, Any]:
     """Without parameters: the service's latest default forecast (to the end of the current shift, against its plan,
-    refreshed every ``forecast_period_s``; ``as_of`` says when). With any: one computed now for them."""
+    refreshed every ``forecast_period_s``; ``as_of`` says when; the first is waited for, up to two minutes after
+    the service's start). With any (or with ``forecast_period_s`` 0): one computed now for them."""
     budget = rt.settings.forecast_max_replication_hours
     asked = (replications or rt.settings.forecast_replications) * (horizon_h or rt.settings.shift_hours)
     if (horizon_h is not None or replications is not None) and asked > budget:
@@ -42,10 +43,12 @@ async def forecast(
         )
         raise ApiError(400, message, details=[{"loc": ["query", "replications"], "msg": message, "type": "too_costly"}])
     try:
-        if horizon_h is None and replications is None and seed == 0:
-            latest, _error = await rt.latest_forecast()
-            if latest is not None:
-                return latest
+        if horizon_h is None and replications is None and seed == 0 and rt.settings.forecast_period_s > 0:
+            latest, error = await rt.latest_forecast()  # the first one is computed from the service's start: wait
+            if latest is None:
+                why = f"the last attempt failed: {error}" if error else "it is still being computed"
+                raise ApiError(503, f"the service has no forecast yet: {why}", code="not_ready")
+            return latest
         return await rt.forecast(horizon_h, replications, seed)
     except NotReady as exc:
         raise ApiError(409, str(exc), code="not_ready") from None

@@ -44,6 +44,9 @@ const REJECT_MIN_MESSAGES = 20; // (at least this many) became dead letters
 // began; never more often than every RELOAD_MIN_MS.
 const RELOAD_LINE_MS = 10 * 60_000;
 const RELOAD_MIN_MS = 3_000;
+const FORECAST_REFRESH_MS = 30_000; // the service refreshes its default forecast every forecast_period_s (60 s)
+const RISK_ROWS = 6;
+const TIME_AXIS_END_PAD = 24; // px right of a time axis: room for half an "HH:MM" label at its very end
 const PARETO_TOP = 8;
 const RECENT_STOPS = 8;
 const DEAD_LETTERS_SHOWN = 5;
@@ -73,7 +76,7 @@ const S = {
   reconnect: 0,
   tp: { every: THROUGHPUT_EVERY_S, start: [], good: [], last: null },
   pareto: { labels: [], hours: [], cum: [], colors: [] },
-  charts: { tp: null, pareto: null },
+  charts: { tp: null, pareto: null, fc: null },
   panelsLoaded: null, // {clock, shift, wall} when the windowed panels were last reloaded for the line's progress
 };
 
@@ -731,6 +734,7 @@ function makeCharts() {
     {
       width: chartWidth(tpNode),
       height: 240,
+      padding: [null, TIME_AXIS_END_PAD, null, null],
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "UTC"),
       scales: {
         // up to the line's clock, and at least an hour wide: one or two points would otherwise spread over a few
@@ -774,6 +778,33 @@ function makeCharts() {
     tpNode,
   );
   follow(tpNode, S.charts.tp);
+
+  const fcNode = $("forecast-chart");
+  S.charts.fc = new uPlot(
+    {
+      width: chartWidth(fcNode),
+      height: 240,
+      padding: [null, TIME_AXIS_END_PAD, null, null], // the horizon is often a round hour: its label sits on the edge
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "UTC"),
+      // at least 0-10 on the y axis: an empty chart's 0-1 would label its ticks 0, 0, 1, 1 in whole units
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(10, (isNum(max) ? max : 0) * 1.1)] } },
+      series: [
+        { label: "by", value: (u, v) => (isNum(v) ? utc(v * 1000) : "—") },
+        { label: "p10", stroke: "rgba(35, 122, 55, 0.5)", width: 1, value: (u, v) => (isNum(v) ? nfInt.format(v) : "—") },
+        { label: "p50", stroke: cssVar("--working"), width: 2, value: (u, v) => (isNum(v) ? nfInt.format(v) : "—") },
+        { label: "p90", stroke: "rgba(35, 122, 55, 0.5)", width: 1, value: (u, v) => (isNum(v) ? nfInt.format(v) : "—") },
+        { label: "plan", stroke: "#7b8494", width: 1.5, dash: [6, 4], points: { show: false }, value: (u, v) => (isNum(v) ? nfInt.format(v) : "—") },
+      ],
+      bands: [{ series: [3, 1], fill: "rgba(35, 122, 55, 0.15)" }],
+      axes: [
+        { ...axis, values: (u, splits) => splits.map((v) => hm(v * 1000)) },
+        { ...axis, size: 60, values: (u, splits) => splits.map((v) => nfInt.format(v)) },
+      ],
+    },
+    [[], [], [], [], []],
+    fcNode,
+  );
+  follow(fcNode, S.charts.fc);
 
   const pNode = $("pareto-chart");
   const P = S.pareto;
@@ -1006,6 +1037,63 @@ async function loadDowntime(gen) {
   }
 }
 
+// -- forecast -----------------------------------------------------------------------------------------------------
+
+/** The service's default forecast (to the end of the shift): the fan of cumulative good output against the plan, and
+ * the stations most likely to go down before then, with when the ones down now should be back. */
+async function loadForecast(gen) {
+  const first = !$("forecast-chart").dataset.points;
+  if (first) setText("forecast-status", "Waiting for the service's first forecast (it is computed at its start)…");
+  try {
+    const f = await api(linePath("/forecast"));
+    if (gen !== S.generation) return;
+    const t0 = parseTime(f.as_of) / 1000;
+    const xs = [t0, ...f.hourly.map((h) => parseTime(h.end) / 1000)];
+    const target = isNum(f.plan.target) ? f.plan.target : null;
+    const planAt = (x) => (target === null ? null : (target * (x - t0)) / (xs[xs.length - 1] - t0 || 1));
+    S.charts.fc.setData([
+      xs,
+      [0, ...f.hourly.map((h) => h.p10)],
+      [0, ...f.hourly.map((h) => h.p50)],
+      [0, ...f.hourly.map((h) => h.p90)],
+      xs.map(planAt),
+    ]);
+    const node = $("forecast-chart");
+    node.dataset.points = String(f.hourly.length);
+    const g = f.good_output;
+    const by = hm(xs[xs.length - 1] * 1000);
+    const summary = `By ${by} UTC: ${int(g.p50)} good units (80 % between ${int(g.p10)} and ${int(g.p90)})`;
+    const plan = target === null ? "" : `; the plan's ${int(target)} are reached in ${pct(f.plan.p_meet)} of ${int(f.replications)} runs`;
+    setText("forecast-summary", summary + plan + ".");
+    node.setAttribute("aria-label", `Forecast of cumulative good output. ${summary}${plan}.`);
+    setText("forecast-status", `As of ${utc(t0 * 1000)}, ${nf1.format(f.horizon_h)} h ahead, computed in ${nf1.format(f.compute_s)} s.`);
+
+    const rows = Object.entries(f.stations)
+      .filter(([, st]) => st.p_failure > 0 || st.repair_left_h)
+      .sort((a, b) => Boolean(b[1].repair_left_h) - Boolean(a[1].repair_left_h) || b[1].p_failure - a[1].p_failure)
+      .slice(0, RISK_ROWS);
+    $("risk-table").tBodies[0].replaceChildren(
+      ...rows.map(([sid, st]) => {
+        const back = st.repair_left_h
+          ? `${hm((t0 + st.repair_left_h.p50 * 3600) * 1000)} (90 %: ${hm((t0 + st.repair_left_h.p90 * 3600) * 1000)})`
+          : "—";
+        const bar = el("span", { class: "bar thin", "aria-hidden": "true" }, el("span", { class: "fill", style: `width:${(clamp01(st.p_failure) * 100).toFixed(1)}%` }));
+        return el(
+          "tr",
+          { "data-risk": sid },
+          el("th", { scope: "row", text: sid }),
+          el("td", {}, `${pct(st.p_failure)} `, bar),
+          el("td", { class: "num", text: `${nf1.format(st.expected_downtime_h)} machine-h` }),
+          el("td", { text: back }),
+        );
+      }),
+    );
+    setText("risk-status", rows.length ? "" : "No station is likely to fail before then.");
+  } catch (error) {
+    if (gen === S.generation) failed(error, "forecast-status", "Forecast unavailable");
+  }
+}
+
 // -- dead letters ------------------------------------------------------------------------------------------------
 
 async function toggleDeadLetters() {
@@ -1136,6 +1224,8 @@ async function start() {
     every(() => loadDowntime(gen), DOWNTIME_REFRESH_MS);
     every(() => loadLosses(gen), DOWNTIME_REFRESH_MS);
     every(() => loadThroughput(gen), THROUGHPUT_REFRESH_MS);
+    loadForecast(gen);
+    every(() => loadForecast(gen), FORECAST_REFRESH_MS);
     every(watchdog, 5_000);
     document.body.dataset.ready = "true";
   } catch (error) {

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.browser
 
 STATES = {"WORKING", "STARVED", "BLOCKED", "DOWN", "SETUP", "PLANNED_STOP", "UNKNOWN"}
 LIVE_TIMEOUT_MS = 15_000
+FORECAST_TIMEOUT_MS = 120_000  # the service's first forecast of the reference line: 100 replications to the shift's end
 # The demo's default warm-up (504 h) fills the line, so good units ship from the start (after 200-300 h the end of
 # the line is still starved); a few corrupted messages show dead letters.
 DEMO = ["demo", "--port", "0", "--speed", "600", "--warmup", "504", "--malformed", "0.002"]
@@ -146,6 +147,15 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     assert len(labels) == int(page.get_attribute("#pareto-chart", "data-bars") or -1)
     for label in labels:
         assert label.split(" ")[0] in expected, f"the stop reason {label!r} names no station of the line"
+
+    # the forecast to the end of the shift: a fan of cumulative output against plan, and the stations at risk
+    page.wait_for_selector("#forecast-chart[data-points]", timeout=FORECAST_TIMEOUT_MS)
+    assert int(page.get_attribute("#forecast-chart", "data-points") or 0) >= 1
+    summary = _text(page, "#forecast-summary")
+    assert re.match(r"By \d\d:\d\d UTC: [\d,]+ good units \(80 % between [\d,]+ and [\d,]+\)", summary), summary
+    risks = page.eval_on_selector_all("#risk-table tbody tr", "rows => rows.map(r => r.dataset.risk)")
+    assert risks, "no station at risk shown"
+    assert set(risks) <= set(expected)
 
     # dead letters: the count from kpi messages, the latest with their reasons on demand
     count = _text(page, "#dead-letters-count")
@@ -344,6 +354,8 @@ def _capped_problems(page: Page) -> list[str]:
         ("#loss-table", t) for t in page.eval_on_selector_all("#loss-table tbody td.num", "els => els.map(e => e.textContent)")
     ]
     cells += [("#pareto-list", t) for t in page.eval_on_selector_all("#pareto-list li", "els => els.map(e => e.textContent)")]
+    cells += [("#risk-table", t) for t in page.eval_on_selector_all("#risk-table tbody td", "els => els.map(e => e.textContent)")]
+    cells += [("#forecast-summary", _text(page, "#forecast-summary"))]
     for where, text in cells:
         for value in CAPPED.findall(text):
             above = float(value.replace(",", "")) > 100.0
