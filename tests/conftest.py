@@ -51,3 +51,27 @@ MIXED_LINE = make_line(
 def lines_dir() -> Path:
     """The folder of shipped line files."""
     return LINES
+
+
+SMALL_LINE_YAML = """
+name: small_cell_line
+time_unit: h
+stations:
+  - id: COAT
+    cycle_time: 0.02
+    failures:
+      - {name: web_break, ttf: {dist: weibull, shape: 1.5, mean: 3h}, ttr: {dist: lognormal, mean: 20min, sigma: 0.8}}
+    buffer_after: 40
+  - id: AGE
+    kind: delay
+    capacity: 200
+    dwell: 1.5h
+    buffer_after: 40
+  - id: EOL
+    machines: 2
+    cycle_time: 0.035
+    failures:
+      - {name: breakdown, ttf: {dist: exponential, mean: 5h}, ttr: 15min}
+"""
+"""A three-step line file (coating with Weibull web breaks, a 1.5 h aging store, two end-of-line testers) for the
+forecast and backtest commands."""

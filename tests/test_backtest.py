@@ -11,7 +11,7 @@ import pytest
 
 from api.cli import main
 from connectors.backtest import _auc, backtest
-from tests.conftest import make_line
+from tests.conftest import SMALL_LINE_YAML, make_line
 
 # no failures and constant cycles: the truth is what the knowledge says, and every forecast is exact
 DETERMINISTIC = make_line(
@@ -20,27 +20,6 @@ DETERMINISTIC = make_line(
     {"id": "S", "kind": "delay", "capacity": 9, "dwell": 2.5, "buffer_after": 2},
     {"id": "C", "batch_size": 3, "cycle_time": 1.2},
 )
-
-SMALL = """
-name: small_cell_line
-time_unit: h
-stations:
-  - id: COAT
-    cycle_time: 0.02
-    failures:
-      - {name: web_break, ttf: {dist: weibull, shape: 1.5, mean: 3h}, ttr: {dist: lognormal, mean: 20min, sigma: 0.8}}
-    buffer_after: 40
-  - id: AGE
-    kind: delay
-    capacity: 200
-    dwell: 1.5h
-    buffer_after: 40
-  - id: EOL
-    machines: 2
-    cycle_time: 0.035
-    failures:
-      - {name: breakdown, ttf: {dist: exponential, mean: 5h}, ttr: 15min}
-"""
 
 
 def test_a_deterministic_line_is_forecast_without_error() -> None:
@@ -57,7 +36,7 @@ def test_a_deterministic_line_is_forecast_without_error() -> None:
 
 def test_the_command_scores_a_line_with_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line_file = tmp_path / "small.yaml"
-    line_file.write_text(SMALL)
+    line_file.write_text(SMALL_LINE_YAML)
     args = ["backtest", str(line_file), "--days", "1", "--every", "4", "--horizon", "2.5", "--replications", "20"]
     code = main([*args, "--warmup", "12", "--workers", "1", "--json"])
     out, err = capsys.readouterr()

@@ -14,28 +14,9 @@ from connectors.ingest import Ingest, LoopbackPublisher
 from connectors.linefile import read_line
 from connectors.stores import SqliteStore
 from connectors.telemetry import Topics
+from tests.conftest import SMALL_LINE_YAML
 
 ORIGIN = 1_763_900_000_000  # ms since the epoch: 2025-11-23T12:13:20Z
-LINE_YAML = """
-name: small_cell_line
-time_unit: h
-stations:
-  - id: COAT
-    cycle_time: 0.02
-    failures:
-      - {name: web_break, ttf: {dist: weibull, shape: 1.5, mean: 3h}, ttr: {dist: lognormal, mean: 20min, sigma: 0.8}}
-    buffer_after: 40
-  - id: AGE
-    kind: delay
-    capacity: 200
-    dwell: 1.5h
-    buffer_after: 40
-  - id: EOL
-    machines: 2
-    cycle_time: 0.035
-    failures:
-      - {name: breakdown, ttf: {dist: exponential, mean: 5h}, ttr: 15min}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +24,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A line file and a SQLite store holding 10 hours of its telemetry from the virtual plant."""
     root = tmp_path_factory.mktemp("forecast")
     line_file = root / "small.yaml"
-    line_file.write_text(LINE_YAML)
+    line_file.write_text(SMALL_LINE_YAML)
     line = read_line(line_file)
     db = root / "plant.db"
     store = SqliteStore(db)

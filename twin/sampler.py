@@ -125,94 +125,67 @@ def _machines(
     modes = {f.name: f for f in spec.failures}
     full = spec.batch_size or spec.lot
     per_rep: list[list[MachineSnapshot]] = [[] for _ in range(n)]
-    build = MachineSnapshot.model_construct  # checked once, with the whole snapshot
+    zeros = np.zeros(n)
     for mk in known:
         state = mk.state
         down = state is DOWN and mk.reason in modes
-        repair_left = np.zeros(n)
+        repair_left = zeros
         if down:
             elapsed = max(mk.now_elapsed(now), 0.0)
             repair_left = sample_residual(modes[mk.reason].ttr, elapsed, rng, n)
         ttf, unknown = _ttf_left(spec, mk, repair_left, rng, n)
         tally["equilibrium_ages"] += unknown
-        names = list(ttf)
-        cols = [ttf[name] for name in names]
-        ttfs = [{name: float(col[i]) for name, col in zip(names, cols, strict=True)} for i in range(n)]
+        held = min(mk.units or full, full)  # a lot the size of its last one (knowledge), else a full one
+        units: np.ndarray | int = 0
+        work, finished, reason = zeros, False, mk.reason if down else ""
         if state is None or state in (MachineState.SETUP, MachineState.PLANNED_STOP):
             tally["unreported_machines" if state is None else "idle_for_unmodelled"] += 1
-            for i in range(n):
-                per_rep[i].append(
-                    build(
-                        state=STARVED, units=0, finished=False, work_left_h=0.0, repair_left_h=0.0, reason="", ttf_left_h=ttfs[i]
-                    )
-                )
-            continue
-        held = min(mk.units or full, full)  # a lot the size of its last one (knowledge), else a full one
-        if state is WORKING or (down and mk.down_from is WORKING):
-            work = _work_left(spec, held, mk.cycle_worked_h, rng, n)
-            for i in range(n):
-                per_rep[i].append(
-                    build(
-                        state=state,
-                        units=held,
-                        finished=False,
-                        work_left_h=float(work[i]),
-                        repair_left_h=float(repair_left[i]),
-                        reason=mk.reason if down else "",
-                        ttf_left_h=ttfs[i],
-                    )
-                )
-            continue
-        if state is BLOCKED or (down and mk.down_from is BLOCKED):
-            for i in range(n):
-                per_rep[i].append(
-                    build(
-                        state=state,
-                        units=held,
-                        finished=down,
-                        work_left_h=0.0,
-                        repair_left_h=float(repair_left[i]),
-                        reason=mk.reason if down else "",
-                        ttf_left_h=ttfs[i],
-                    )
-                )
-            continue
-        if down:  # broke down idle: repaired, then it loads on (a batch machine keeps its partial fill)
-            kept = mk.units or 0 if spec.batch_size is not None else 0
-            for i in range(n):
-                per_rep[i].append(
-                    build(
-                        state=DOWN,
-                        units=kept,
-                        finished=False,
-                        work_left_h=0.0,
-                        repair_left_h=float(repair_left[i]),
-                        reason=mk.reason,
-                        ttf_left_h=ttfs[i],
-                    )
-                )
-            continue
-        # STARVED (or DOWN for a reason the line file does not know: idle, as the model cannot repair it)
-        fills = np.zeros(n, dtype=int)
-        if spec.batch_size is not None and state is STARVED:
-            if mk.units is not None:
-                fills[:] = min(mk.units, spec.batch_size - 1)
-            else:
-                tally["sampled_batch_fills"] += 1
-                fills = rng.integers(0, spec.batch_size, n)
-        for i in range(n):
-            per_rep[i].append(
-                build(
-                    state=STARVED,
-                    units=int(fills[i]),
-                    finished=False,
-                    work_left_h=0.0,
-                    repair_left_h=0.0,
-                    reason="",
-                    ttf_left_h=ttfs[i],
-                )
-            )
+            state = STARVED
+        elif state is WORKING or (down and mk.down_from is WORKING):
+            units, work = held, _work_left(spec, held, mk.cycle_worked_h, rng, n)
+        elif state is BLOCKED or (down and mk.down_from is BLOCKED):
+            units, finished = held, down
+        elif down:  # broke down idle: repaired, then it loads on (a batch machine keeps its partial fill)
+            units = (mk.units or 0) if spec.batch_size is not None else 0
+        else:  # STARVED (or DOWN for a reason the line file does not know: idle, as the model cannot repair it)
+            state = STARVED
+            if spec.batch_size is not None and mk.state is STARVED:
+                if mk.units is not None:
+                    units = min(mk.units, spec.batch_size - 1)
+                else:
+                    tally["sampled_batch_fills"] += 1
+                    units = rng.integers(0, spec.batch_size, n)
+        _append(per_rep, state, units, finished, work, repair_left, reason, ttf)
     return per_rep
+
+
+def _append(
+    per_rep: list[list[MachineSnapshot]],
+    state: MachineState,
+    units: np.ndarray | int,
+    finished: bool,
+    work: np.ndarray,
+    repair_left: np.ndarray,
+    reason: str,
+    ttf: dict[str, np.ndarray],
+) -> None:
+    """One machine's snapshot in each replication, from per-replication arrays (a scalar: the same in all)."""
+    build = MachineSnapshot.model_construct  # checked once, with the whole snapshot
+    names = list(ttf)
+    cols = [ttf[name] for name in names]
+    counts = np.broadcast_to(np.asarray(units), (len(per_rep),))
+    for i, machines in enumerate(per_rep):
+        machines.append(
+            build(
+                state=state,
+                units=int(counts[i]),
+                finished=finished,
+                work_left_h=float(work[i]),
+                repair_left_h=float(repair_left[i]),
+                reason=reason,
+                ttf_left_h={name: float(col[i]) for name, col in zip(names, cols, strict=True)},
+            )
+        )
 
 
 def _store_lots(
