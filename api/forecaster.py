@@ -25,6 +25,7 @@ import multiprocessing
 import threading
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from api.schemas import hours_to_iso
@@ -175,6 +176,8 @@ class Forecaster:
                     self.failures += 1
                     self.error = f"{type(exc).__name__}: {exc}"
                     log.exception("the forecast failed; trying again in %g s", self.period_s)
+                    if isinstance(exc, BrokenProcessPool):
+                        self._drop_pool()  # a worker died (killed, out of memory): the next refresh starts a new pool
                 stop.wait(max(self.period_s - (time.monotonic() - began), 1.0))
         finally:
             self.close()
@@ -182,6 +185,9 @@ class Forecaster:
     def close(self) -> None:
         """Stop the pool's processes, and wake whoever waits for a first forecast that will not come."""
         self._first.set()
+        self._drop_pool()
+
+    def _drop_pool(self) -> None:
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:

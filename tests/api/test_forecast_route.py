@@ -4,6 +4,7 @@ shape, and a failing refresh that never stops the service."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,29 @@ def test_no_forecast_before_any_telemetry_and_a_failing_refresh_is_retried(caplo
     assert "the forecast failed" in caplog.text
     assert forecaster.latest is not None
     assert forecaster.latest["as_of"].startswith("1970-01-01T01:00")
+
+
+def test_a_forecast_process_that_dies_is_replaced() -> None:
+    forecaster = Forecaster(
+        MIXED_LINE, period_s=0.05, replications=4, workers=1, shift_hours=8, shift_origin_h=6, plan_per_hour=1.0
+    )
+    forecaster(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
+    try:
+        forecaster.refresh()  # starts the pool
+        pool = forecaster._pool
+        assert isinstance(pool, ProcessPoolExecutor)
+        for process in list(pool._processes.values()):  # killed, as by the OOM killer
+            process.kill()
+            process.join(10)
+        before = forecaster.refreshes
+        stop = threading.Event()
+        task = threading.Thread(target=forecaster.run, args=(stop,))
+        task.start()
+        try:
+            wait_for(lambda: forecaster.refreshes > before, 60.0, "a forecast from a new pool")
+        finally:
+            stop.set()
+            task.join(30)
+        assert forecaster.failures >= 1  # the refresh on the broken pool failed, and the next on a new one worked
+    finally:
+        forecaster.close()
