@@ -115,13 +115,14 @@ class Forecaster:
         knowledge = self.knowledge(now_h)
         t0 = knowledge.time_h
         start, end = shift_of(t0, self.shift_hours, self.shift_origin_h)
-        default = horizon_h is None
+        default = horizon_h is None and replications is None and seed == 0
         horizon = min(max(end - t0, MIN_DEFAULT_HORIZON_H), MAX_HORIZON_H) if horizon_h is None else horizon_h
         if not (0 < horizon <= MAX_HORIZON_H) or math.isnan(horizon):
             raise ValueError(f"horizon_h must be above 0 and at most {MAX_HORIZON_H:g} h (a week), got {horizon_h}")
         target: float | None = None
         made = 0
-        if default and self.shift_good is not None:
+        # to the shift's end (not an hour into the next): against the shift's plan
+        if horizon_h is None and end - t0 >= MIN_DEFAULT_HORIZON_H and self.shift_good is not None:
             shift = self.shift_good()
             if shift is not None and shift[0] == start:  # the shift's plan by its end, less what it has made so far
                 _, made, planned = shift
