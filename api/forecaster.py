@@ -12,9 +12,11 @@ in the calling thread.
 A forecast that fails is logged, its error kept (:attr:`Forecaster.error`), and the next refresh tries again: it
 never stops the pipeline or the service. Before the first event there is nothing to forecast from: ``NotReady``.
 
-The knowledge starts with the live state's replay of the store (``history_hours``) or, in the demo, at the feed's
-start; units in stores that entered before then are spread evenly over their possible dwell, which the forecast's
-``assumptions`` say (``gigatwin forecast`` reads the store back as far as the longest dwell instead).
+The knowledge starts with the live state's replay of the store (``history_hours``); units in stores that entered
+before then are spread evenly over their possible dwell, which the forecast's ``assumptions`` say (``gigatwin
+forecast`` reads the store back as far as the longest dwell instead). In the demo it starts at the feed's start,
+its stores' entries taken from the warm-up (:func:`store_entries`): the virtual plant's past, as a plant's would be
+in its store.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from twin.forecast import MAX_HORIZON_H, forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge
 from twin.schema import Line
 from twin.shifts import shift_of
+from twin.snapshot import LineSnapshot
 
-__all__ = ["Forecaster", "NotReady"]
+__all__ = ["Forecaster", "NotReady", "store_entries"]
 
 log = logging.getLogger("gigatwin.forecast")
 
@@ -88,6 +91,11 @@ class Forecaster:
         """Take one event of the line (the pipeline's thread, or the start-up replay)."""
         with self._lock:
             self._builder(ev)
+
+    def seed_store(self, station: str, entries: list[tuple[float, int]]) -> None:
+        """A store's entries from before the telemetry began (``twin.knowledge.KnowledgeBuilder.seed_store``)."""
+        with self._lock:
+            self._builder.seed_store(station, entries)
 
     def knowledge(self, now_h: float | None = None) -> LineKnowledge:
         """What the telemetry tells now (at ``now_h``, the live state's clock, if later than the newest event)."""
@@ -193,3 +201,17 @@ class Forecaster:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def store_entries(line: Line, snapshot: LineSnapshot, origin_h: float) -> dict[str, list[tuple[float, int]]]:
+    """Per store of ``snapshot`` (a warmed-up line that a feed starts from at ``origin_h`` on its clock), its lots as
+    entries (time entered, units), oldest first: entered the mean dwell before their dwell runs out (exact for a
+    constant dwell)."""
+    out: dict[str, list[tuple[float, int]]] = {}
+    for spec in line.stations:
+        st = snapshot.stations.get(spec.id)
+        if spec.kind != "delay" or st is None or not st.lots or spec.dwell is None:
+            continue
+        dwell = spec.dwell.mean_value
+        out[spec.id] = sorted((origin_h - max(dwell - lot.dwell_left_h, 0.0), lot.units) for lot in st.lots)
+    return out

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from api.forecaster import Forecaster, NotReady
+from api.forecaster import Forecaster, NotReady, store_entries
 from api.live import LiveSnapshot, LiveStatePublisher
 from api.schemas import hours_to_iso
 from api.settings import PipelineSettings
@@ -48,6 +48,7 @@ from connectors.stores.base import Store
 from connectors.telemetry import MS_PER_HOUR, Topics
 from twin.kpis import initial_wip
 from twin.schema import Line
+from twin.snapshot import LineSnapshot
 from twin.state import LiveLine
 
 __all__ = ["RESTART_POLICY", "LineRuntime", "build_runtime", "default_client_id", "ingest_counters"]
@@ -280,9 +281,12 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
     }
     plant = None
     subscriber = None
+    plant_start: LineSnapshot | None = None
+    plant_origin_ms = 0
     if settings.source == "demo":
         snapshot = warm_start(line, settings.demo_seed, settings.demo_warmup_hours)
         origin_ms = round(time.time() * 1000)
+        plant_start, plant_origin_ms = snapshot, origin_ms
         live = LiveStatePublisher(LiveLine(line, begin_h=origin_ms / MS_PER_HOUR, wip0=initial_wip(snapshot), **live_kwargs))
         ingest = _ingest(settings, line, topics, store, live)
         faults = Faults(malformed=settings.demo_malformed, seed=settings.demo_seed) if settings.demo_malformed else None
@@ -317,6 +321,9 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
         plan_per_hour=live.live.plan_per_hour,
         shift_good=lambda: _shift_so_far(live),
     )
+    if plant is not None and plant_start is not None:  # the demo: its stores' past is the warm-up's
+        for sid, entries in store_entries(line, plant_start, plant_origin_ms / MS_PER_HOUR).items():
+            forecaster.seed_store(sid, entries)
     ingest.observers.append(forecaster)
     hub = StreamHub(line, live)
     ingest.observers.append(hub)

@@ -12,7 +12,7 @@ from connectors.telemetry import EventReadings, Topics, channel_of, decode, enco
 from tests.conftest import MIXED_LINE, make_line, record
 from twin.counters import CumulativeCounters
 from twin.engine import Engine
-from twin.events import Event, MachineState
+from twin.events import Event, MachineState, StateChanged, StoreOccupancy
 from twin.forecast import forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge, MachineKnowledge
 from twin.residual import expected_within, residual_survival
@@ -212,3 +212,23 @@ def test_the_live_state_built_from_telemetry_knows_what_the_engines_events_tell(
     fa = forecast(MIXED_LINE, a, 6.0, replications=64, seed=7)
     fb = forecast(MIXED_LINE, b, 6.0, replications=64, seed=7)
     assert fb.good_output["mean"] == pytest.approx(fa.good_output["mean"], abs=0.2)
+
+
+def test_a_store_seeded_with_its_past_knows_when_its_units_entered() -> None:
+    line = make_line(
+        {"id": "A", "cycle_time": 0.1, "buffer_after": 5}, {"id": "S", "kind": "delay", "capacity": 50, "dwell": 3.0}
+    )
+    builder = KnowledgeBuilder(line)
+    builder.seed_store("S", [(7.5, 4), (8.0, 6)])
+    with pytest.raises(ValueError, match="oldest first"):
+        KnowledgeBuilder(line).seed_store("S", [(8.0, 6), (7.5, 4)])
+    builder(StateChanged(9.0, "A", 0, MachineState.WORKING, ""))
+    k = builder.at(9.0)
+    assert k.stores["S"].entries == ((7.5, 4), (8.0, 6))
+    assert k.stores["S"].occupancy == 10
+    assert k.stores["S"].unknown_units == 0
+    # then its reports count what enters from there on: 3 more units at 9.2 h
+    builder(StoreOccupancy(9.2, "S", 13, 0, False))
+    assert builder.at(9.2).stores["S"].entries == ((7.5, 4), (8.0, 6), (9.2, 3))
+    with pytest.raises(ValueError, match="has reported already"):
+        builder.seed_store("S", [(1.0, 1)])

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted
@@ -131,7 +132,7 @@ class _Machine:
 
 
 class _Store:
-    __slots__ = ("entries", "high", "occupancy", "ready", "released")
+    __slots__ = ("entries", "held", "high", "occupancy", "ready", "released")
 
     def __init__(self) -> None:
         self.occupancy: int | None = None  # None until the first report: the baseline of the intake
@@ -139,6 +140,7 @@ class _Store:
         self.released = 0
         self.high = 0  # the highest "units taken in" so far (reports at one instant may come in either order)
         self.entries: deque[list[float | int]] = deque()  # [time, units], newest last
+        self.held = 0  # the units of the entries kept
 
 
 def _holding(m: _Machine) -> bool:
@@ -315,11 +317,25 @@ class KnowledgeBuilder:
         s.occupancy = units
         if taken_in > s.high:
             s.entries.append([ev.t, taken_in - s.high])
+            s.held += taken_in - s.high
             s.high = taken_in
         # keep only the newest entries that the store can still hold (first in, first out)
-        held = sum(int(e[1]) for e in s.entries)
-        while s.entries and held - int(s.entries[0][1]) >= units:
-            held -= int(s.entries.popleft()[1])
+        while s.entries and s.held - int(s.entries[0][1]) >= units:
+            s.held -= int(s.entries.popleft()[1])
+
+    def seed_store(self, station: str, entries: Sequence[tuple[float, int]]) -> None:
+        """Give store ``station`` the entries it holds from before the events begin: (time entered, units), oldest
+        first, what a look-back at its telemetry as long as its dwell would have said. Before its first report only
+        (the demo takes them from its warm-up, whose past is the virtual plant's)."""
+        s = self._stores[station]
+        if s.occupancy is not None:
+            raise ValueError(f"store {station!r} has reported already: seed it before its first report")
+        kept = [[float(t), int(u)] for t, u in entries if u > 0]
+        if any(a[0] > b[0] for a, b in pairwise(kept)):
+            raise ValueError(f"store {station!r}: entries must come oldest first")
+        s.entries.extend(kept)
+        s.held = sum(int(u) for _, u in kept)
+        s.occupancy = s.high = s.held  # all of it dwells; its intake is counted from here on
 
     @property
     def clock_h(self) -> float | None:

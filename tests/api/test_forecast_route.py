@@ -65,6 +65,8 @@ def test_the_default_forecast_is_refreshed_and_others_are_made_on_demand(tmp_pat
         f = _latest_default(c)
         _check_shape(f)
         assert f["replications"] == 16
+        # the demo's stores know when their units entered (from the warm-up): none spread evenly
+        assert f["assumptions"]["store_units_spread"] == {}
         # to the end of the shift (8 h shifts from 06:00 UTC), at least an hour ahead
         as_of = datetime.fromisoformat(f["as_of"])
         to_end = 8 - ((as_of.hour + as_of.minute / 60 + as_of.second / 3600 - 6) % 8)
