@@ -85,6 +85,7 @@ class Forecaster:
         self.refreshes = 0
         self.failures = 0
         self._first = threading.Event()  # set by the first refresh that worked
+        self._closed = False
 
     # -- the observer -------------------------------------------------------------------------------------------
     def __call__(self, ev: Event) -> None:
@@ -107,6 +108,8 @@ class Forecaster:
 
     # -- forecasts ----------------------------------------------------------------------------------------------
     def _executor(self) -> Executor | None:
+        if self._closed:
+            raise NotReady("the service is stopping")
         if self.workers <= 0:
             return None
         with self._pool_lock:
@@ -137,6 +140,8 @@ class Forecaster:
                 target = max(planned + self.plan_per_hour * (end - t0) - made, 0.0)
         try:
             executor = self._executor()
+        except NotReady:
+            raise
         except Exception as exc:  # no pool on this machine: in this thread, slower
             log.warning("no forecast pool (%s): forecasting in the service's thread", exc)
             executor = None
@@ -173,7 +178,7 @@ class Forecaster:
     def run(self, stop: threading.Event) -> None:
         """Refresh the default forecast every ``period_s`` until ``stop``; a failure is logged and retried."""
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self._closed:
                 began = time.monotonic()
                 try:
                     self.refresh()
@@ -182,6 +187,8 @@ class Forecaster:
                     stop.wait(1.0)
                     continue
                 except Exception as exc:
+                    if self._closed:
+                        break  # stopped mid-refresh: its processes were ended on purpose
                     self.failures += 1
                     self.error = f"{type(exc).__name__}: {exc}"
                     log.exception("the forecast failed; trying again in %g s", self.period_s)
@@ -192,15 +199,22 @@ class Forecaster:
             self.close()
 
     def close(self) -> None:
-        """Stop the pool's processes, and wake whoever waits for a first forecast that will not come."""
+        """Stop at once: end the pool's processes (a forecast under way fails and is not retried), and wake whoever
+        waits for a first forecast that will not come. Shutdown must not wait for a refresh (tens of seconds)."""
+        self._closed = True
         self._first.set()
         self._drop_pool()
 
     def _drop_pool(self) -> None:
         with self._pool_lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        # A replication under way would run to its end (seconds) and the pool's shutdown wait for it: its processes
+        # hold nothing worth keeping, so they are ended (the executor has no public way to do it).
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def store_entries(line: Line, snapshot: LineSnapshot, origin_h: float) -> dict[str, list[tuple[float, int]]]:

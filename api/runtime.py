@@ -165,13 +165,13 @@ class LineRuntime:
 
     def stop(self) -> None:
         """Stop the feed, drain and store what the pipeline took, disconnect (the session stays), close the store."""
+        if self.forecaster is not None:
+            self.forecaster.close()  # first: a refresh under way ends now rather than hold the stop for its length
         stuck = self.supervisor.stop()
         if stuck:
             log.error("background tasks did not stop in time: %s", ", ".join(stuck))
         if self.subscriber is not None:
             self.subscriber.stop()
-        if self.forecaster is not None:
-            self.forecaster.close()
         self.store.close()
 
     def counters(self) -> dict[str, Any]:

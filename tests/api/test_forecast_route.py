@@ -4,6 +4,7 @@ shape, and a failing refresh that never stops the service."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -151,3 +152,24 @@ def test_a_forecast_process_that_dies_is_replaced() -> None:
         assert forecaster.failures >= 1  # the refresh on the broken pool failed, and the next on a new one worked
     finally:
         forecaster.close()
+
+
+def test_closing_ends_a_refresh_under_way_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    # a refresh of many long replications takes tens of seconds: a service's stop must not wait for it
+    forecaster = Forecaster(
+        MIXED_LINE, period_s=60, replications=2000, workers=1, shift_hours=8, shift_origin_h=6, plan_per_hour=1.0
+    )
+    forecaster(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
+    stop = threading.Event()
+    task = threading.Thread(target=forecaster.run, args=(stop,))
+    task.start()
+    time.sleep(2.0)  # the pool is up and replicating
+    began = time.monotonic()
+    forecaster.close()
+    stop.set()
+    task.join(20)
+    assert not task.is_alive()
+    assert time.monotonic() - began < 10.0
+    assert forecaster.latest is None
+    assert forecaster.failures == 0  # ended on purpose, not a failure
+    assert "the forecast failed" not in caplog.text

@@ -85,14 +85,20 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     assert changed, f"no station changed state within {LIVE_TIMEOUT_MS / 1000:g} s: {first}"
     assert int(page.get_attribute("#flow", "data-changes") or 0) > 0
 
-    # the machine counts of a multi-machine station add up to its machines
+    # the machine counts of a multi-machine station add up to its machines (once every machine has reported: the
+    # first states of a station's 40 machines can arrive in two batches)
+    count_js = "els => els.map(e => Number(e.textContent.split(' ').pop()))"
     for sid, n in machines.items():
         if n > 1:
-            counts = page.eval_on_selector_all(
-                f"[data-station='{sid}'] [data-count]:not([hidden])",
-                "els => els.map(e => Number(e.textContent.split(' ').pop()))",
-            )
-            assert sum(counts) == n, f"{sid}: machine counts {counts} do not add up to {n}"
+            selector = f"[data-station='{sid}'] [data-count]:not([hidden])"
+            try:
+                page.wait_for_function(
+                    f"() => [...document.querySelectorAll({selector!r})].reduce((s, e) => s + Number(e.textContent.split(' ').pop()), 0) === {n}",
+                    timeout=LIVE_TIMEOUT_MS,
+                )
+            except Exception:
+                counts = page.eval_on_selector_all(selector, count_js)
+                pytest.fail(f"{sid}: machine counts {counts} do not add up to {n}")
 
     # kpi messages fill the clock, the shift against plan, OEE and dead letters; the line's clock runs
     page.wait_for_function("Number(document.body.dataset.kpiMessages) >= 1", timeout=LIVE_TIMEOUT_MS)
