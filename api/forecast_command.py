@@ -20,7 +20,7 @@ from connectors.redact import redact_text
 from connectors.stores.url import open_store
 from connectors.telemetry import Topics
 from twin.errors import TwinError
-from twin.forecast import MAX_HORIZON_H, forecast
+from twin.forecast import MAX_HORIZON_H, MIN_HORIZON_H, forecast
 from twin.shifts import default_plan_per_hour
 
 __all__ = ["add_backtest_parser", "add_forecast_parser", "run_backtest", "run_forecast"]
@@ -38,8 +38,10 @@ def _iso_ms(text: str) -> int:
 
 def _horizon(text: str) -> float:
     value = float(text)
-    if not 0 < value <= MAX_HORIZON_H:
-        raise argparse.ArgumentTypeError(f"--horizon must be above 0 and at most {MAX_HORIZON_H:g} h (a week), got {text}")
+    if not MIN_HORIZON_H <= value <= MAX_HORIZON_H:
+        raise argparse.ArgumentTypeError(
+            f"--horizon must be at least a minute and at most {MAX_HORIZON_H:g} h (a week), got {text}"
+        )
     return value
 
 

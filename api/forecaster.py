@@ -22,7 +22,6 @@ in its store.
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import threading
 import time
@@ -128,8 +127,6 @@ class Forecaster:
         start, end = shift_of(t0, self.shift_hours, self.shift_origin_h)
         default = horizon_h is None and replications is None and seed == 0
         horizon = min(max(end - t0, MIN_DEFAULT_HORIZON_H), MAX_HORIZON_H) if horizon_h is None else horizon_h
-        if not (0 < horizon <= MAX_HORIZON_H) or math.isnan(horizon):
-            raise ValueError(f"horizon_h must be above 0 and at most {MAX_HORIZON_H:g} h (a week), got {horizon_h}")
         target: float | None = None
         made = 0
         # to the shift's end (not an hour into the next): against the shift's plan

@@ -153,8 +153,8 @@ def test_knowledge_of_a_mixed_run_forecasts_the_same_distribution_as_its_own_sna
 def test_bad_forecasts_are_refused() -> None:
     line = _one_machine([])
     k = _knowledge(line, MachineState.WORKING, since_h=99.0)
-    for horizon in (0.0, -1.0, 7 * 24 + 0.5, math.nan):
-        with pytest.raises(ValueError, match="horizon_h must be above 0 and at most 168 h"):
+    for horizon in (0.0, -1.0, 1e-300, 1e-9, 0.5 / 60, 7 * 24 + 0.5, math.nan):
+        with pytest.raises(ValueError, match=r"horizon_h must be at least a minute \(0.01667 h\) and at most 168 h"):
             forecast(line, k, horizon)
     with pytest.raises(ValueError, match="replications must be at least 1"):
         forecast(line, k, 1.0, replications=0)

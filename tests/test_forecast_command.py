@@ -101,7 +101,7 @@ def test_bad_forecasts_are_refused_with_their_reason(
     line_file, db = filled
     with pytest.raises(SystemExit):
         main(["forecast", "--line", str(line_file), "--store", f"sqlite:{db}", "--horizon", "0"])
-    assert "--horizon must be above 0 and at most 168 h" in capsys.readouterr().err
+    assert "--horizon must be at least a minute and at most 168 h" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["forecast", "--line", str(line_file), "--store", f"sqlite:{db}", "--at", "yesterday"])
     assert "is not an ISO 8601 time" in capsys.readouterr().err

@@ -41,10 +41,12 @@ from twin.kpis import KpiReducer, initial_wip
 from twin.sampler import SamplingNotes, sample_snapshots
 from twin.schema import Line
 
-__all__ = ["CHUNK", "MAX_HORIZON_H", "Forecast", "StationForecast", "forecast"]
+__all__ = ["CHUNK", "MAX_HORIZON_H", "MIN_HORIZON_H", "Forecast", "StationForecast", "forecast"]
 
 CHUNK = 16
 """Replications whose starting states are drawn together (one stream per chunk)."""
+MIN_HORIZON_H = 1 / 60
+"""The shortest horizon a forecast takes: a minute (a shorter one says nothing, and a vanishing one no window)."""
 MAX_HORIZON_H = 7 * 24.0
 """The longest horizon a forecast takes: a week."""
 DOWN = MachineState.DOWN
@@ -194,8 +196,11 @@ def forecast(
 ) -> Forecast:
     """Forecast ``line`` from ``knowledge`` over ``horizon_h`` hours with ``replications`` runs (see the module
     docstring); in ``executor`` when given, else in this process."""
-    if not (0 < horizon_h <= MAX_HORIZON_H):
-        raise ValueError(f"horizon_h must be above 0 and at most {MAX_HORIZON_H:g} h (a week), got {horizon_h}")
+    if not (MIN_HORIZON_H <= horizon_h <= MAX_HORIZON_H):
+        raise ValueError(
+            f"horizon_h must be at least a minute ({MIN_HORIZON_H:.4g} h) and at most {MAX_HORIZON_H:g} h (a week), "
+            f"got {horizon_h}"
+        )
     if replications < 1:
         raise ValueError(f"replications must be at least 1, got {replications}")
     started = time.perf_counter()

@@ -11,7 +11,7 @@ from api.errors import ApiError
 from api.forecaster import NotReady
 from api.schemas import ForecastOut
 from api.security import require
-from twin.forecast import MAX_HORIZON_H
+from twin.forecast import MAX_HORIZON_H, MIN_HORIZON_H
 
 router = APIRouter(prefix="/lines/{line}", tags=["forecast"], dependencies=[Depends(require("viewer"))])
 
@@ -24,7 +24,11 @@ async def forecast(
     rt: LineDep,
     horizon_h: Annotated[
         float | None,
-        Query(gt=0, le=MAX_HORIZON_H, description="Hours ahead (default: to the end of the shift, at least an hour)"),
+        Query(
+            ge=MIN_HORIZON_H,
+            le=MAX_HORIZON_H,
+            description="Hours ahead, a minute to a week (default: to the shift's end, at least an hour)",
+        ),
     ] = None,
     replications: Annotated[
         int | None, Query(ge=1, le=MAX_REPLICATIONS, description="Replications (default: the setting forecast_replications)")
