@@ -55,6 +55,7 @@ def ingest_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
     out = {k: v for k, v in given.items() if v is not None}
     out["source"] = "mqtt"  # ingest consumes a broker whatever GIGATWIN_SOURCE says (the demo is `gigatwin demo`)
+    out["forecast_period_s"] = 0.0  # no API to serve forecasts from: refreshing them would only burn a core per worker
     return out
 
 

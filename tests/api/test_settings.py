@@ -142,3 +142,4 @@ def test_ingest_options_map_onto_the_settings_and_win_over_the_environment(monke
     s = load_pipeline_settings(**ingest_overrides(args))
     assert (s.source, s.mqtt_url, s.store_url) == ("mqtt", "mqtt://flag:1883", "sqlite:env.db")
     assert (s.mqtt_group, s.mqtt_client_id, s.max_lead_s, s.site, s.topic_prefix) == ("g", "c", 90, "s2", "gigatwin")
+    assert s.forecast_period_s == 0  # ingest serves no forecasts: it computes none
