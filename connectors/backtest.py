@@ -39,7 +39,7 @@ from twin.forecast import Forecast, forecast
 from twin.knowledge import KnowledgeBuilder
 from twin.schema import Line
 
-__all__ = ["BacktestResult", "backtest"]
+__all__ = ["ORIGIN_MS", "BacktestResult", "Wire", "backtest"]
 
 ORIGIN_MS = 1_700_000_000_000
 """The truth's source clock starts here (2023-11-14T22:13:20Z): any fixed instant would do."""
@@ -107,10 +107,11 @@ class _Truth:
         return i < len(starts) and starts[i] <= t1
 
 
-class _Wire:
-    """The truth's events as telemetry and back, into the knowledge (as the virtual plant and the ingest do)."""
+class Wire:
+    """A run's events as telemetry and back, into an observer (the knowledge, a live state), as the virtual plant
+    publishes them and the ingest takes them: engine time ``t`` arrives as ``ORIGIN_MS / 3,600,000 + t`` hours."""
 
-    def __init__(self, line: Line, builder: KnowledgeBuilder) -> None:
+    def __init__(self, line: Line, builder: Callable[[Event], None]) -> None:
         self.encoder = EventReadings("plant1", line.name, line.stations[0].id, ORIGIN_MS)
         self.topics = Topics("gigatwin", "plant1", line.name)
         self.counters = CumulativeCounters()
@@ -169,7 +170,7 @@ def backtest(
     builder = KnowledgeBuilder(line, origin_h, skip_late=True)
     truth = _Truth(line)
     engine = Engine(line, seed)
-    engine.subscribe(_Wire(line, builder))
+    engine.subscribe(Wire(line, builder))
     engine.subscribe_fields(UnitsCompleted, truth.completed)
     engine.subscribe_fields(StateChanged, truth.state)
     end = warmup_h + days * 24

@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from connectors.telemetry import EventReadings, Topics, channel_of, decode, encode, reading_events
+from connectors.backtest import ORIGIN_MS, Wire
 from tests.conftest import MIXED_LINE, make_line, record
-from twin.counters import CumulativeCounters
 from twin.engine import Engine
 from twin.events import Event, MachineState, StateChanged, StoreOccupancy
 from twin.forecast import forecast
@@ -163,22 +162,11 @@ def test_bad_forecasts_are_refused() -> None:
 def _knowledge_through_the_wire(line: Line, events: list[Event], until: float) -> tuple[LineKnowledge, float]:
     """The knowledge of a run gathered as the service gathers it: the engine's events encoded as telemetry, decoded,
     taken into a live state, and read back from its retained history."""
-    origin = 1_763_900_000_000
-    origin_h = origin / 3_600_000
-    enc = EventReadings("plant1", line.name, line.stations[0].id, origin)
-    topics = Topics("gigatwin", "plant1", line.name)
-    counters = CumulativeCounters()
-    for spec in line.stations:
-        for r in enc.counters(spec.id, spec.machines if spec.kind == "process" else 1, 0.0):
-            list(reading_events(r, counters))
+    origin_h = ORIGIN_MS / 3_600_000
     live = LiveLine(line, begin_h=origin_h, history_h=until + 10)
+    wire = Wire(line, live)
     for ev in events:
-        r = enc(ev)
-        if r is None:
-            continue
-        src, ch = topics.parse(topics.topic(r.source.station, channel_of(r)))
-        for twin_event in reading_events(decode(src, ch, encode(r)), counters):
-            live(twin_event)
+        wire(ev)
     builder = KnowledgeBuilder(line, origin_h)
     for ev in live.view().events(origin_h, origin_h + until + 1):
         builder(ev)
