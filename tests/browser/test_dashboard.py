@@ -149,8 +149,12 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     )
     page.wait_for_selector("#pareto-chart[data-bars]", timeout=LIVE_TIMEOUT_MS)
     assert "unavailable" not in _text(page, "#pareto-status")
-    labels = page.eval_on_selector_all("#pareto-list strong", "els => els.map(e => e.textContent)")
-    assert len(labels) == int(page.get_attribute("#pareto-chart", "data-bars") or -1)
+    # read together: the panel reloads as the line's clock moves, and a reload between two reads would mix them
+    labels, bars = page.evaluate(
+        """() => [[...document.querySelectorAll('#pareto-list strong')].map(e => e.textContent),
+                  Number(document.getElementById('pareto-chart').dataset.bars)]"""
+    )
+    assert len(labels) == bars
     for label in labels:
         assert label.split(" ")[0] in expected, f"the stop reason {label!r} names no station of the line"
 
