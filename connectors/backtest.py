@@ -22,7 +22,6 @@ is drawn given it, and the spread), not the model's fit to a real plant: calibra
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -34,10 +33,11 @@ import numpy as np
 from connectors.telemetry import EventReadings, Topics, channel_of, decode, encode, reading_events
 from twin.counters import CumulativeCounters
 from twin.engine import Engine
-from twin.events import Event, MachineState, StateChanged, UnitsCompleted
+from twin.events import Event
 from twin.forecast import Forecast, forecast
 from twin.knowledge import KnowledgeBuilder
 from twin.schema import Line
+from twin.scoring import Outcome, accuracy, score
 
 __all__ = ["ORIGIN_MS", "BacktestResult", "Wire", "backtest"]
 
@@ -70,43 +70,6 @@ class BacktestResult:
         return dict(vars(self))
 
 
-class _Truth:
-    """What really happened: the line end's good output over time, and when failures started where."""
-
-    def __init__(self, line: Line) -> None:
-        self.last = line.stations[-1].id
-        self.times: list[float] = []
-        self.good: list[int] = []
-        self.failures: dict[str, list[float]] = {s.id: [] for s in line.stations}
-        self._down: set[tuple[str, int]] = set()
-
-    def completed(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
-        if station == self.last and good:
-            self.times.append(t)
-            self.good.append(good)
-
-    def state(self, t: float, station: str, machine: int, state: MachineState, reason: str) -> None:
-        key = (station, machine)
-        if state is MachineState.DOWN:
-            if key not in self._down:
-                self.failures[station].append(t)
-            self._down.add(key)
-        else:
-            self._down.discard(key)
-
-    def shipped(self, t0: float, t1: float) -> int:
-        """Good units shipped in ``(t0, t1]``."""
-        times = np.asarray(self.times)
-        cum = np.concatenate(([0], np.cumsum(self.good)))
-        return int(cum[np.searchsorted(times, t1, side="right")] - cum[np.searchsorted(times, t0, side="right")])
-
-    def failed(self, station: str, t0: float, t1: float) -> bool:
-        """Whether a failure started at ``station`` in ``(t0, t1]``."""
-        starts = self.failures[station]
-        i = int(np.searchsorted(starts, t0, side="right"))
-        return i < len(starts) and starts[i] <= t1
-
-
 class Wire:
     """A run's events as telemetry and back, into an observer (the knowledge, a live state), as the virtual plant
     publishes them and the ingest takes them: engine time ``t`` arrives as ``ORIGIN_MS / 3,600,000 + t`` hours."""
@@ -127,24 +90,6 @@ class Wire:
         src, ch = self.topics.parse(self.topics.topic(r.source.station, channel_of(r)))
         for twin_event in reading_events(decode(src, ch, encode(r)), self.counters):
             self.builder(twin_event)
-
-
-def _auc(p: np.ndarray, y: np.ndarray) -> float:
-    """The area under the ROC curve (Mann-Whitney, ties counted half); NaN when only one class occurs."""
-    pos, neg = p[y], p[~y]
-    if not pos.size or not neg.size:
-        return math.nan
-    ranks = np.empty(p.size)
-    order = np.argsort(p, kind="mergesort")
-    sp = p[order]
-    i = 0
-    while i < sp.size:  # average ranks over ties
-        j = i
-        while j + 1 < sp.size and sp[j + 1] == sp[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[y].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
 def backtest(
@@ -168,11 +113,10 @@ def backtest(
     began = time.perf_counter()
     origin_h = ORIGIN_MS / MS_PER_HOUR
     builder = KnowledgeBuilder(line, origin_h, skip_late=True)
-    truth = _Truth(line)
+    truth = Outcome(line)
     engine = Engine(line, seed)
     engine.subscribe(Wire(line, builder))
-    engine.subscribe_fields(UnitsCompleted, truth.completed)
-    engine.subscribe_fields(StateChanged, truth.state)
+    truth.attach(engine)
     end = warmup_h + days * 24
     steps = np.arange(warmup_h, end - horizon_h + 1e-9, every_h)
     made: list[tuple[float, Forecast]] = []
@@ -186,36 +130,28 @@ def backtest(
             progress(f"forecast {k + 1} of {len(steps)} as of hour {t:g}: p50 {f.good_output['p50']:,.0f}")
     engine.run(end)
 
-    by_hour = []
-    for i in range(math.ceil(horizon_h - 1e-9)):
-        h = min(i + 1.0, horizon_h)  # the forecasts' hourly steps: each whole hour, the last one the horizon
-        errors, covered, actuals = [], [], []
-        for t, f in made:
-            step = f.hourly[i]
-            actual = truth.shipped(t, t + h)
-            actuals.append(actual)
-            if actual > 0:
-                errors.append(abs(step["p50"] - actual) / actual)
-            covered.append(step["p10"] <= actual <= step["p90"])
-        by_hour.append(
-            {
-                "h": h,
-                "mape_p50": float(np.mean(errors)) if errors else math.nan,
-                "coverage_p10_p90": float(np.mean(covered)),
-                "actual_mean": float(np.mean(actuals)),
-                "n": float(len(made)),
-            }
+    with_failures = [s.id for s in line.stations if s.failures]
+    scores = [
+        score(
+            t,
+            horizon_h,
+            [(step["end"] - origin_h, step["p10"], step["p50"], step["p90"]) for step in f.hourly],  # on the truth's clock
+            {sid: f.stations[sid].p_failure for sid in with_failures},
+            truth,
         )
-    p = np.array([f.stations[s.id].p_failure for _, f in made for s in line.stations if s.failures])
-    y = np.array([truth.failed(s.id, t, t + horizon_h) for t, _ in made for s in line.stations if s.failures], dtype=bool)
-    base = float(y.mean()) if y.size else math.nan
-    scores = {
-        "brier": float(np.mean((p - y) ** 2)) if y.size else math.nan,
-        "brier_base_rate": float(np.mean((base - y) ** 2)) if y.size else math.nan,
-        "base_rate": base,
-        "auc": _auc(p, y),
-        "pairs": float(y.size),
-    }
+        for t, f in made
+    ]
+    summary = accuracy(scores)
+    by_hour = [
+        {
+            "h": min(row["lead"], horizon_h),
+            "mape_p50": row["mape_p50"],
+            "coverage_p10_p90": row["coverage_p10_p90"],
+            "actual_mean": row["actual_mean"],
+            "n": row["n"],
+        }
+        for row in summary["by_lead"]
+    ]
     return BacktestResult(
         line=line.name,
         days=days,
@@ -226,7 +162,7 @@ def backtest(
         warmup_h=warmup_h,
         forecasts=len(made),
         by_hour=by_hour,
-        p_failure=scores,
+        p_failure=summary["p_failure"],
         compute_s=time.perf_counter() - began,
         assumptions=made[0][1].assumptions if made else {},
     )

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from api.cli import main
-from connectors.backtest import _auc, backtest
+from connectors.backtest import backtest
 from tests.conftest import SMALL_LINE_YAML, make_line
+from twin.scoring import auc as _auc
 
 # no failures and constant cycles: the truth is what the knowledge says, and every forecast is exact
 DETERMINISTIC = make_line(
