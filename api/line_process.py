@@ -52,7 +52,7 @@ from api.supervisor import TaskStatus
 from connectors.errors import ConnectorError
 from connectors.ingest import IngestStats
 from connectors.linefile import read_line
-from connectors.stores.base import Bucket, DeadLetter, Health, StoredPoint
+from connectors.stores.base import Bucket, DeadLetter, Health, StoredForecast, StoredPoint
 from connectors.telemetry import Topics
 from twin.errors import TwinError
 from twin.schema import Line
@@ -69,7 +69,7 @@ REPORT_MIN_S = 0.05
 REPORT_MAX_S = 0.25
 """The longest time between two reports (counters and tasks move without a publication too)."""
 
-_STORE_READS = frozenset({"health", "range", "last", "aggregate", "dead_letters", "dead_letter_count"})
+_STORE_READS = frozenset({"health", "range", "last", "aggregate", "dead_letters", "dead_letter_count", "forecasts"})
 
 
 class PipelineGone(ApiError):
@@ -288,6 +288,11 @@ class RemoteStore:
     def dead_letter_count(self, *args: Any, **kwargs: Any) -> int:
         """How many dead letters are stored (:meth:`connectors.stores.base.StoreReader.dead_letter_count`)."""
         result: int = self._read("dead_letter_count", args, kwargs)
+        return result
+
+    def forecasts(self, *args: Any, **kwargs: Any) -> list[StoredForecast]:
+        """The stored forecasts of a span (:meth:`connectors.stores.base.StoreReader.forecasts`)."""
+        result: list[StoredForecast] = self._read("forecasts", args, kwargs)
         return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from connectors.stores import (
     PartialWriteError,
     SqliteStore,
     Store,
+    StoredForecast,
     StoredPoint,
     StoreError,
     WriteOutcome,
@@ -444,6 +446,46 @@ class StoreContract:
     def test_an_empty_write_is_fine(self, store: Store) -> None:
         assert store.write([]) is WriteOutcome.WRITTEN
         assert store.last("state") == []
+
+    # -- forecasts ------------------------------------------------------------------------------------------------
+    def test_forecasts_read_back_with_their_scores_written_later(self, store: Store) -> None:
+        doc = {"as_of": "2026-11-30T10:40:00Z", "good_output": {"p50": 812.5, "p10": 700.0}, "note": 'a "quoted"\nline, é'}
+        ghost = {"good_output": {"sd": math.nan, "p90": math.inf}}  # JSON has no NaN: stored as null
+        assert store.write_forecasts([StoredForecast("s1", "L1", T0, doc), StoredForecast("s1", "L1", T0 + 60_000, ghost)])
+        store.write_forecasts([StoredForecast("s1", "L2", T0, {"other": "line"})])  # a second line sharing the store
+        store.write_forecasts([StoredForecast("s1", "L1", T0, score={"steps": [{"h": 1.0, "actual": 790.0}]})])
+        got = store.forecasts(start_ms=T0, end_ms=T0 + 120_000, site="s1", line="L1")
+        assert got == [
+            StoredForecast("s1", "L1", T0, doc, {"steps": [{"h": 1.0, "actual": 790.0}]}),
+            StoredForecast("s1", "L1", T0 + 60_000, {"good_output": {"sd": None, "p90": None}}, None),
+        ]
+        assert [f.as_of_ms for f in store.forecasts(start_ms=T0, end_ms=T0 + 60_000, line="L1")] == [T0]  # half-open
+        assert [(f.line, f.forecast) for f in store.forecasts(start_ms=T0, end_ms=T0 + 1, line="L2")] == [
+            ("L2", {"other": "line"})
+        ]
+        assert len(store.forecasts(start_ms=T0, end_ms=T0 + 120_000)) == 3
+        assert len(store.forecasts(start_ms=T0, end_ms=T0 + 120_000, limit=1)) == 1
+        # written again (a retried write): the part given replaces the stored one, the other stays
+        store.write_forecasts([StoredForecast("s1", "L1", T0, {"again": 1})])
+        assert store.forecasts(start_ms=T0, end_ms=T0 + 1, line="L1")[0][3:] == (
+            {"again": 1},
+            {"steps": [{"h": 1.0, "actual": 790.0}]},
+        )
+
+    def test_forecasts_that_cannot_be_stored_are_refused_and_nothing_is_written(self, store: Store) -> None:
+        good = StoredForecast("s1", "L1", T0, {"ok": True})
+        for bad, message in [
+            (StoredForecast("s1", "L1", T0 + 1, {"x": object()}), "not a JSON document"),
+            (StoredForecast("s1", "L1", T0 + 1, {"x": "y" * 70_000}), "a record holds"),
+            (StoredForecast("s1", "L1", -5, {"x": 1}), "as_of_ms"),
+            (StoredForecast("", "L1", T0 + 1, {"x": 1}), "site and line"),
+            (StoredForecast("s1", "L1", T0 + 1), "neither a forecast nor a score"),
+        ]:
+            with pytest.raises(WriteRefused, match=message):
+                store.write_forecasts([good, bad])
+        assert store.forecasts(start_ms=T0, end_ms=T0 + 10) == []
+        with pytest.raises(ValueError, match="limit"):
+            store.forecasts(start_ms=T0, end_ms=T0 + 10, limit=10**9)
 
 
 class TestMemoryStore(StoreContract):

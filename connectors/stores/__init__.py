@@ -1,7 +1,17 @@
 """Where telemetry is kept: one :class:`Store` protocol, an embedded SQLite store, an InfluxDB store with a disk
 spool, and an in-memory fake for tests; :func:`open_store` opens the one a URL names."""
 
-from connectors.stores.base import Bucket, DeadLetter, Health, Store, StoredPoint, StoreError, WriteOutcome, WriteRefused
+from connectors.stores.base import (
+    Bucket,
+    DeadLetter,
+    Health,
+    Store,
+    StoredForecast,
+    StoredPoint,
+    StoreError,
+    WriteOutcome,
+    WriteRefused,
+)
 from connectors.stores.influx import InfluxCounters, InfluxStore, PartialWriteError
 from connectors.stores.memory import MemoryStore
 from connectors.stores.sqlite import SqliteStore
@@ -18,6 +28,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoredForecast",
     "StoredPoint",
     "WriteOutcome",
     "WriteRefused",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from connectors.errors import ConnectorError
 from connectors.telemetry import Reading
@@ -31,6 +31,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreReader",
+    "StoredForecast",
     "StoredPoint",
     "WriteOutcome",
     "WriteRefused",
@@ -82,6 +83,17 @@ class DeadLetter(NamedTuple):
     """The line clock when it was received, ms since the epoch: the newest source timestamp of the readings the
     ingest had stored before it (see :mod:`connectors.ingest`); None when it had stored none yet, and for letters
     kept before dead letters carried it."""
+
+
+class StoredForecast(NamedTuple):
+    """One forecast of one line as stored: the forecast as the service served it, and its score (None until scored;
+    the forecast is None only if its write never arrived but the score's did)."""
+
+    site: str
+    line: str
+    as_of_ms: int
+    forecast: dict[str, Any] | None = None
+    score: dict[str, Any] | None = None
 
 
 class WriteOutcome(Enum):
@@ -180,6 +192,13 @@ class StoreReader(Protocol):
         """How many dead letters are stored (whose topic starts with ``topic_prefix``, if given)."""
         ...
 
+    def forecasts(
+        self, *, start_ms: int, end_ms: int, site: str | None = None, line: str | None = None, limit: int = 10_000
+    ) -> list[StoredForecast]:
+        """The forecasts made in ``[start_ms, end_ms)`` (by ``as_of_ms``), oldest first, of ``site`` and ``line``
+        where given (:mod:`connectors.stores.forecasts`)."""
+        ...
+
 
 class Store(StoreReader, Protocol):
     """Telemetry readings and dead letters in, points, buckets and dead letters out (:class:`StoreReader`)."""
@@ -190,6 +209,11 @@ class Store(StoreReader, Protocol):
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> WriteOutcome:
         """Store dead letters durably; two letters of the same millisecond are both kept."""
+        ...
+
+    def write_forecasts(self, records: Sequence[StoredForecast]) -> WriteOutcome:
+        """Store forecasts and scores durably: of each record the parts given (the other part stays as stored).
+        WriteRefused naming the record if one cannot be stored (not JSON, too large); then none is."""
         ...
 
     def close(self) -> None:

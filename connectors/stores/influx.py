@@ -28,8 +28,19 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from connectors.redact import redact_url
-from connectors.stores.base import Bucket, DeadLetter, FieldValue, Health, StoredPoint, StoreError, WriteOutcome, WriteRefused
+from connectors.stores.base import (
+    Bucket,
+    DeadLetter,
+    FieldValue,
+    Health,
+    StoredForecast,
+    StoredPoint,
+    StoreError,
+    WriteOutcome,
+    WriteRefused,
+)
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
+from connectors.stores.forecasts import FORECASTS, decode_document
 from connectors.stores.http import HttpRequest, HttpResponse, Transport, Unavailable, Urllib3Transport
 from connectors.stores.influxql import (
     Series,
@@ -43,7 +54,14 @@ from connectors.stores.influxql import (
     tag_filter,
     time_range,
 )
-from connectors.stores.lineprotocol import DEAD_LETTERS, DeadLetterEncoder, encode_readings, health_line, refused_lines
+from connectors.stores.lineprotocol import (
+    DEAD_LETTERS,
+    DeadLetterEncoder,
+    encode_forecasts,
+    encode_readings,
+    health_line,
+    refused_lines,
+)
 from connectors.stores.points import (
     CHANNEL_FIELDS,
     check_channel,
@@ -63,6 +81,10 @@ Flavour = Literal["v1", "v2", "v3"]
 """Which InfluxDB the store talks to; it only chooses the authentication (v1: user and password, v2/v3: a token)."""
 _TAGS = ("site", "line", "station", "machine")
 _PROCESS = Channel.PROCESS.value
+
+
+FORECAST_BATCH = 50
+"""Forecasts per request: each is a few kilobytes of JSON, so far fewer fit a request than telemetry points."""
 
 
 class PartialWriteError(WriteRefused):
@@ -242,6 +264,15 @@ class InfluxStore:
         """Write dead letters (payload as base64), or spool them."""
         chunks = [(lines, "\n".join(lines).encode()) for lines in self._letters.encode(letters, self.batch_points)]
         return self._write_chunks(chunks, "ns")
+
+    def write_forecasts(self, records: Sequence[StoredForecast]) -> WriteOutcome:
+        """Write forecasts and scores (the parts given), or spool them; WriteRefused naming the record before
+        anything is sent if one cannot be stored."""
+        try:
+            chunks = [(lines, "\n".join(lines).encode()) for lines in encode_forecasts(records, FORECAST_BATCH)]
+        except WriteRefused as exc:
+            raise WriteRefused(f"influxdb {self.url} db {self.database}: {exc}") from exc
+        return self._write_chunks(chunks, "ms")
 
     def health(self) -> Health:
         """Probe a real write (a point in ``gigatwin_health``), not ``/ping``: a ping answers when writes fail."""
@@ -494,6 +525,30 @@ class InfluxStore:
         where = "time >= 0" + _topic_condition(topic_prefix)
         series = self._query(count_statement(self._source(DEAD_LETTERS), "reason", where))
         return sum(int(row[1]) for s in series for row in s.values)
+
+    def forecasts(
+        self, *, start_ms: int, end_ms: int, site: str | None = None, line: str | None = None, limit: int = 10_000
+    ) -> list[StoredForecast]:
+        """The forecasts made in ``[start_ms, end_ms)``, oldest first (then by site and line)."""
+        self.bounds.check_range(start_ms, end_ms, limit, 0)
+        if start_ms == end_ms:
+            return []
+        where = time_range(start_ms, end_ms) + tag_filter([("site", site), ("line", line)])
+        statement = select_statement(self._source(FORECASTS), ["forecast", "score"], ["site", "line"], where)
+        out = []
+        for series in self._query(f"{statement} ORDER BY time ASC LIMIT {limit}"):
+            cols = {c: i for i, c in enumerate(series.columns)}
+            for row in series.values:
+                out.append(
+                    StoredForecast(
+                        str(row[cols["site"]] or ""),
+                        str(row[cols["line"]] or ""),
+                        int(row[0]),
+                        decode_document(row[cols["forecast"]]) if "forecast" in cols else None,
+                        decode_document(row[cols["score"]]) if "score" in cols else None,
+                    )
+                )
+        return sorted(out, key=lambda f: (f.as_of_ms, f.site, f.line))
 
     def close(self) -> None:
         """Stop the replay thread, replay what the server takes within ``timeout_s``, close the spool; idempotent."""

@@ -18,11 +18,21 @@ from typing import Any
 from influxdb_client.client.write.point import Point as _Point
 from influxdb_client.domain.write_precision import WritePrecision
 
-from connectors.stores.base import DeadLetter, FieldValue, WriteRefused
+from connectors.stores.base import DeadLetter, FieldValue, StoredForecast, WriteRefused
+from connectors.stores.forecasts import FORECASTS, check_record
 from connectors.stores.points import CHANNEL_FIELDS, INT64_MAX, INT64_MIN, clean_text, point_rows, refusal
 from connectors.telemetry import Channel, Reading
 
-__all__ = ["DEAD_LETTERS", "HEALTH", "MAX_TS_MS", "DeadLetterEncoder", "encode_readings", "health_line", "refused_lines"]
+__all__ = [
+    "DEAD_LETTERS",
+    "HEALTH",
+    "MAX_TS_MS",
+    "DeadLetterEncoder",
+    "encode_forecasts",
+    "encode_readings",
+    "health_line",
+    "refused_lines",
+]
 
 DEAD_LETTERS = "gigatwin_dead_letters"
 """The measurement of dead letters (fields topic, payload as base64, reason and, when known, line_ms, an integer; no
@@ -161,6 +171,24 @@ class DeadLetterEncoder:
                 chunk = []
         if chunk:
             yield chunk
+
+
+def encode_forecasts(records: Sequence[StoredForecast], batch_points: int) -> Iterator[list[str]]:
+    """Forecast records as line-protocol lines (millisecond timestamps, tags site and line, the parts given as
+    string fields: a point written again at the same time merges its fields into the stored one), in chunks of at
+    most ``batch_points``. WriteRefused (from :func:`connectors.stores.forecasts.check_record`) before any line."""
+    lines = []
+    for r in records:
+        forecast, score = check_record(r)
+        p = _point(FORECASTS).tag("site", r.site).tag("line", r.line).time(r.as_of_ms, WritePrecision.MS)
+        if forecast is not None:
+            p.field("forecast", forecast)
+        if score is not None:
+            p.field("score", score)
+        line: str = p.to_line_protocol()
+        lines.append(line)
+    for i in range(0, len(lines), batch_points):
+        yield lines[i : i + batch_points]
 
 
 def health_line(ts_ms: int) -> str:

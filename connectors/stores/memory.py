@@ -11,12 +11,14 @@ from connectors.stores.base import (
     DeadLetter,
     FieldValue,
     Health,
+    StoredForecast,
     StoredPoint,
     StoreError,
     WriteOutcome,
     WriteRefused,
 )
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
+from connectors.stores.forecasts import check_record, decode_document
 from connectors.stores.points import (
     check_channel,
     check_numeric_field,
@@ -46,6 +48,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._points: dict[str, dict[_Key, tuple[FieldValue | None, ...]]] = {}
         self._letters: list[DeadLetter] = []
+        self._forecasts: dict[tuple[str, str, int], tuple[str | None, str | None]] = {}  # JSON, as a database keeps it
 
     def write(self, readings: Sequence[Reading]) -> WriteOutcome:
         """Keep the readings' points; a point with the same channel, tags and time replaces the earlier one.
@@ -71,6 +74,18 @@ class MemoryStore:
             self._letters.extend(
                 DeadLetter(d.received_ms, clean_text(d.topic), bytes(d.payload), clean_text(d.reason), d.line_ms) for d in letters
             )
+            self.writes += 1
+        return WriteOutcome.WRITTEN
+
+    def write_forecasts(self, records: Sequence[StoredForecast]) -> WriteOutcome:
+        """Keep forecasts and scores (the parts given; a part given again replaces the kept one)."""
+        self._check_writable()
+        encoded = [(r, check_record(r)) for r in records]  # all checked before any is kept
+        with self._lock:
+            for r, (forecast, score) in encoded:
+                key = (r.site, r.line, r.as_of_ms)
+                old_forecast, old_score = self._forecasts.get(key, (None, None))
+                self._forecasts[key] = (forecast or old_forecast, score or old_score)
             self.writes += 1
         return WriteOutcome.WRITTEN
 
@@ -164,6 +179,19 @@ class MemoryStore:
         prefix = topic_prefix or ""
         with self._lock:
             return sum(1 for d in self._letters if d.topic.startswith(prefix))
+
+    def forecasts(
+        self, *, start_ms: int, end_ms: int, site: str | None = None, line: str | None = None, limit: int = 10_000
+    ) -> list[StoredForecast]:
+        """The kept forecasts made in ``[start_ms, end_ms)``, oldest first (then by site and line)."""
+        self.bounds.check_range(start_ms, end_ms, limit, 0)
+        with self._lock:
+            items = sorted(
+                (ms, s, ln, doc)
+                for (s, ln, ms), doc in self._forecasts.items()
+                if start_ms <= ms < end_ms and site in (None, s) and line in (None, ln)
+            )
+        return [StoredForecast(s, ln, ms, decode_document(f), decode_document(sc)) for ms, s, ln, (f, sc) in items[:limit]]
 
     def close(self) -> None:
         """Nothing to release."""

@@ -24,12 +24,14 @@ from connectors.stores.base import (
     DeadLetter,
     FieldValue,
     Health,
+    StoredForecast,
     StoredPoint,
     StoreError,
     WriteOutcome,
     WriteRefused,
 )
 from connectors.stores.bounds import DEFAULT_MAX_SPAN_MS, QueryBounds, check_limit
+from connectors.stores.forecasts import FORECASTS, check_record, decode_document
 from connectors.stores.points import (
     CHANNEL_FIELDS,
     check_channel,
@@ -62,6 +64,9 @@ def _schema() -> list[str]:
         "CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_ms)",
         # Lines sharing the file read their own dead letters by topic prefix: a range of this index.
         "CREATE INDEX IF NOT EXISTS dead_letters_topic ON dead_letters (topic, received_ms)",
+        # A forecast is written when it is made and its score hours later: both parts nullable, one row.
+        f"CREATE TABLE IF NOT EXISTS {FORECASTS} (as_of_ms INTEGER NOT NULL, site TEXT NOT NULL, line TEXT NOT NULL, "
+        "forecast TEXT, score TEXT, PRIMARY KEY (as_of_ms, site, line)) WITHOUT ROWID",
     ]
     for channel, specs in CHANNEL_FIELDS.items():
         cols = ", ".join(f"{_q(s.name)} {_SQL_TYPE[s.kind]}{'' if s.optional else ' NOT NULL'}" for s in specs)
@@ -192,6 +197,26 @@ class SqliteStore:
                 raise StoreError(f"sqlite {self.path}: write of {len(rows)} dead letters failed: {exc}") from exc
         return WriteOutcome.WRITTEN
 
+    def write_forecasts(self, records: Sequence[StoredForecast]) -> WriteOutcome:
+        """Store forecasts and scores in one transaction (the parts given; a part given again replaces the stored
+        one)."""
+        rows = [(r.as_of_ms, r.site, r.line, *check_record(r)) for r in records]  # all checked before any is written
+        with self._write_lock:
+            conn = self._open_writer()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    f"INSERT INTO {FORECASTS} (as_of_ms, site, line, forecast, score) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET forecast = coalesce(excluded.forecast, forecast), "
+                    "score = coalesce(excluded.score, score)",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise StoreError(f"sqlite {self.path}: write of {len(rows)} forecasts failed: {exc}") from exc
+        return WriteOutcome.WRITTEN
+
     def health(self) -> Health:
         """Probe a write: a transaction that takes the write lock of the file and commits."""
         with self._write_lock:
@@ -314,6 +339,24 @@ class SqliteStore:
         where, params = _prefix_filter(topic_prefix)
         with self._reader() as conn:
             return int(conn.execute(f"SELECT COUNT(*) FROM dead_letters{where}", params).fetchone()[0])
+
+    def forecasts(
+        self, *, start_ms: int, end_ms: int, site: str | None = None, line: str | None = None, limit: int = 10_000
+    ) -> list[StoredForecast]:
+        """The forecasts made in ``[start_ms, end_ms)``, oldest first (then by site and line)."""
+        self.bounds.check_range(start_ms, end_ms, limit, 0)
+        where, params = "", []
+        for column, value in (("site", site), ("line", line)):
+            if value is not None:
+                where += f" AND {column} = ?"
+                params.append(value)
+        sql = (
+            f"SELECT site, line, as_of_ms, forecast, score FROM {FORECASTS} WHERE as_of_ms >= ? AND as_of_ms < ?{where} "
+            "ORDER BY as_of_ms, site, line LIMIT ?"
+        )
+        with self._reader() as conn:
+            rows = conn.execute(sql, (start_ms, end_ms, *params, limit)).fetchall()
+        return [StoredForecast(str(s), str(ln), int(ms), decode_document(f), decode_document(sc)) for s, ln, ms, f, sc in rows]
 
     def close(self) -> None:
         """Close every connection (readers still in use close when they are handed back); idempotent."""
