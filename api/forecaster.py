@@ -9,6 +9,14 @@ makes one for other parameters on demand. Replications run in a process pool of 
 started with forkserver (never forked from the service's threads), made once when the task starts; with 0 workers,
 in the calling thread.
 
+**Forecasts are kept and scored.** Every default forecast is written to the store (``write_forecasts``; the on-demand
+ones are not: they answer one request). The forecaster follows what the line does (``twin.scoring.Outcome``, fed the
+same events) and, at each refresh, scores the kept forecasts whose horizon the line's clock has passed and writes
+the scores next to them. After a restart, :meth:`Forecaster.resume` takes back the kept forecasts not yet scored
+whose horizon lies ahead; those made before the replayed history begins cannot be scored (their output is not in
+the replay) and are left unscored, which the log says. A failed store write is logged and does not stop the
+refresh (the stores spool what they cannot write).
+
 A forecast that fails is logged, its error kept (:attr:`Forecaster.error`), and the next refresh tries again: it
 never stops the pipeline or the service. Before the first event there is nothing to forecast from: ``NotReady``.
 
@@ -30,10 +38,12 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from api.schemas import hours_to_iso
+from connectors.stores.base import Store, StoredForecast
 from twin.events import Event
 from twin.forecast import MAX_HORIZON_H, forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge
 from twin.schema import Line
+from twin.scoring import Outcome, score
 from twin.shifts import shift_of
 from twin.snapshot import LineSnapshot
 
@@ -63,6 +73,9 @@ class Forecaster:
         shift_origin_h: float,
         plan_per_hour: float,
         shift_good: Any = None,
+        store: Store | None = None,
+        site: str = "",
+        line_name: str = "",
     ) -> None:
         self.line = line
         self.period_s = period_s
@@ -74,6 +87,18 @@ class Forecaster:
         self.shift_good = shift_good
         """``() -> (shift start h, good units made in it so far, its plan so far)`` from the live state, or None."""
         self._builder = KnowledgeBuilder(line, skip_late=True)
+        self.store = store
+        self.site = site
+        self.line_name = line_name or line.name
+        self.outcome = Outcome(line)
+        """What the line did since the first event taken: what the kept forecasts are scored against."""
+        self._outcome_since: float | None = None
+        self._pending: list[tuple[float, dict[str, Any]]] = []  # kept default forecasts awaiting their score, by as_of
+        self.kept = 0
+        """Default forecasts written to the store."""
+        self.scored = 0
+        """Kept forecasts scored and the scores written."""
+        self._with_failures = [s.id for s in line.stations if s.failures]
         self._lock = threading.Lock()
         self._pool: Executor | None = None
         self._pool_lock = threading.Lock()
@@ -91,6 +116,9 @@ class Forecaster:
         """Take one event of the line (the pipeline's thread, or the start-up replay)."""
         with self._lock:
             self._builder(ev)
+            self.outcome(ev)
+            if self._outcome_since is None:
+                self._outcome_since = ev.t
 
     def seed_store(self, station: str, entries: list[tuple[float, int]]) -> None:
         """A store's entries from before the telemetry began (``twin.knowledge.KnowledgeBuilder.seed_store``)."""
@@ -122,6 +150,12 @@ class Forecaster:
         """A forecast as the API returns it: ``horizon_h`` ahead (default: to the end of the shift, at least an hour),
         with ``replications`` (default ``forecast_replications``). ValueError for a bad horizon or count;
         :class:`NotReady` before any telemetry."""
+        return self._compute(horizon_h, replications, seed, now_h)[1]
+
+    def _compute(
+        self, horizon_h: float | None, replications: int | None, seed: int, now_h: float | None
+    ) -> tuple[float, dict[str, Any]]:
+        """:meth:`compute`, with the forecast's instant in hours."""
         knowledge = self.knowledge(now_h)
         t0 = knowledge.time_h
         start, end = shift_of(t0, self.shift_hours, self.shift_origin_h)
@@ -155,16 +189,84 @@ class Forecaster:
         out = result.to_dict(hours_to_iso)
         out["plan"]["shift_good_so_far"] = made if target is not None else None
         out["default"] = default
-        return out
+        return t0, out
 
     def refresh(self) -> dict[str, Any]:
-        """Compute the default forecast now and keep it as :attr:`latest`."""
-        result = self.compute()
+        """Compute the default forecast now, keep it as :attr:`latest` and in the store, and score the kept forecasts
+        whose horizon has passed."""
+        as_of_h, result = self._compute(None, None, 0, None)
         self.latest = result
         self.refreshes += 1
         self.error = ""
         self._first.set()
+        self._keep(as_of_h, result)
+        self.score_due()
         return result
+
+    # -- kept forecasts and their scores ---------------------------------------------------------------------
+    def _write(self, records: list[StoredForecast]) -> None:
+        if self.store is None or not records:
+            return
+        try:
+            self.store.write_forecasts(records)
+        except Exception:  # the forecast is served all the same; the store's own spool covers outages
+            log.exception("writing %d forecast records to the store failed", len(records))
+
+    def _keep(self, as_of_h: float, forecast: dict[str, Any]) -> None:
+        if self._pending and self._pending[-1][0] >= as_of_h:
+            return  # the line's clock has not moved (no telemetry since): the same instant is kept once
+        self._pending.append((as_of_h, forecast))
+        self._write([StoredForecast(self.site, self.line_name, _ms(as_of_h), forecast)])
+        self.kept += 1
+
+    def resume(self) -> int:
+        """Take back the kept forecasts not yet scored whose horizon may still be scored (after a restart, once the
+        history is replayed); how many."""
+        if self.store is None:
+            return 0
+        with self._lock:
+            clock, since = self.outcome.clock_h, self._outcome_since
+        if clock is None or since is None:
+            return 0
+        start_h = clock - MAX_HORIZON_H
+        records = self.store.forecasts(
+            start_ms=_ms(start_h), end_ms=_ms(clock) + 1, site=self.site, line=self.line_name, limit=100_000
+        )
+        waiting = [r for r in records if r.score is None and r.forecast is not None]
+        usable = [(r.as_of_ms / MS_PER_HOUR, r.forecast) for r in waiting if r.as_of_ms / MS_PER_HOUR >= since]
+        if len(usable) < len(waiting):
+            log.warning(
+                "%d kept forecasts were made before the replayed history begins: their output is not known, they stay unscored",
+                len(waiting) - len(usable),
+            )
+        known = {a for a, _ in self._pending}
+        self._pending = sorted(
+            [*self._pending, *((a, f) for a, f in usable if a not in known and f is not None)], key=lambda p: p[0]
+        )
+        self.score_due()
+        return len(usable)
+
+    def score_due(self) -> int:
+        """Score the kept forecasts whose horizon the line's clock has passed and write their scores; how many."""
+        with self._lock:
+            clock = self.outcome.clock_h
+            if clock is None:
+                return 0
+            due = [(a, f) for a, f in self._pending if a + float(f["horizon_h"]) <= clock]
+            scores = [self._score(a, f) for a, f in due]
+            self._pending = [(a, f) for a, f in self._pending if a + float(f["horizon_h"]) > clock]
+            oldest = self._pending[0][0] if self._pending else clock
+            self.outcome.forget_before(min(oldest, clock))
+        self._write([StoredForecast(self.site, self.line_name, _ms(a), score=s) for (a, _), s in zip(due, scores, strict=True)])
+        self.scored += len(scores)
+        return len(scores)
+
+    def _score(self, as_of_h: float, forecast: dict[str, Any]) -> dict[str, Any]:
+        horizon = float(forecast["horizon_h"])
+        steps = [(as_of_h + min(i + 1.0, horizon), h["p10"], h["p50"], h["p90"]) for i, h in enumerate(forecast["hourly"])]
+        stations = forecast.get("stations", {})
+        p_failure = {sid: float(stations[sid]["p_failure"]) for sid in self._with_failures if sid in stations}
+        return score(as_of_h, horizon, steps, p_failure, self.outcome).to_dict()
 
     def wait_latest(self, timeout_s: float) -> dict[str, Any] | None:
         """The latest default forecast, waiting up to ``timeout_s`` for the first one (None if there is none then)."""
@@ -212,6 +314,14 @@ class Forecaster:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+MS_PER_HOUR = 3_600_000
+
+
+def _ms(hours: float) -> int:
+    """An instant in hours on the line's clock (since the epoch) as the store's milliseconds."""
+    return round(hours * MS_PER_HOUR)
 
 
 def store_entries(line: Line, snapshot: LineSnapshot, origin_h: float) -> dict[str, list[tuple[float, int]]]:

@@ -145,6 +145,13 @@ class LineRuntime:
         """
         if self.rebuild() is None:
             self.ingest.resume_counters()  # the rebuild seeded the counters; without one, take the store's last totals
+        elif self.forecaster is not None:
+            try:
+                resumed = self.forecaster.resume()  # the kept forecasts still to be scored, now that the history is back
+                if resumed:
+                    log.info("line %s: %d kept forecasts wait for their score", self.line.name, resumed)
+            except Exception:  # scoring is a record, not the service: it must not stop the start
+                log.exception("line %s: the kept forecasts could not be read back", self.line.name)
         self.dead_letters_before = self.store.dead_letter_count(topic_prefix=self.topics.base + "/")  # this line's only
         log.info("line %s: %s", self.line.name, self.describe())
         self.supervisor.start("ingest", self.ingest.run)
@@ -320,6 +327,9 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
         shift_origin_h=settings.shift_origin_h,
         plan_per_hour=live.live.plan_per_hour,
         shift_good=lambda: _shift_so_far(live),
+        store=store,
+        site=topics.site,
+        line_name=topics.line,
     )
     if plant is not None and plant_start is not None:  # the demo: its stores' past is the warm-up's
         for sid, entries in store_entries(line, plant_start, plant_origin_ms / MS_PER_HOUR).items():

@@ -558,3 +558,52 @@ class ForecastOut(_Out):
     assumptions: dict[str, Any]
     """What the starting states had to assume: ages never seen (equilibrium residual lives), store units of unknown
     entry spread evenly, batch fills drawn, machines never reported."""
+
+
+class LeadAccuracyOut(_Out):
+    """How right the good-output forecasts were this many hours ahead (steps ``lead - 1 < h <= lead``)."""
+
+    lead_h: float
+    n: int
+    """Forecast steps scored."""
+    mape_p50: float | None
+    """Mean absolute percentage error of the P50 against the actual good output (a fraction; null if every actual
+    was 0)."""
+    coverage_p10_p90: float
+    """Share of steps whose actual fell within [P10, P90] (an honest 80 % interval: about 0.8)."""
+    actual_mean: float
+
+
+class FailureAccuracyOut(_Out):
+    """How right ``p_failure`` was, against whether a new failure did start within the horizon."""
+
+    brier: float | None
+    """Mean squared error of the probabilities (0 is perfect; null without pairs)."""
+    brier_base_rate: float | None
+    """The Brier score of always forecasting the base rate: ``brier`` below it is skill."""
+    base_rate: float | None
+    """Share of (forecast, station) pairs in which a failure started."""
+    auc: float | None
+    """Probability that a station that failed had the higher ``p_failure`` (0.5: no skill; null if one class only)."""
+    pairs: int
+
+
+class FailureLeadAccuracyOut(FailureAccuracyOut):
+    """``p_failure``'s accuracy for horizons of ``lead_h - 1`` to ``lead_h`` hours."""
+
+    lead_h: float
+
+
+class ForecastAccuracyOut(_Out):
+    """How right the service's kept default forecasts were, scored once their horizon had passed."""
+
+    start: datetime
+    end: datetime
+    """The forecasts made in [start, end) on the line's clock count (``days`` back from the line's newest data)."""
+    forecasts: int
+    """Forecasts scored in the window."""
+    pending: int
+    """Forecasts made in the window whose horizon has not passed yet (or that could not be scored)."""
+    by_lead: list[LeadAccuracyOut]
+    p_failure: FailureAccuracyOut
+    p_failure_by_lead: list[FailureLeadAccuracyOut]

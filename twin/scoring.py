@@ -146,8 +146,11 @@ class Score:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Score:
-        """The score :meth:`to_dict` gave."""
-        return cls(float(d["as_of_h"]), float(d["horizon_h"]), list(d["steps"]), dict(d["stations"]))
+        """The score :meth:`to_dict` gave; KeyError, TypeError or ValueError if ``d`` is not one (every number is
+        checked here, so that a score read back is safe to sum up)."""
+        steps = [{k: float(step[k]) for k in ("h", "p10", "p50", "p90", "actual")} for step in d["steps"]]
+        stations = {str(sid): {k: float(st[k]) for k in ("p_failure", "failed")} for sid, st in dict(d["stations"]).items()}
+        return cls(float(d["as_of_h"]), float(d["horizon_h"]), steps, stations)
 
 
 def score(

@@ -44,6 +44,7 @@ const REJECT_MIN_MESSAGES = 20; // (at least this many) became dead letters
 // began; never more often than every RELOAD_MIN_MS.
 const RELOAD_LINE_MS = 10 * 60_000;
 const RELOAD_MIN_MS = 3_000;
+const ACCURACY_DAYS = 7; // the look-back of the forecasts' accuracy
 const FORECAST_REFRESH_MS = 30_000; // the service refreshes its default forecast every forecast_period_s (60 s)
 const RISK_ROWS = 6;
 const TIME_AXIS_END_PAD = 24; // px right of a time axis: room for half an "HH:MM" label at its very end
@@ -1094,6 +1095,42 @@ async function loadForecast(gen) {
   }
 }
 
+/** How right the kept forecasts were: per hour ahead the P50's error and how often the 80 % band held the actual,
+ * and P(failure)'s Brier score against the base rate's. */
+async function loadAccuracy(gen) {
+  try {
+    const a = await api(linePath("/forecast/accuracy"), { days: ACCURACY_DAYS });
+    if (gen !== S.generation) return;
+    $("accuracy-table").tBodies[0].replaceChildren(
+      ...a.by_lead.map((r) =>
+        el(
+          "tr",
+          { "data-lead": String(r.lead_h) },
+          el("th", { scope: "row", text: `${int(r.lead_h)} h` }),
+          el("td", { class: "num", text: pct(r.mape_p50) }),
+          el("td", { class: "num", text: `${pct(r.coverage_p10_p90)} (80 % ideal)` }),
+          el("td", { class: "num", text: int(r.n) }),
+        ),
+      ),
+    );
+    const pf = a.p_failure;
+    setText(
+      "accuracy-failure",
+      pf.pairs && isNum(pf.brier)
+        ? `P(failure): Brier score ${pf.brier.toFixed(3)} against ${pf.brier_base_rate.toFixed(3)} for always saying the base rate ${pct(pf.base_rate)} (lower is better)${isNum(pf.auc) ? `; AUC ${pf.auc.toFixed(2)}` : ""}.`
+        : "",
+    );
+    setText(
+      "accuracy-status",
+      a.forecasts
+        ? `${int(a.forecasts)} forecasts scored, ${int(a.pending)} waiting for their horizon.`
+        : `No forecast scored yet: the first is scored once its horizon has passed (${int(a.pending)} waiting).`,
+    );
+  } catch (error) {
+    if (gen === S.generation) failed(error, "accuracy-status", "Forecast accuracy unavailable");
+  }
+}
+
 // -- dead letters ------------------------------------------------------------------------------------------------
 
 async function toggleDeadLetters() {
@@ -1226,6 +1263,8 @@ async function start() {
     every(() => loadThroughput(gen), THROUGHPUT_REFRESH_MS);
     loadForecast(gen);
     every(() => loadForecast(gen), FORECAST_REFRESH_MS);
+    loadAccuracy(gen);
+    every(() => loadAccuracy(gen), FORECAST_REFRESH_MS);
     every(watchdog, 5_000);
     document.body.dataset.ready = "true";
   } catch (error) {

@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.forecaster import Forecaster, NotReady
-from tests.api.conftest import LINE_ID, VIEWER, demo_settings, wait_for
+from connectors.stores import StoredForecast
+from tests.api.conftest import LINE_ID, VIEWER, demo_settings, runtime_of, wait_for
 from tests.conftest import MIXED_LINE
-from twin.events import MachineState, StateChanged
+from twin.events import MachineState, StateChanged, UnitsCompleted
 
 BASE = f"/api/v1/lines/{LINE_ID}"
 STATIONS = {s.id for s in MIXED_LINE.stations}
@@ -103,15 +104,15 @@ def test_no_forecast_before_any_telemetry_and_a_failing_refresh_is_retried(caplo
         forecaster.compute()
     forecaster(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
     calls = {"n": 0}
-    real = forecaster.compute
+    real = forecaster._compute
 
-    def flaky(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    def flaky(*args: Any, **kwargs: Any) -> tuple[float, dict[str, Any]]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("a replication's process died")
         return real(*args, **kwargs)
 
-    forecaster.compute = flaky  # type: ignore[method-assign]
+    forecaster._compute = flaky  # type: ignore[method-assign]
     stop = threading.Event()
     task = threading.Thread(target=forecaster.run, args=(stop,))
     task.start()
@@ -157,7 +158,7 @@ def test_a_forecast_process_that_dies_is_replaced() -> None:
 def test_closing_ends_a_refresh_under_way_at_once(caplog: pytest.LogCaptureFixture) -> None:
     # a refresh of many long replications takes tens of seconds: a service's stop must not wait for it
     forecaster = Forecaster(
-        MIXED_LINE, period_s=60, replications=2000, workers=1, shift_hours=8, shift_origin_h=6, plan_per_hour=1.0
+        MIXED_LINE, period_s=60, replications=50_000, workers=1, shift_hours=8, shift_origin_h=6, plan_per_hour=1.0
     )
     forecaster(StateChanged(1.0, "A", 0, MachineState.WORKING, ""))
     stop = threading.Event()
@@ -173,3 +174,59 @@ def test_closing_ends_a_refresh_under_way_at_once(caplog: pytest.LogCaptureFixtu
     assert forecaster.latest is None
     assert forecaster.failures == 0  # ended on purpose, not a failure
     assert "the forecast failed" not in caplog.text
+
+
+def test_the_kept_forecasts_are_scored_against_what_the_line_did(tmp_path: Path) -> None:
+    settings = demo_settings(tmp_path, forecast_period_s=0.3, forecast_replications=8, forecast_workers=0)
+    with TestClient(create_app(settings, line=MIXED_LINE), headers={"X-API-Key": VIEWER}) as c:
+        rt = runtime_of(c)
+        assert c.get(f"{BASE}/forecast/accuracy").json()["forecasts"] == 0  # nothing scored yet
+        wait_for(lambda: c.get(f"{BASE}/forecast/accuracy").json()["forecasts"] >= 2, 90.0, "two scored forecasts")
+        got = c.get(f"{BASE}/forecast/accuracy", params={"days": 2}).json()
+        kept = rt.store.forecasts(
+            start_ms=round(datetime.fromisoformat(got["start"]).timestamp() * 1000),
+            end_ms=round(datetime.fromisoformat(got["end"]).timestamp() * 1000) + 1,
+            site=rt.topics.site,
+            line=rt.topics.line,
+        )
+        scored = [k for k in kept if k.score is not None]
+        assert got["forecasts"] >= len(scored) - 1  # a refresh may have scored one more since
+        # each scored step's actual is the good output the live state saw the line's end ship
+        view = rt.live.history()
+        last = MIXED_LINE.stations[-1].id
+        for k in scored[:3]:
+            assert k.forecast is not None
+            assert k.score is not None
+            as_of = k.as_of_ms / 3_600_000
+            for step in k.score["steps"]:
+                shipped = sum(
+                    ev.good
+                    for ev in view.events(as_of, as_of + step["h"] + 1e-9)
+                    if isinstance(ev, UnitsCompleted) and ev.station == last and as_of < ev.t <= as_of + step["h"]
+                )
+                assert step["actual"] == shipped
+        by_lead = got["by_lead"]
+        assert [r["lead_h"] for r in by_lead] == sorted(r["lead_h"] for r in by_lead)
+        assert by_lead[0]["lead_h"] == 1
+        for r in by_lead:
+            assert 0 <= r["coverage_p10_p90"] <= 1
+            assert r["mape_p50"] is None or r["mape_p50"] >= 0
+        assert got["p_failure"]["pairs"] >= 1
+        # a record another writer left in a shared store, in this line's series: left out, not a 500
+        bad_ms = round(datetime.fromisoformat(got["end"]).timestamp() * 1000) - 1
+        rt.store.write_forecasts([StoredForecast(rt.topics.site, rt.topics.line, bad_ms, {}, {"steps": "?", "as_of_h": 1})])
+        r = c.get(f"{BASE}/forecast/accuracy", params={"days": 2})
+        assert r.status_code == 200, r.text
+        assert r.json()["forecasts"] >= got["forecasts"]
+        for params in ({"days": 0}, {"days": 32}, {"days": "a week"}):
+            r = c.get(f"{BASE}/forecast/accuracy", params=params)
+            assert r.status_code == 422, (params, r.text)
+        assert c.get("/api/v1/lines/nope/forecast/accuracy").status_code == 404
+
+
+def test_the_accuracy_is_read_from_the_pipeline_process(tmp_path: Path) -> None:
+    settings = demo_settings(tmp_path, pipeline_process=True, forecast_period_s=0.3, forecast_replications=8, forecast_workers=0)
+    with TestClient(create_app(settings, line=MIXED_LINE), headers={"X-API-Key": VIEWER}) as c:
+        wait_for(lambda: c.get(f"{BASE}/forecast/accuracy").json()["forecasts"] >= 1, 90.0, "a scored forecast")
+        got = c.get(f"{BASE}/forecast/accuracy").json()
+        assert got["by_lead"][0]["n"] >= 1

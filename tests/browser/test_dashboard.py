@@ -166,6 +166,12 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     risks = page.eval_on_selector_all("#risk-table tbody tr", "rows => rows.map(r => r.dataset.risk)")
     assert risks, "no station at risk shown"
     assert set(risks) <= set(expected)
+    # how right the kept forecasts were: said even before the first is scored
+    page.wait_for_function("document.getElementById('accuracy-status').textContent.length > 0", timeout=LIVE_TIMEOUT_MS)
+    accuracy = _text(page, "#accuracy-status")
+    assert re.match(r"(No forecast scored yet|[\d,]+ forecasts scored)", accuracy), accuracy
+    leads = page.eval_on_selector_all("#accuracy-table tbody tr", "rows => rows.map(r => Number(r.dataset.lead))")
+    assert leads == sorted(leads)
 
     # dead letters: the count from kpi messages, the latest with their reasons on demand
     count = _text(page, "#dead-letters-count")
