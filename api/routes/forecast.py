@@ -26,7 +26,7 @@ MAX_ACCURACY_DAYS = 31.0
 """The longest look-back of the accuracy (the store's longest query span)."""
 MAX_SCORED = 100_000
 """The most kept forecasts one accuracy request reads (about 69 days at one a minute)."""
-MAX_REPLICATIONS = 2000
+MAX_REPLICATIONS = 5000
 """The most replications one request may ask for (a forecast on demand holds a process for its duration)."""
 
 

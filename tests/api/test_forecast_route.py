@@ -85,7 +85,14 @@ def test_the_default_forecast_is_refreshed_and_others_are_made_on_demand(tmp_pat
         assert (on_demand["horizon_h"], on_demand["replications"], on_demand["seed"], on_demand["default"]) == (2, 8, 3, False)
         assert len(on_demand["hourly"]) == 2
 
-        for params in ({"horizon_h": 0}, {"horizon_h": 1e-9}, {"horizon_h": 169}, {"horizon_h": "soon"}, {"replications": 0}):
+        for params in (
+            {"horizon_h": 0},
+            {"horizon_h": 1e-9},
+            {"horizon_h": 169},
+            {"horizon_h": "soon"},
+            {"replications": 0},
+            {"replications": 5001},
+        ):
             r = c.get(f"{BASE}/forecast", params=params)
             assert r.status_code == 422, (params, r.text)
             assert r.json()["error"]["details"]
