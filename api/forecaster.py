@@ -116,9 +116,10 @@ class Forecaster:
         """Take one event of the line (the pipeline's thread, or the start-up replay)."""
         with self._lock:
             self._builder(ev)
-            self.outcome(ev)
-            if self._outcome_since is None:
-                self._outcome_since = ev.t
+            if self.period_s > 0:  # only refreshed forecasts are kept and scored; else it would grow without end
+                self.outcome(ev)
+                if self._outcome_since is None:
+                    self._outcome_since = ev.t
 
     def seed_store(self, station: str, entries: list[tuple[float, int]]) -> None:
         """A store's entries from before the telemetry began (``twin.knowledge.KnowledgeBuilder.seed_store``)."""

@@ -83,7 +83,7 @@ def test_auc_counts_ties_half() -> None:
 def _forecaster(store: MemoryStore) -> Forecaster:
     return Forecaster(
         DETERMINISTIC,
-        period_s=0,
+        period_s=60,  # refreshed by hand below; a positive period keeps and scores them
         replications=4,
         workers=0,
         shift_hours=8,
@@ -182,3 +182,13 @@ def test_the_forecast_documents_are_what_the_api_served() -> None:
     _run([30.0], f)
     (kept,) = _kept(store)
     assert kept.forecast == f.latest
+
+
+def test_without_refreshes_nothing_is_kept_and_nothing_accumulates() -> None:
+    # gigatwin ingest computes no forecasts (period 0): what the line did is not followed either
+    f = Forecaster(DETERMINISTIC, period_s=0, replications=2, workers=0, shift_hours=8, shift_origin_h=6, plan_per_hour=0.0)
+    engine = Engine(DETERMINISTIC, 0)
+    engine.subscribe(Wire(DETERMINISTIC, f))
+    engine.run(50.0)
+    assert f.outcome.clock_h is None
+    assert f.compute(horizon_h=1.0)["good_output"]["p50"] > 0  # on demand, still
