@@ -16,6 +16,12 @@ say, repair and work left, failure clocks, is in the spread), and summarises the
   ``repair_left_h``, the 50th and 90th percentiles of the time until every machine down at the start is repaired
   (null when none is); ``p_bottleneck``, the share in which it is the bottleneck by the active-period method.
 
+Failure times come from the machines' ages (the age-only hazard), or, for machines with recent condition signals,
+from the condition-signal hazard model (``twin.condition``) when one is fitted: the knowledge's
+(:attr:`~twin.knowledge.LineKnowledge.condition_fit`, fitted from the same telemetry), or one given. The result's
+``assumptions`` say which per station (``hazard``: ``condition-signal`` or ``age-only``) and what model
+(``condition_model``: its coefficients and what it was fitted on, or why there is none).
+
 Replications are drawn in chunks of :data:`CHUNK`: chunk ``c`` draws its starting states with the stream
 ``(seed, c)`` and replication ``i`` runs the engine with ``(seed, i)``, so a forecast depends only on its seed and
 its replications, not on how many processes ran it. An ``executor`` (a process pool made once by the caller,
@@ -33,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.condition import ConditionModel
 from twin.distributions import named_stream
 from twin.engine import Engine
 from twin.events import MachineState, StateChanged, UnitsCompleted
@@ -105,13 +112,20 @@ class _Watch:
 
 
 def _chunk(
-    line: Line, knowledge: LineKnowledge, horizon_h: float, seed: int, chunk: int, count: int
+    line: Line,
+    knowledge: LineKnowledge,
+    horizon_h: float,
+    seed: int,
+    chunk: int,
+    count: int,
+    condition_model: ConditionModel | None = None,
 ) -> tuple[list[_Run], SamplingNotes]:
     """Replications ``chunk * CHUNK`` to ``chunk * CHUNK + count - 1`` (a module-level function: run in a pool)."""
     t0 = knowledge.time_h
     end = t0 + horizon_h
     steps = t0 + np.minimum(np.arange(1, math.ceil(horizon_h - 1e-9) + 1, dtype=float), horizon_h)
-    starts = sample_snapshots(line, knowledge, named_stream((seed, chunk), "forecast/snapshots"), count)
+    rng = named_stream((seed, chunk), "forecast/snapshots")
+    starts = sample_snapshots(line, knowledge, rng, count, condition_model)
     runs = []
     for j, start in enumerate(starts):
         snapshot = start.snapshot
@@ -193,9 +207,11 @@ def forecast(
     plan_per_hour: float = 0.0,
     plan_target: float | None = None,
     executor: Executor | None = None,
+    condition_model: ConditionModel | None = None,
 ) -> Forecast:
     """Forecast ``line`` from ``knowledge`` over ``horizon_h`` hours with ``replications`` runs (see the module
-    docstring); in ``executor`` when given, else in this process."""
+    docstring); in ``executor`` when given, else in this process. ``condition_model``: the condition-signal hazard
+    to use instead of the knowledge's fitted one (without either, failure times are age-only)."""
     if not (MIN_HORIZON_H <= horizon_h <= MAX_HORIZON_H):
         raise ValueError(
             f"horizon_h must be at least a minute ({MIN_HORIZON_H:.4g} h) and at most {MAX_HORIZON_H:g} h (a week), "
@@ -204,11 +220,19 @@ def forecast(
     if replications < 1:
         raise ValueError(f"replications must be at least 1, got {replications}")
     started = time.perf_counter()
+    fit = knowledge.condition_fit
+    model = condition_model if condition_model is not None else fit.model if fit is not None else None
+    if condition_model is not None:
+        model_notes: dict[str, object] = {"fitted": True, "given": True, "coefficients": condition_model.as_dict()}
+    elif fit is not None:
+        model_notes = fit.as_dict()
+    else:
+        model_notes = {"fitted": False, "reason": "no condition-signal model was fitted: age-only"}
     chunks = [(c, min(CHUNK, replications - c * CHUNK)) for c in range(math.ceil(replications / CHUNK))]
     if executor is None:
-        parts = [_chunk(line, knowledge, horizon_h, seed, c, n) for c, n in chunks]
+        parts = [_chunk(line, knowledge, horizon_h, seed, c, n, model) for c, n in chunks]
     else:
-        futures = [executor.submit(_chunk, line, knowledge, horizon_h, seed, c, n) for c, n in chunks]
+        futures = [executor.submit(_chunk, line, knowledge, horizon_h, seed, c, n, model) for c, n in chunks]
         parts = [f.result() for f in futures]
     runs = [run for part, _ in parts for run in part]
     notes = parts[0][1]
@@ -241,5 +265,5 @@ def forecast(
         hourly=hourly,
         plan={"target": float(target), "p_meet": float(np.mean(total >= target)) if target > 0 else 1.0},
         stations=stations,
-        assumptions=notes.as_dict(),
+        assumptions={**notes.as_dict(), "condition_model": model_notes},
     )

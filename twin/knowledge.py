@@ -21,6 +21,12 @@ instant (:meth:`KnowledgeBuilder.at`):
   served, so all the units taken since the later of the oldest starving machine's start of loading and the last
   batch completed loading are that machine's fill, and the other starving machines hold none;
 - per buffer: its level;
+- per machine of a station with condition signals (``Signal.condition``: vibration, drive current), its recent
+  condition features, level and trend (``twin.condition``), from the ``ProcessValue`` events; and, fitted from the
+  same events, the condition-signal hazard model (:attr:`LineKnowledge.condition_fit`): every 15 min each machine
+  that is up with recent features gives a training sample, labelled once its window has passed
+  (:class:`~twin.condition.ConditionMonitor`). The model is refitted when :meth:`KnowledgeBuilder.at` is asked and
+  enough new samples have been labelled since the last fit;
 - per store (a delay station): its occupancy and when its units entered, as far back as the events go. Entries are
   not on the wire: a store's intake is the growth of its occupancy plus what it released (its completions), taken
   at each occupancy report. The units in a store are its newest entries (stores release first in, first out), so
@@ -40,7 +46,8 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy, UnitsCompleted
+from twin.condition import REFIT_EVERY, AgeOnlyHazard, ConditionFeatures, ConditionFit, ConditionMonitor
+from twin.events import BufferLevel, Event, MachineState, ProcessValue, StateChanged, StoreOccupancy, UnitsCompleted
 from twin.schema import Line
 
 __all__ = ["KnowledgeBuilder", "LineKnowledge", "MachineKnowledge", "StoreKnowledge"]
@@ -68,6 +75,9 @@ class MachineKnowledge:
     units: int | None = None
     """The units it holds, inferred (see the module docstring); None: not known (a starved batch machine whose
     upstream is the line's supply, a machine idle before it ever finished a lot)."""
+    condition: ConditionFeatures | None = None
+    """Its recent condition-signal features (``twin.condition``); None: it has none (no condition signals, none
+    recent, or it is down)."""
 
     def now_elapsed(self, now_h: float) -> float:
         """Hours in its current state at ``now_h`` (0 when it never reported)."""
@@ -100,6 +110,8 @@ class LineKnowledge:
     machines: dict[str, tuple[MachineKnowledge, ...]] = field(default_factory=dict)
     buffers: dict[str, int] = field(default_factory=dict)
     stores: dict[str, StoreKnowledge] = field(default_factory=dict)
+    condition_fit: ConditionFit | None = None
+    """The condition-signal hazard model fitted from the events so far, or why there is none (None: never fitted)."""
 
 
 class _Machine:
@@ -152,7 +164,9 @@ class KnowledgeBuilder:
     """Takes a line's events in time order (an observer, like ``twin.state.LiveLine``) and says what they tell about
     the line at an instant (:meth:`at`); see the module docstring."""
 
-    def __init__(self, line: Line, start_h: float | None = None, *, skip_late: bool = False) -> None:
+    def __init__(
+        self, line: Line, start_h: float | None = None, *, skip_late: bool = False, refit_every: int | None = REFIT_EVERY
+    ) -> None:
         self.line = line
         self.skip_late = skip_late
         self.late_events = 0
@@ -184,7 +198,13 @@ class KnowledgeBuilder:
             UnitsCompleted: self._completed,
             BufferLevel: self._buffer,
             StoreOccupancy: self._occupancy,
+            ProcessValue: self._value,
         }
+        self.condition = ConditionMonitor(line, refit_every=refit_every)
+        """The condition signals' features and training samples (``refit_every``: labelled samples between the
+        fits :meth:`at` makes; None: none, fit with ``condition.fit()``)."""
+        self._hazard = AgeOnlyHazard(self.condition.window_h)
+        self._sampling = bool(self.condition.stations)
 
     def __call__(self, ev: Event) -> None:
         """Take one event (in time order; an older one than the last is refused, or skipped with ``skip_late``)."""
@@ -209,9 +229,34 @@ class KnowledgeBuilder:
                 self._flush()
             for sid in self._upstream:
                 self._taken_before[sid] = self._taken(sid)
+            if self._sampling:
+                instant = self.condition.instant_before(t)
+                if instant is not None:
+                    self._sample(instant)
         self._clock = t
         if self._start is None:
             self._start = t
+
+    def _sample(self, instant: float) -> None:
+        """Label the samples whose window has passed and take one of every machine that is up with recent
+        condition features (the events up to ``instant`` are all in)."""
+        monitor = self.condition
+        monitor.expire(instant)
+        for sid in monitor.stations:
+            spec = self._specs[sid]
+            for i, m in enumerate(self._machines[sid]):
+                if m.state is None or m.state is DOWN:
+                    continue
+                features = monitor.features(sid, i, instant)
+                if features is not None:
+                    monitor.take(instant, sid, i, self._hazard.p_within(spec, self._ages(sid, m, instant)), features)
+
+    def _value(self, t: float, station: str, machine: int, name: str, value: float, unit: str) -> None:
+        self._tick(t)
+        machines = self._machines.get(station)
+        if machines is None or not 0 <= machine < len(machines) or machines[machine].state is DOWN:
+            return  # a store's or an unknown machine's value, or a stopped machine's (it says nothing of its health)
+        self.condition.value(t, station, machine, name, value)
 
     def _completed(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
         self._tick(t)
@@ -272,6 +317,8 @@ class KnowledgeBuilder:
         m = self._machines[sid][idx]
         if m.state == state and m.reason == reason:
             return  # a repeated report (a heartbeat)
+        if state is DOWN and m.state is not DOWN:
+            self.condition.failed(t, sid, idx)  # a new failure: it labels the machine's samples of the last window
         if m.state is WORKING:
             self._book_work(m, t)
         was_holding = _holding(m)
@@ -353,7 +400,6 @@ class KnowledgeBuilder:
             raise ValueError(f"knowledge at {now} h asked after events up to {self._clock} h")
         machines: dict[str, tuple[MachineKnowledge, ...]] = {}
         for sid, ms in self._machines.items():
-            basis = self._basis[sid]
             spec = self._specs[sid]
             full = spec.batch_size or spec.lot
             fills = self._fills(sid, ms) if sid in self._upstream else {}
@@ -370,24 +416,16 @@ class KnowledgeBuilder:
                 else:
                     units = 0 if m.state is not None else None
                 working = now - m.working_since if m.state is WORKING and m.working_since == m.working_since else 0.0
-                ages: dict[str, float | None] = {}
-                for mode in self._modes[sid]:
-                    end = m.repaired.get(mode)
-                    if end is None:
-                        ages[mode] = None
-                    elif basis[mode] == "calendar":
-                        ages[mode] = now - end
-                    else:
-                        ages[mode] = m.worked[mode] + working
                 out.append(
                     MachineKnowledge(
                         state=m.state,
                         since_h=m.since,
                         reason=m.reason if m.state is DOWN else "",
                         cycle_worked_h=m.cycle_worked + working if m.state in (WORKING, DOWN) else 0.0,
-                        ages_h=ages,
+                        ages_h=self._ages(sid, m, now),
                         down_from=m.down_from if m.state is DOWN else None,
                         units=units,
+                        condition=None if m.state is DOWN else self.condition.features(sid, i, now),
                     )
                 )
             machines[sid] = tuple(out)
@@ -402,5 +440,25 @@ class KnowledgeBuilder:
                 held = occupancy
             stores[sid] = StoreKnowledge(occupancy, s.ready, tuple(entries), occupancy - held, self._start)
         return LineKnowledge(
-            time_h=now, observed_since_h=self._start, machines=machines, buffers=dict(self._buffers), stores=stores
+            time_h=now,
+            observed_since_h=self._start,
+            machines=machines,
+            buffers=dict(self._buffers),
+            stores=stores,
+            condition_fit=self.condition.fit_if_due(),
         )
+
+    def _ages(self, sid: str, m: _Machine, now: float) -> dict[str, float | None]:
+        """Per failure mode of the machine, its age on its basis at ``now`` (None: no repair of it seen)."""
+        basis = self._basis[sid]
+        working = now - m.working_since if m.state is WORKING and m.working_since == m.working_since else 0.0
+        ages: dict[str, float | None] = {}
+        for mode in self._modes[sid]:
+            end = m.repaired.get(mode)
+            if end is None:
+                ages[mode] = None
+            elif basis[mode] == "calendar":
+                ages[mode] = now - end
+            else:
+                ages[mode] = m.worked[mode] + working
+        return ages

@@ -9,6 +9,15 @@ from its distribution **conditioned on what is known** (``twin.residual``):
   on its basis. A mode whose repair was never seen has an unknown age: its time to failure comes from the mode's
   equilibrium residual life (what an observer arriving at a random instant sees), and the result says how many
   ages were so drawn. The mode under repair starts afresh after it (a full TTF from the repair's end);
+- **condition signals**: given a fitted ``twin.condition.ConditionModel``, a machine that is up and has recent
+  condition features fails within the model's window ``w`` with the model's probability (given its features and
+  its age-only probability). Each replication draws whether it does; if it does, its failure times are drawn given
+  that the first of them falls within ``w`` (each mode's TTF given its age, restricted to ``(0, w]`` for the mode
+  that fails first: competing risks, mode by mode); if not, every mode's TTF given that it survives ``w``. An
+  unknown age is drawn with it: candidate ages from the equilibrium law (the age at a random instant has the same
+  law as the residual life), resampled in proportion to the probability of the condition (sampling importance
+  resampling). The notes say per station which hazard was used (``hazard``: ``condition-signal`` when at least
+  one of its machines was drawn so, else ``age-only``);
 - **work left** on a working machine: the cycle of its lot (``lot`` units, or one batch) given the working hours of
   its current cycle so far; on a machine that broke down while working, the same, resumed after the repair;
 - **units in machines** are not on the wire either (only counters): ``twin.knowledge`` infers them (a lot the size
@@ -29,11 +38,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from twin.condition import AgeOnlyHazard, ConditionModel
 from twin.distributions import Constant, Gamma
 from twin.events import MachineState
 from twin.knowledge import LineKnowledge, MachineKnowledge
-from twin.residual import equilibrium_mean, sample_equilibrium_residual, sample_residual
-from twin.schema import Line, Station
+from twin.residual import (
+    DurationDist,
+    equilibrium_mean,
+    residual_quantile,
+    residual_survival,
+    sample_equilibrium_residual,
+    sample_residual,
+)
+from twin.schema import FailureMode, Line, Station
 from twin.snapshot import LineSnapshot, MachineSnapshot, StationSnapshot, StoreLot
 
 __all__ = ["SampledSnapshot", "SamplingNotes", "sample_snapshots"]
@@ -41,6 +58,9 @@ __all__ = ["SampledSnapshot", "SamplingNotes", "sample_snapshots"]
 WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
 UNKNOWN_STORE_LOTS = 64
 """Lots the units of unknown entry time in a store are spread over."""
+CANDIDATE_AGES = 64
+"""Candidate ages per replication drawn for an unknown age conditioned on failing within (or beyond) a window."""
+CONDITION_SIGNAL, AGE_ONLY = "condition-signal", "age-only"
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,9 @@ class SamplingNotes:
     """Starved batch machines whose partial fill was drawn uniformly."""
     store_units_spread: dict[str, int] = field(default_factory=dict)
     """Per store, the units whose entry the events did not see, spread evenly over their possible dwell left."""
+    hazard: dict[str, str] = field(default_factory=dict)
+    """Per station with failure modes, the hazard its machines' failure times were drawn with: ``condition-signal``
+    (at least one machine) or ``age-only``."""
 
     def as_dict(self) -> dict[str, object]:
         """As plain values, for a forecast's result."""
@@ -66,6 +89,7 @@ class SamplingNotes:
             "idle_for_unmodelled": self.idle_for_unmodelled,
             "sampled_batch_fills": self.sampled_batch_fills,
             "store_units_spread": dict(self.store_units_spread),
+            "hazard": dict(self.hazard),
         }
 
 
@@ -118,10 +142,78 @@ def _ttf_left(
     return ttf, unknown
 
 
+def _resample(weights: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` indices drawn with probability proportional to ``weights`` (all alike when they sum to 0)."""
+    total = float(weights.sum())
+    if not total > 0:
+        return rng.integers(0, weights.size, n)
+    return np.minimum(np.searchsorted(np.cumsum(weights), rng.random(n) * total, side="right"), weights.size - 1)
+
+
+def _window_draws(
+    dist: DurationDist, age: float | None, p: float, w: float, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` draws each of a mode's time to failure given its age (None: unknown), and given in addition that it
+    fails within ``w`` (``p``: the probability of that), or beyond: ``(within, beyond, free)``."""
+    if age is not None:
+        free = sample_residual(dist, age, rng, n)
+        beyond = w + sample_residual(dist, age + w, rng, n)
+        within = residual_quantile(dist, age, rng.random(n) * p)
+    else:
+        free = sample_equilibrium_residual(dist, rng, n)
+        ages = sample_equilibrium_residual(dist, rng, CANDIDATE_AGES * n)
+        p_ages = 1.0 - residual_survival(dist, ages, w)
+        a_in = ages[_resample(p_ages, rng, n)]
+        within = residual_quantile(dist, a_in, rng.random(n) * (1.0 - residual_survival(dist, a_in, w)))
+        a_out = ages[_resample(1.0 - p_ages, rng, n)]
+        beyond = w + sample_residual(dist, a_out + w, rng, n)
+    return np.minimum(within, w), beyond, free
+
+
+def _ttf_by_condition(
+    spec: Station, mk: MachineKnowledge, p_fail: float, hazard: AgeOnlyHazard, rng: np.random.Generator, n: int
+) -> tuple[dict[str, np.ndarray], int]:
+    """Per failure mode, ``n`` draws of the time to its next failure of a machine that is up and fails within the
+    window with probability ``p_fail`` (module docstring); and how many modes' ages were unknown."""
+    w = hazard.window_h
+    fails = rng.random(n) < p_fail
+    modes: list[tuple[FailureMode, float]] = []
+    unknown = 0
+    for mode in spec.failures:
+        age = mk.ages_h.get(mode.name)
+        unknown += age is None
+        modes.append((mode, hazard.mode_p(spec.id, mode, age)))
+    # Given that the first failure falls within w: mode i is the one (or one of them) with probability
+    # p_i / P(some mode from i on fails within w); the modes after the first that does are unconstrained.
+    still = [1.0]
+    for _, p in reversed(modes):
+        still.append(still[-1] * (1.0 - p))
+    reach = [1.0 - s for s in reversed(still[1:])]  # reach[i] = P(some mode from i on fails within w)
+    need = fails.copy()
+    ttf: dict[str, np.ndarray] = {}
+    for i, (mode, p) in enumerate(modes):
+        within, beyond, free = _window_draws(mode.ttf, mk.ages_h.get(mode.name), p, w, rng, n)
+        pick = need & (rng.random(n) * reach[i] < p) if i < len(modes) - 1 else need
+        out = np.where(fails, free, beyond)
+        out[pick] = within[pick]
+        out[need & ~pick] = beyond[need & ~pick]
+        need &= ~pick
+        ttf[mode.name] = out
+    return ttf, unknown
+
+
 def _machines(
-    spec: Station, known: tuple[MachineKnowledge, ...], now: float, rng: np.random.Generator, n: int, tally: Counter[str]
+    spec: Station,
+    known: tuple[MachineKnowledge, ...],
+    now: float,
+    rng: np.random.Generator,
+    n: int,
+    tally: Counter[str],
+    model: ConditionModel | None = None,
+    hazard: AgeOnlyHazard | None = None,
 ) -> list[list[MachineSnapshot]]:
-    """The station's machines in each of ``n`` replications (``[replication][machine]``)."""
+    """The station's machines in each of ``n`` replications (``[replication][machine]``); with ``model``, the
+    failure times of its machines that are up with recent condition features are drawn with it."""
     modes = {f.name: f for f in spec.failures}
     full = spec.batch_size or spec.lot
     per_rep: list[list[MachineSnapshot]] = [[] for _ in range(n)]
@@ -133,7 +225,12 @@ def _machines(
         if down:
             elapsed = max(mk.now_elapsed(now), 0.0)
             repair_left = sample_residual(modes[mk.reason].ttr, elapsed, rng, n)
-        ttf, unknown = _ttf_left(spec, mk, repair_left, rng, n)
+        if model is not None and hazard is not None and mk.condition is not None and state not in (None, DOWN) and spec.failures:
+            p_fail = float(model.p_within(hazard.p_within(spec, mk.ages_h), mk.condition.level, mk.condition.trend))
+            ttf, unknown = _ttf_by_condition(spec, mk, p_fail, hazard, rng, n)
+            tally[f"condition:{spec.id}"] += 1
+        else:
+            ttf, unknown = _ttf_left(spec, mk, repair_left, rng, n)
         tally["equilibrium_ages"] += unknown
         held = min(mk.units or full, full)  # a lot the size of its last one (knowledge), else a full one
         units: np.ndarray | int = 0
@@ -239,11 +336,15 @@ def _within_capacity(spec: Station, lots: list[StoreLot]) -> list[StoreLot]:
     return kept
 
 
-def sample_snapshots(line: Line, knowledge: LineKnowledge, rng: np.random.Generator, n: int) -> list[SampledSnapshot]:
+def sample_snapshots(
+    line: Line, knowledge: LineKnowledge, rng: np.random.Generator, n: int, condition_model: ConditionModel | None = None
+) -> list[SampledSnapshot]:
     """``n`` replications' starting states: what ``knowledge`` says, and the unknowns drawn given it with ``rng``
-    (see the module docstring). Drawn together, one distribution call per unknown for all ``n``."""
+    (see the module docstring); the machines' failure times with ``condition_model`` where it applies, else by
+    their ages alone. Drawn together, one distribution call per unknown for all ``n``."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
+    hazard = AgeOnlyHazard(condition_model.window_h) if condition_model is not None else None
     tally: Counter[str] = Counter()
     spread: dict[str, int] = {}
     machines: dict[str, list[list[MachineSnapshot]]] = {}
@@ -252,7 +353,8 @@ def sample_snapshots(line: Line, knowledge: LineKnowledge, rng: np.random.Genera
         if spec.kind == "delay":
             lots[spec.id] = _store_lots(spec, knowledge, rng, n, spread)
         else:
-            machines[spec.id] = _machines(spec, knowledge.machines.get(spec.id, ()), knowledge.time_h, rng, n, tally)
+            known = knowledge.machines.get(spec.id, ())
+            machines[spec.id] = _machines(spec, known, knowledge.time_h, rng, n, tally, condition_model, hazard)
     buffers: dict[str, int] = {}
     last = line.stations[-1].id
     for spec in line.stations:
@@ -267,6 +369,11 @@ def sample_snapshots(line: Line, knowledge: LineKnowledge, rng: np.random.Genera
         idle_for_unmodelled=tally["idle_for_unmodelled"],
         sampled_batch_fills=tally["sampled_batch_fills"],
         store_units_spread=spread,
+        hazard={
+            s.id: CONDITION_SIGNAL if tally[f"condition:{s.id}"] else AGE_ONLY
+            for s in line.stations
+            if s.kind == "process" and s.failures
+        },
     )
     out = []
     for i in range(n):
