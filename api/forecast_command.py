@@ -169,8 +169,14 @@ def add_backtest_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
+def _p_failure_row(label: str, pf: dict[str, Any]) -> str:
+    return (
+        f"p_failure ({label}): Brier {pf['brier']:.4f} against {pf['brier_base_rate']:.4f} for the base rate "
+        f"{pf['base_rate']:.3f}; AUC {pf['auc']:.3f} over {pf['pairs']:.0f} (forecast, station) pairs"
+    )
+
+
 def _backtest_table(r: dict[str, Any]) -> str:
-    pf = r["p_failure"]
     rows = [
         f"backtest of {r['line']}: {r['forecasts']} forecasts of {r['horizon_h']:g} h every {r['every_h']:g} h over "
         f"{r['days']:g} days after {r['warmup_h']:g} h ({r['replications']} replications each, seed {r['seed']}, "
@@ -179,10 +185,15 @@ def _backtest_table(r: dict[str, Any]) -> str:
         f"{'hours ahead':>11}{'P50 MAPE':>10}{'P10-P90 coverage':>18}{'actual mean':>13}",
     ]
     rows += [f"{h['h']:>11g}{h['mape_p50']:>10.2%}{h['coverage_p10_p90']:>18.2f}{h['actual_mean']:>13,.0f}" for h in r["by_hour"]]
+    model = r["condition_model"]
+    if model.get("fitted"):
+        fitted = f"fitted on {model['samples']:,} warm-up samples, {model['positives']:,} failed; held out: the measured days"
+    else:
+        fitted = f"no model: {model.get('reason', '')}"
     rows += [
         "",
-        f"p_failure (age-only): Brier {pf['brier']:.4f} against {pf['brier_base_rate']:.4f} for the base rate "
-        f"{pf['base_rate']:.3f}; AUC {pf['auc']:.3f} over {pf['pairs']:.0f} (forecast, station) pairs",
+        _p_failure_row("age-only", r["p_failure"]),
+        _p_failure_row("condition-signal", r["p_failure_condition"]) + f" ({fitted})",
     ]
     return "\n".join(rows)
 

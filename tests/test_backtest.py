@@ -58,8 +58,39 @@ def test_the_command_scores_a_line_with_failures(tmp_path: Path, capsys: pytest.
     assert code == 0
     assert "P50 MAPE" in out
     assert "p_failure (age-only): Brier" in out
+    # the small line has no condition signals: no model, and the condition-signal line says so
+    assert r["condition_model"]["fitted"] is False
+    assert r["p_failure_condition"] == pf
+    assert "p_failure (condition-signal): Brier" in out
+    assert "no model: 0 labelled failures within 2 h of a sample instant, 10 needed: age-only" in out
     assert main(["backtest", str(line_file), "--days", "0.05", "--horizon", "8"]) == 2
     assert "must fit in the measured 1.2 hours" in capsys.readouterr().err
+
+
+JAM = {"name": "jam", "ttf": {"dist": "exponential", "mean": 4.0}, "ttr": {"dist": "exponential", "mean": 0.2}}
+VIBRATION = {"vibration_mm_s": {"unit": "mm/s", "nominal": 2.0, "normal": [1.0, 3.0], "condition": True}}
+# three machines that fail every 4 h or so, memorylessly (their age says nothing), and whose vibration rises before
+SIGNALLING = make_line(
+    {"id": "A", "cycle_time": 0.05, "failures": [JAM], "signals": VIBRATION, "buffer_after": 20},
+    {"id": "B", "cycle_time": 0.05, "failures": [JAM], "signals": VIBRATION, "buffer_after": 20},
+    {"id": "C", "cycle_time": 0.05, "failures": [JAM], "signals": VIBRATION},
+)
+
+
+def test_the_condition_signal_hazard_is_scored_against_the_age_only_one_on_held_out_days() -> None:
+    r = backtest(SIGNALLING, days=1.5, every_h=1, horizon_h=2, replications=16, warmup_h=48)
+    assert r.forecasts == 35
+    model = r.condition_model
+    assert model["fitted"] is True
+    assert model["positives"] >= 10
+    assert model["coefficients"]["level"] > 0  # fitted on the warm-up: a rising vibration means a failure is near
+    age, cond = r.p_failure, r.p_failure_condition
+    assert age["pairs"] == cond["pairs"] == 105  # the same forecast instants and stations, and the same truth
+    assert (age["base_rate"], age["brier_base_rate"]) == (cond["base_rate"], cond["brier_base_rate"])
+    # exponential failures: the age-only hazard is the base rate (a Brier score no better than it, no ranking);
+    # the signals tell which machine fails within the next two hours
+    assert cond["brier"] < age["brier"] / 2, (cond, age)
+    assert cond["auc"] > 0.8 > age["auc"]
 
 
 def test_auc_is_the_probability_that_a_positive_outranks_a_negative() -> None:
