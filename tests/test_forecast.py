@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from connectors.backtest import ORIGIN_MS, Wire
-from tests.conftest import MIXED_LINE, make_line, record
+from tests.conftest import FAIL, MIXED_LINE, make_line, record
 from twin.engine import Engine
 from twin.events import Event, MachineState, StateChanged, StoreOccupancy
 from twin.forecast import forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge, MachineKnowledge
 from twin.residual import expected_within, residual_survival
+from twin.sampler import sample_snapshots
 from twin.schema import Line
 from twin.simulate import run_once
 from twin.state import LiveLine
@@ -220,3 +221,55 @@ def test_a_store_seeded_with_its_past_knows_when_its_units_entered() -> None:
     assert builder.at(9.2).stores["S"].entries == ((7.5, 4), (8.0, 6), (9.2, 3))
     with pytest.raises(ValueError, match="has reported already"):
         builder.seed_store("S", [(1.0, 1)])
+
+
+LONG_STORE = make_line(
+    {"id": "A", "cycle_time": {"dist": "exponential", "mean": 0.05}, "failures": [FAIL], "buffer_after": 6},
+    {"id": "S", "kind": "delay", "capacity": 400, "dwell": {"dist": "uniform", "low": 6.0, "high": 18.0}, "buffer_after": 5},
+    {"id": "B", "cycle_time": {"dist": "exponential", "mean": 0.04}},
+)
+
+
+def test_a_stores_lots_beyond_the_horizon_start_as_one_and_runs_stay_the_same() -> None:
+    """The lots that cannot leave within the horizon become one lot: the replications' events up to the horizon
+    are the very same as from every lot on its own (same room held, none released)."""
+    builder = KnowledgeBuilder(LONG_STORE, 0.0)
+    _, events = record(LONG_STORE, 30.0, seed=4)
+    for ev in events:
+        builder(ev)
+    k = builder.at(30.0)
+    horizon = 2.0
+    whole = sample_snapshots(LONG_STORE, k, np.random.default_rng(8), 3)
+    merged = sample_snapshots(LONG_STORE, k, np.random.default_rng(8), 3, horizon_h=horizon)
+    for a, b in zip(whole, merged, strict=True):
+        lots_a, lots_b = a.snapshot.stations["S"].lots, b.snapshot.stations["S"].lots
+        assert sum(x.units for x in lots_a) == sum(x.units for x in lots_b)
+        assert len(lots_b) < len(lots_a)
+        assert sum(x.dwell_left_h > horizon for x in lots_b) == 1
+        assert sorted((x.dwell_left_h, x.units) for x in lots_a if x.dwell_left_h <= horizon) == sorted(
+            (x.dwell_left_h, x.units) for x in lots_b if x.dwell_left_h <= horizon
+        )
+        runs = []
+        for start in (a, b):
+            out: list[Event] = []
+            e = Engine(LONG_STORE, 5, start.snapshot)
+            e.subscribe(out.append)
+            e.run(30.0 + horizon)
+            runs.append(out)
+        assert runs[0] == runs[1]
+        assert any(isinstance(ev, StoreOccupancy) for ev in runs[0])
+
+
+def test_a_store_reported_over_its_capacity_loses_its_oldest_units_first() -> None:
+    from twin.sampler import _lots
+
+    def pairs(capacity: int, horizon: float | None = None) -> list[tuple[int, float]]:
+        lots = _lots(capacity, np.array([5, 3, 4]), np.array([1.0, 2.0, 3.0]), horizon)
+        return [(x.units, x.dwell_left_h) for x in lots]
+
+    assert pairs(12) == [(5, 1.0), (3, 2.0), (4, 3.0)]
+    assert pairs(6) == [(2, 2.0), (4, 3.0)]
+    assert pairs(4) == [(4, 3.0)]
+    assert pairs(0) == []
+    assert pairs(12, horizon=1.5) == [(5, 1.0), (7, 2.0)]
+    assert pairs(12, horizon=2.5) == [(5, 1.0), (3, 2.0), (4, 3.0)]  # one lot beyond: nothing to merge

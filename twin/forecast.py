@@ -125,7 +125,7 @@ def _chunk(
     end = t0 + horizon_h
     steps = t0 + np.minimum(np.arange(1, math.ceil(horizon_h - 1e-9) + 1, dtype=float), horizon_h)
     rng = named_stream((seed, chunk), "forecast/snapshots")
-    starts = sample_snapshots(line, knowledge, rng, count, condition_model)
+    starts = sample_snapshots(line, knowledge, rng, count, condition_model, horizon_h)
     runs = []
     for j, start in enumerate(starts):
         snapshot = start.snapshot

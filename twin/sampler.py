@@ -286,7 +286,12 @@ def _append(
 
 
 def _store_lots(
-    spec: Station, knowledge: LineKnowledge, rng: np.random.Generator, n: int, spread: dict[str, int]
+    spec: Station,
+    knowledge: LineKnowledge,
+    rng: np.random.Generator,
+    n: int,
+    spread: dict[str, int],
+    horizon_h: float | None,
 ) -> list[list[StoreLot]]:
     """The store's lots in each of ``n`` replications (shared lists when its dwell is a constant)."""
     sk = knowledge.stores.get(spec.id)
@@ -295,53 +300,67 @@ def _store_lots(
     dwell = spec.dwell
     assert dwell is not None and spec.capacity is not None
     now = knowledge.time_h
-    build = StoreLot.model_construct
-    unknown: list[StoreLot] = []
+    unknown_units = np.zeros(0, dtype=np.int64)
+    unknown_left = np.zeros(0)
     if sk.unknown_units > 0:
         spread[spec.id] = sk.unknown_units
         observed = now - sk.known_since_h
         span = max(dwell.mean_value - observed, 0.0)
         m = min(UNKNOWN_STORE_LOTS, sk.unknown_units)
-        sizes = np.full(m, sk.unknown_units // m)
-        sizes[: sk.unknown_units % m] += 1
+        unknown_units = np.full(m, sk.unknown_units // m, dtype=np.int64)
+        unknown_units[: sk.unknown_units % m] += 1
         # oldest first: evenly spaced dwell left from 0 (entered longest ago) to the most they can have left
-        unknown = [build(units=int(u), dwell_left_h=span * i / m) for i, u in enumerate(sizes)]
-    units = [u for _, u in sk.entries if u > 0]
-    ages = np.array([max(now - t, 0.0) for t, u in sk.entries if u > 0])
-    if isinstance(dwell, Constant) or not units:
+        unknown_left = span * np.arange(m) / m
+    entries = [(t, u) for t, u in sk.entries if u > 0]
+    units = np.concatenate((unknown_units, np.array([u for _, u in entries], dtype=np.int64)))
+    ages = np.array([max(now - t, 0.0) for t, _ in entries])
+    if isinstance(dwell, Constant) or not entries:
         left = np.maximum(dwell.mean_value - ages, 0.0) if isinstance(dwell, Constant) else ages
-        lots = _within_capacity(spec, unknown + [build(units=u, dwell_left_h=float(d)) for u, d in zip(units, left, strict=True)])
+        lots = _lots(spec.capacity, units, np.concatenate((unknown_left, left)), horizon_h)
         return [lots] * n
-    out = []
-    for _ in range(n):
-        left = sample_residual(dwell, ages, rng, len(units))
-        out.append(
-            _within_capacity(spec, unknown + [build(units=u, dwell_left_h=float(d)) for u, d in zip(units, left, strict=True)])
-        )
-    return out
+    return [
+        _lots(spec.capacity, units, np.concatenate((unknown_left, sample_residual(dwell, ages, rng, len(entries)))), horizon_h)
+        for _ in range(n)
+    ]
 
 
-def _within_capacity(spec: Station, lots: list[StoreLot]) -> list[StoreLot]:
-    """Never more than the store holds (reports of different instants can disagree): the oldest lots go first."""
-    assert spec.capacity is not None
-    excess = sum(lot.units for lot in lots) - spec.capacity
-    if excess <= 0:
-        return lots
-    kept: list[StoreLot] = []
-    for lot in lots:
-        take = min(excess, lot.units)
-        excess -= take
-        if lot.units > take:
-            kept.append(StoreLot.model_construct(units=lot.units - take, dwell_left_h=lot.dwell_left_h))
-    return kept
+def _lots(capacity: int, units: np.ndarray, left: np.ndarray, horizon_h: float | None) -> list[StoreLot]:
+    """A store's lots from their units and dwell left, oldest first.
+
+    Never more than the store holds (reports of different instants can disagree): the oldest units go first. With
+    a horizon, the lots whose dwell runs out after it become one lot (their units, the earliest of their dwell
+    lefts): within the horizon a replication runs the same (they hold the same room and none leaves), and a store
+    of two weeks' dwell starts from a few hundred lots instead of 17,000.
+    """
+    excess = int(units.sum()) - capacity
+    if excess > 0:
+        cum = np.cumsum(units)
+        k = int(np.searchsorted(cum, excess, side="right"))  # the first lot not wholly taken away
+        units, left = units[k:].copy(), left[k:]
+        if units.size:
+            units[0] = cum[k] - excess
+    if horizon_h is not None:
+        far = left > horizon_h
+        if int(far.sum()) > 1:
+            units = np.append(units[~far], units[far].sum())
+            left = np.append(left[~far], left[far].min())
+    build = StoreLot.model_construct  # checked once, with the whole snapshot
+    return [build(units=u, dwell_left_h=d) for u, d in zip(units.tolist(), left.tolist(), strict=True)]
 
 
 def sample_snapshots(
-    line: Line, knowledge: LineKnowledge, rng: np.random.Generator, n: int, condition_model: ConditionModel | None = None
+    line: Line,
+    knowledge: LineKnowledge,
+    rng: np.random.Generator,
+    n: int,
+    condition_model: ConditionModel | None = None,
+    horizon_h: float | None = None,
 ) -> list[SampledSnapshot]:
     """``n`` replications' starting states: what ``knowledge`` says, and the unknowns drawn given it with ``rng``
     (see the module docstring); the machines' failure times with ``condition_model`` where it applies, else by
-    their ages alone. Drawn together, one distribution call per unknown for all ``n``."""
+    their ages alone. Drawn together, one distribution call per unknown for all ``n``. With ``horizon_h`` (the
+    replications' length), a store's lots that cannot leave within it are one lot (:func:`_lots`): the same run
+    up to the horizon, from far fewer lots."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     hazard = AgeOnlyHazard(condition_model.window_h) if condition_model is not None else None
@@ -351,7 +370,7 @@ def sample_snapshots(
     lots: dict[str, list[list[StoreLot]]] = {}
     for spec in line.stations:
         if spec.kind == "delay":
-            lots[spec.id] = _store_lots(spec, knowledge, rng, n, spread)
+            lots[spec.id] = _store_lots(spec, knowledge, rng, n, spread, horizon_h)
         else:
             known = knowledge.machines.get(spec.id, ())
             machines[spec.id] = _machines(spec, known, knowledge.time_h, rng, n, tally, condition_model, hazard)
