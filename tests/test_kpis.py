@@ -10,7 +10,7 @@ from tests.conftest import MIXED_LINE as LINE
 from tests.conftest import record
 from twin.engine import Engine
 from twin.events import BufferLevel, StateChanged, UnitsLoaded
-from twin.kpis import KpiReducer
+from twin.kpis import ActivePeriods, KpiReducer, initial_wip
 from twin.simulate import run_once
 
 
@@ -110,3 +110,21 @@ def test_field_handlers_are_refused_once_the_run_has_started() -> None:
     engine.run(1)
     with pytest.raises(RuntimeError, match="before the first run"):
         engine.subscribe_fields(StateChanged, print)
+
+
+def test_the_active_periods_alone_judge_the_bottleneck_as_the_reducer_does() -> None:
+    for seed in range(6):
+        engine = Engine(LINE, seed)
+        engine.run(30.0)
+        snapshot = engine.snapshot()
+        again = Engine(LINE, (seed, 1), snapshot)  # from a snapshot, as a forecast's replications run
+        reducer = KpiReducer(LINE, 30.0, 42.0, begin_h=30.0, wip0=initial_wip(snapshot))
+        reducer.seed_buffers(snapshot)
+        reducer.attach(again)
+        periods = ActivePeriods(LINE, 30.0, 42.0)
+        periods.attach(again)
+        again.run(42.0)
+        result = reducer.result()
+        assert periods.means() == {sid: st.active_period_mean_h for sid, st in result.stations.items()}
+        assert periods.bottleneck() == result.bottleneck
+        assert len({round(m, 9) for m in periods.means().values() if m > 0}) >= 3  # a comparison of real periods

@@ -44,7 +44,7 @@ from twin.distributions import named_stream
 from twin.engine import Engine
 from twin.events import MachineState, StateChanged, UnitsCompleted
 from twin.knowledge import LineKnowledge
-from twin.kpis import KpiReducer, initial_wip
+from twin.kpis import ActivePeriods
 from twin.sampler import SamplingNotes, sample_snapshots
 from twin.schema import Line
 
@@ -133,16 +133,15 @@ def _chunk(
         watch = _Watch(line, t0, steps)
         engine.subscribe_fields(UnitsCompleted, watch.completed)
         engine.subscribe_fields(StateChanged, watch.state)
-        reducer = KpiReducer(line, t0, end, begin_h=t0, wip0=initial_wip(snapshot))
-        reducer.seed_buffers(snapshot)
-        reducer.attach(engine)
+        periods = ActivePeriods(line, t0, end)  # the bottleneck is all a forecast needs of the KPIs
+        periods.attach(engine)
         engine.run(end)
         repair_left = {
             sid: max(m.repair_left_h for m in st.machines if m.state is DOWN)
             for sid, st in snapshot.stations.items()
             if any(m.state is DOWN for m in st.machines)
         }
-        runs.append(watch.result(end, repair_left, reducer.result().bottleneck))
+        runs.append(watch.result(end, repair_left, periods.bottleneck()))
     return runs, starts[0].notes
 
 

@@ -47,7 +47,7 @@ from twin.snapshot import LineSnapshot
 if TYPE_CHECKING:
     from twin.engine import Engine
 
-__all__ = ["BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "bottleneck_shares", "initial_wip"]
+__all__ = ["ActivePeriods", "BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "bottleneck_shares", "initial_wip"]
 
 _STATE_KEYS = {s: s.value.lower() for s in MachineState}
 WORKING = MachineState.WORKING
@@ -215,6 +215,83 @@ class _Station:
         self.scrap = 0
 
 
+def _activity(st: _Station, t: float, active: bool, w0: float, w1: float) -> None:
+    """The station becomes ``active`` (or not) at ``t``: an active period that ends is kept, clipped to the window."""
+    if active == st.active:
+        return
+    if st.active:
+        a = st.active_since if st.active_since > w0 else w0
+        b = t if t < w1 else w1
+        if b > a:
+            st.periods.append((a, b))
+    st.active = active
+    st.active_since = t
+
+
+def _stations(line: Line) -> dict[str, _Station]:
+    out: dict[str, _Station] = {}
+    for s in line.stations:
+        if s.kind == "delay":
+            assert s.capacity is not None
+            out[s.id] = _Station(s.id, 1, 0.0, 1, True, s.capacity)
+        else:
+            assert s.cycle_time is not None and not isinstance(s.cycle_time, int | float)
+            per_unit = s.cycle_time.mean_value / (s.batch_size or 1)
+            out[s.id] = _Station(s.id, s.machines, per_unit, s.batch_size or s.lot, False, 0)
+    return out
+
+
+def _mean_period(periods: list[tuple[float, float]]) -> float:
+    return sum(b - a for a, b in periods) / len(periods) if periods else 0.0
+
+
+class ActivePeriods:
+    """The bottleneck over ``[start_h, end_h]`` by the average active period method, exactly as
+    :class:`KpiReducer` judges it, from the machine states and store reports alone: for runs that need nothing
+    else of the KPIs (a forecast's replications), at a fraction of the reducer's cost."""
+
+    def __init__(self, line: Line, start_h: float, end_h: float) -> None:
+        if end_h <= start_h:
+            raise ValueError(f"the window must have end_h > start_h, got [{start_h}, {end_h}]")
+        self.w0, self.w1 = start_h, end_h
+        self._st = _stations(line)
+
+    def attach(self, engine: Engine) -> None:
+        """Take ``engine``'s machine states and store reports as fields."""
+        engine.subscribe_fields(StateChanged, self._on_state)
+        engine.subscribe_fields(StoreOccupancy, self._on_store)
+
+    def _on_state(self, t: float, station: str, machine: int, state: MachineState, _reason: str) -> None:
+        st = self._st[station]
+        prev = st.last_state[machine]
+        st.last_state[machine] = state
+        was_waiting = prev is None or prev in _WAITING
+        now_waiting = state in _WAITING
+        if was_waiting != now_waiting:
+            st.waiting += 1 if now_waiting else -1
+            _activity(st, t, st.waiting == 0, self.w0, self.w1)
+
+    def _on_store(self, t: float, station: str, dwelling: int, held: int, intake_blocked: bool) -> None:
+        _activity(self._st[station], t, intake_blocked and held == 0, self.w0, self.w1)
+
+    def means(self) -> dict[str, float]:
+        """Per station, its mean active period in the window, hours (the periods under way end at its end)."""
+        means = {}
+        for sid, st in self._st.items():
+            periods = list(st.periods)
+            if st.active:
+                a = st.active_since if st.active_since > self.w0 else self.w0
+                if self.w1 > a:
+                    periods.append((a, self.w1))
+            means[sid] = _mean_period(periods)
+        return means
+
+    def bottleneck(self) -> str:
+        """The station with the longest mean active period in the window."""
+        means = self.means()
+        return max(means, key=lambda k: means[k])
+
+
 class KpiReducer:
     """Folds events into KPIs over the window ``[start_h, end_h]``; call it with each event, then :meth:`result`.
 
@@ -228,15 +305,7 @@ class KpiReducer:
         self.w0, self.w1 = start_h, end_h
         self.first = line.stations[0].id
         self.last = line.stations[-1].id
-        self._st: dict[str, _Station] = {}
-        for s in line.stations:
-            if s.kind == "delay":
-                assert s.capacity is not None
-                self._st[s.id] = _Station(s.id, 1, 0.0, 1, True, s.capacity)
-            else:
-                assert s.cycle_time is not None and not isinstance(s.cycle_time, int | float)
-                per_unit = s.cycle_time.mean_value / (s.batch_size or 1)
-                self._st[s.id] = _Station(s.id, s.machines, per_unit, s.batch_size or s.lot, False, 0)
+        self._st = _stations(line)
         self._buffers = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations[:-1]}
         self._dwell = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
         self._held = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
@@ -401,15 +470,7 @@ class KpiReducer:
             self._activity(st, t, st.waiting == 0)
 
     def _activity(self, st: _Station, t: float, active: bool) -> None:
-        if active == st.active:
-            return
-        if st.active:
-            a = st.active_since if st.active_since > self.w0 else self.w0
-            b = t if t < self.w1 else self.w1
-            if b > a:
-                st.periods.append((a, b))
-        st.active = active
-        st.active_since = t
+        _activity(st, t, active, self.w0, self.w1)
 
     # -- results --------------------------------------------------------------------------------------------
     def _in_progress(self, st: _Station, w1: float) -> float:
@@ -458,7 +519,7 @@ class KpiReducer:
             performance=performance,
             quality=quality,
             oee=oee,
-            active_period_mean_h=sum(b - a for a, b in periods) / len(periods) if periods else 0.0,
+            active_period_mean_h=_mean_period(periods),
         )
 
     def result(self, until: float | None = None, shares: bool = False) -> RunKpis:
