@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -268,19 +269,26 @@ def _append(
 ) -> None:
     """One machine's snapshot in each replication, from per-replication arrays (a scalar: the same in all)."""
     build = MachineSnapshot.model_construct  # checked once, with the whole snapshot
+    n = len(per_rep)
     names = list(ttf)
-    cols = [ttf[name] for name in names]
-    counts = np.broadcast_to(np.asarray(units), (len(per_rep),))
+
+    def column(values: np.ndarray | int) -> list[Any]:
+        # as Python numbers once: indexing a numpy array per replication costs more than the snapshot itself
+        out: list[Any] = np.broadcast_to(np.asarray(values), (n,)).tolist()
+        return out
+
+    counts, works, repairs = column(units), column(work), column(repair_left)
+    cols = [column(ttf[name]) for name in names]
     for i, machines in enumerate(per_rep):
         machines.append(
             build(
                 state=state,
-                units=int(counts[i]),
+                units=counts[i],
                 finished=finished,
-                work_left_h=float(work[i]),
-                repair_left_h=float(repair_left[i]),
+                work_left_h=works[i],
+                repair_left_h=repairs[i],
                 reason=reason,
-                ttf_left_h={name: float(col[i]) for name, col in zip(names, cols, strict=True)},
+                ttf_left_h={name: col[i] for name, col in zip(names, cols, strict=True)},
             )
         )
 
