@@ -1083,16 +1083,30 @@ async function loadForecast(gen) {
           "tr",
           { "data-risk": sid },
           el("th", { scope: "row", text: sid }),
-          el("td", {}, `${pct(st.p_failure)} `, bar),
+          el("td", { title: hazardNote(f, sid) }, `${pct(st.p_failure)} `, bar),
           el("td", { class: "num", text: `${nf1.format(st.expected_downtime_h)} machine-h` }),
           el("td", { text: back }),
         );
       }),
     );
-    setText("risk-status", rows.length ? "" : "No station is likely to fail before then.");
+    const bySignals = Object.entries((f.assumptions && f.assumptions.hazard) || {})
+      .filter(([, h]) => h === "condition-signal")
+      .map(([sid]) => sid);
+    const basis = bySignals.length
+      ? `P(failure) of ${bySignals.join(", ")} from their condition signals; of the others from their failure clocks alone.`
+      : "P(failure) from the failure clocks alone (no condition-signal model yet).";
+    setText("risk-status", rows.length ? basis : "No station is likely to fail before then.");
   } catch (error) {
     if (gen === S.generation) failed(error, "forecast-status", "Forecast unavailable");
   }
+}
+
+/** What a station's P(failure) rests on: its condition signals' fitted hazard, or its failure clock alone. */
+function hazardNote(f, sid) {
+  const hazard = (f.assumptions && f.assumptions.hazard) || {};
+  if (hazard[sid] === "condition-signal") return "From its condition signals (vibration, drive current) and its failure clock";
+  if (hazard[sid] === "age-only") return "From its failure clock alone (no recent condition signals, or no fitted model yet)";
+  return "";
 }
 
 /** How right the kept forecasts were: per hour ahead the P50's error and how often the 80 % band held the actual,

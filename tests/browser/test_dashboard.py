@@ -166,6 +166,7 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     risks = page.eval_on_selector_all("#risk-table tbody tr", "rows => rows.map(r => r.dataset.risk)")
     assert risks, "no station at risk shown"
     assert set(risks) <= set(expected)
+    assert _text(page, "#risk-status").startswith("P(failure) "), "the risks do not say what they rest on"
     # how right the kept forecasts were: said even before the first is scored
     page.wait_for_function("document.getElementById('accuracy-status').textContent.length > 0", timeout=LIVE_TIMEOUT_MS)
     accuracy = _text(page, "#accuracy-status")
