@@ -65,16 +65,38 @@ class _Scrap:
 
 
 class _Mode:
-    """A failure mode as one machine sees it: its samplers and its crew."""
+    """A failure mode as one machine sees it: its samplers (made on first use: in a forecast's few hours most
+    machines never fail, and a big line has a thousand of them) and its crew."""
 
-    __slots__ = ("basis", "crew", "name", "ttf", "ttr")
+    __slots__ = ("_entropy", "_name", "_ttf", "_ttr", "basis", "crew", "name", "spec")
 
-    def __init__(self, spec: FailureMode, ttf: Sampler, ttr: Sampler, crew: simpy.Resource | None) -> None:
+    def __init__(self, spec: FailureMode, entropy: int | tuple[int, ...], name: str, crew: simpy.Resource | None) -> None:
+        self.spec = spec
         self.name = spec.name
         self.basis = spec.basis
-        self.ttf = ttf
-        self.ttr = ttr
         self.crew = crew
+        self._entropy = entropy
+        self._name = name
+        self._ttf: Sampler | None = None
+        self._ttr: Sampler | None = None
+
+    @property
+    def ttf(self) -> Sampler:
+        """Time to failure (stream ``<station>/<machine>/<mode>/ttf``)."""
+        if self._ttf is None:
+            dist = self.spec.ttf
+            assert not isinstance(dist, int | float)
+            self._ttf = Sampler(dist, self._entropy, self._name + "/ttf")
+        return self._ttf
+
+    @property
+    def ttr(self) -> Sampler:
+        """Time to repair (stream ``<station>/<machine>/<mode>/ttr``)."""
+        if self._ttr is None:
+            dist = self.spec.ttr
+            assert not isinstance(dist, int | float)
+            self._ttr = Sampler(dist, self._entropy, self._name + "/ttr")
+        return self._ttr
 
 
 class Machine:
@@ -98,16 +120,7 @@ class Machine:
         spec, entropy, crews = station.spec, station.entropy, station.crews
         self.modes: list[_Mode] = []
         for f in spec.failures:
-            base = f"{spec.id}/{index}/{f.name}"
-            assert not isinstance(f.ttf, int | float) and not isinstance(f.ttr, int | float)
-            self.modes.append(
-                _Mode(
-                    f,
-                    Sampler(f.ttf, entropy, base + "/ttf"),
-                    Sampler(f.ttr, entropy, base + "/ttr"),
-                    crews.get(f.crew) if f.crew else None,
-                )
-            )
+            self.modes.append(_Mode(f, entropy, f"{spec.id}/{index}/{f.name}", crews.get(f.crew) if f.crew else None))
         self.op_modes = [m for m in self.modes if m.basis == "operating"]
         given = start.ttf_left_h if start is not None else {}
         # operating clocks: operating hours left; calendar clocks: absolute time of the next failure
