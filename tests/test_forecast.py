@@ -133,21 +133,28 @@ def test_the_knowledge_of_a_deterministic_run_forecasts_what_its_own_snapshot_ru
     assert f.good_output["p10"] == f.good_output["p90"] == truth.good
 
 
-def test_knowledge_of_a_mixed_run_forecasts_the_same_distribution_as_its_own_snapshot() -> None:
-    """With memoryless failures and repairs (exponential), the engine's own failure clocks carry no information
-    beyond the ages: replications from its snapshot with fresh seeds, and from the knowledge of its events, agree
-    in distribution (their means within the sampling error of both)."""
-    engine, events = record(MIXED_LINE, 60.0, seed=3)
-    builder = KnowledgeBuilder(MIXED_LINE, 0.0)
-    for ev in events:
-        builder(ev)
-    k = builder.at(60.0)
-    n = 400
-    f = forecast(MIXED_LINE, k, 6.0, replications=n, seed=7)
-    ours = f.good_output["mean"]
-    theirs = np.array([run_once(MIXED_LINE, 6.0, seed=(11, i), start=engine.snapshot()).good for i in range(n)])
-    se = math.sqrt(f.good_output["sd"] ** 2 / n + theirs.var(ddof=1) / n)
-    assert abs(ours - theirs.mean()) <= 4 * se, (ours, theirs.mean(), se)
+def test_knowledge_of_mixed_runs_forecasts_what_their_own_snapshots_run_on_average() -> None:
+    """A run's snapshot holds what its events do not tell (the work left on each machine, its failure clocks): one
+    particular draw of them, so replications from it are a forecast *given that draw*, not the distribution the
+    knowledge of the events gives. Over many runs those draws average out: the forecast from each run's knowledge
+    and the replications from its own snapshot agree in the mean of their differences (within four of its
+    standard errors: a z-test at a one-in-15,000 false alarm rate)."""
+    differences = []
+    for h in range(60):
+        engine, events = record(MIXED_LINE, 60.0, seed=(3, h))
+        builder = KnowledgeBuilder(MIXED_LINE, 0.0)
+        for ev in events:
+            builder(ev)
+        f = forecast(MIXED_LINE, builder.at(60.0), 6.0, replications=50, seed=h)
+        snapshot = engine.snapshot()
+        theirs = np.mean([run_once(MIXED_LINE, 6.0, seed=(11, h, i), start=snapshot).good for i in range(50)])
+        differences.append(f.good_output["mean"] - theirs)
+    d = np.array(differences)
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert abs(d.mean()) <= 4 * se, (d.mean(), se)
+    # the power: a bias of about 4 se (some 0.6 of the line's 4 units in 6 h) is caught; the snapshots' own spread
+    # (each a different draw of what is hidden) is what limits it
+    assert se < 0.2
 
 
 def test_bad_forecasts_are_refused() -> None:
