@@ -82,14 +82,16 @@ def _table(result: dict[str, Any], line_name: str) -> str:
     ]
     rows += [
         "",
-        f"{'station':<10}{'P(failure)':>11}{'down h':>9}{'P(down at end)':>15}{'repair left p50/p90 h':>23}{'P(bottleneck)':>15}",
+        f"{'station':<10}{'P(failure)':>11}{'down h':>9}{'P(down at end)':>15}{'repair left p50/p90 h':>23}{'P(bottleneck)':>15}"
+        f"  {'P(failure) from'}",
     ]
+    hazard = result["assumptions"].get("hazard", {})
     for sid, st in result["stations"].items():
         repair = st["repair_left_h"]
         left = "—" if repair is None else f"{repair['p50']:.2f} / {repair['p90']:.2f}"
         rows.append(
             f"{sid:<10}{st['p_failure']:>11.0%}{st['expected_downtime_h']:>9.1f}{st['p_down_at_horizon']:>15.0%}"
-            f"{left:>23}{st['p_bottleneck']:>15.0%}"
+            f"{left:>23}{st['p_bottleneck']:>15.0%}  {hazard.get(sid, '—')}"
         )
     notes = result["assumptions"]
     rows += ["", "assumed: " + json.dumps(notes)]

@@ -93,6 +93,10 @@ def test_a_forecast_as_of_a_past_instant_and_the_readable_table(
     assert "forecast of small_cell_line as of 2025-11-23T17:00:00" in out
     assert "P(failure)" in out
     assert "EOL" in out
+    # each station's row says what its P(failure) rests on (the small line's stations with failures)
+    rows = [r for r in out.splitlines() if r.split() and r.split()[0] in {"COAT", "STACK", "EOL"}]
+    assert rows
+    assert all(r.rstrip().endswith(("condition-signal", "age-only", "—")) for r in rows), rows
 
 
 def test_bad_forecasts_are_refused_with_their_reason(
