@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from twin.distributions import Sampler, named_stream
+from twin.distributions import Distribution, Sampler, named_stream
 from twin.engine.buffer import Buffer, GetRequest, PutRequest, Sink, Source
 from twin.engine.emitters import Emitters
 from twin.events import MachineState
@@ -84,19 +84,18 @@ class _Mode:
     def ttf(self) -> Sampler:
         """Time to failure (stream ``<station>/<machine>/<mode>/ttf``)."""
         if self._ttf is None:
-            dist = self.spec.ttf
-            assert not isinstance(dist, int | float)
-            self._ttf = Sampler(dist, self._entropy, self._name + "/ttf")
+            self._ttf = self._sampler(self.spec.ttf, "/ttf")
         return self._ttf
 
     @property
     def ttr(self) -> Sampler:
         """Time to repair (stream ``<station>/<machine>/<mode>/ttr``)."""
         if self._ttr is None:
-            dist = self.spec.ttr
-            assert not isinstance(dist, int | float)
-            self._ttr = Sampler(dist, self._entropy, self._name + "/ttr")
+            self._ttr = self._sampler(self.spec.ttr, "/ttr")
         return self._ttr
+
+    def _sampler(self, dist: Distribution, suffix: str) -> Sampler:
+        return Sampler(dist, self._entropy, self._name + suffix)
 
 
 class Machine:
