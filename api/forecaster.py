@@ -15,7 +15,7 @@ same events) and, at each refresh, scores the kept forecasts whose horizon the l
 the scores next to them. After a restart, :meth:`Forecaster.resume` takes back the kept forecasts not yet scored
 whose horizon lies ahead; those made before the replayed history begins cannot be scored (their output is not in
 the replay) and are left unscored, which the log says. A failed store write is logged and does not stop the
-refresh (the stores spool what they cannot write).
+refresh: its records are tried again with the next write (InfluxDB also spools to disk; SQLite does not).
 
 A forecast that fails is logged, its error kept (:attr:`Forecaster.error`), and the next refresh tries again: it
 never stops the pipeline or the service. Before the first event there is nothing to forecast from: ``NotReady``.
@@ -38,7 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from api.schemas import hours_to_iso
-from connectors.stores.base import Store, StoredForecast
+from connectors.stores.base import Store, StoredForecast, WriteRefused
 from twin.events import Event
 from twin.forecast import MAX_HORIZON_H, forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge
@@ -51,6 +51,8 @@ __all__ = ["Forecaster", "NotReady", "store_entries"]
 
 log = logging.getLogger("gigatwin.forecast")
 
+MAX_UNWRITTEN = 1000
+"""Forecast records kept for another try when the store cannot take them (the newest; older ones are dropped)."""
 MIN_DEFAULT_HORIZON_H = 1.0
 """The default forecast looks at least this far ahead (to the end of the shift, or an hour into the next)."""
 
@@ -99,6 +101,7 @@ class Forecaster:
         self.scored = 0
         """Kept forecasts scored and the scores written."""
         self._with_failures = [s.id for s in line.stations if s.failures]
+        self._unwritten: list[StoredForecast] = []  # records a failed write left, tried again with the next
         self._lock = threading.Lock()
         self._pool: Executor | None = None
         self._pool_lock = threading.Lock()
@@ -206,12 +209,22 @@ class Forecaster:
 
     # -- kept forecasts and their scores ---------------------------------------------------------------------
     def _write(self, records: list[StoredForecast]) -> None:
-        if self.store is None or not records:
+        """Write ``records`` after those a failed write left (kept for the next try, the newest
+        :data:`MAX_UNWRITTEN`); a failure is logged, never raised: the forecast is served all the same."""
+        if self.store is None:
+            return
+        batch = [*self._unwritten, *records]
+        if not batch:
             return
         try:
-            self.store.write_forecasts(records)
-        except Exception:  # the forecast is served all the same; the store's own spool covers outages
-            log.exception("writing %d forecast records to the store failed", len(records))
+            self.store.write_forecasts(batch)
+            self._unwritten = []
+        except WriteRefused:  # the store refuses these for good: trying again would not help
+            log.exception("the store refuses %d forecast records: dropped", len(batch))
+            self._unwritten = []
+        except Exception:  # an outage (InfluxDB spools its own; SQLite does not): the next refresh tries again
+            log.exception("writing %d forecast records to the store failed; trying again at the next refresh", len(batch))
+            self._unwritten = batch[-MAX_UNWRITTEN:]
 
     def _keep(self, as_of_h: float, forecast: dict[str, Any]) -> None:
         if self._pending and self._pending[-1][0] >= as_of_h:
@@ -240,10 +253,10 @@ class Forecaster:
                 "%d kept forecasts were made before the replayed history begins: their output is not known, they stay unscored",
                 len(waiting) - len(usable),
             )
-        known = {a for a, _ in self._pending}
-        self._pending = sorted(
-            [*self._pending, *((a, f) for a, f in usable if a not in known and f is not None)], key=lambda p: p[0]
-        )
+        with self._lock:
+            known = {a for a, _ in self._pending}
+            taken = [(a, f) for a, f in usable if a not in known and f is not None]
+            self._pending = sorted([*self._pending, *taken], key=lambda p: p[0])
         self.score_due()
         return len(usable)
 

@@ -166,14 +166,18 @@ def test_after_a_restart_the_unscored_forecasts_are_taken_back_and_scored() -> N
     assert all(st["p50"] == st["actual"] for st in Score.from_dict(second.score).steps)
 
 
-def test_a_store_that_fails_does_not_stop_the_forecasts(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_that_fails_does_not_stop_the_forecasts_and_gets_them_later(caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore()
     store.fail_writes = True
     f = _forecaster(store)
-    _run([30.0], f)
+    engine = _run([30.0], f)
     assert f.latest is not None
     assert f.latest["as_of"].startswith("2023-11-16T04:")
-    assert "writing 1 forecast records to the store failed" in caplog.text
+    assert "writing 1 forecast records to the store failed; trying again at the next refresh" in caplog.text
+    store.fail_writes = False  # the store is back: the next refresh writes what waited, then its own
+    engine.run(31.0)
+    f.refresh()
+    assert len(_kept(store)) == 2
 
 
 def test_the_forecast_documents_are_what_the_api_served() -> None:
