@@ -280,3 +280,25 @@ def test_a_store_reported_over_its_capacity_loses_its_oldest_units_first() -> No
     assert pairs(0) == []
     assert pairs(12, horizon=1.5) == [(5, 1.0), (7, 2.0)]
     assert pairs(12, horizon=2.5) == [(5, 1.0), (3, 2.0), (4, 3.0)]  # one lot beyond: nothing to merge
+
+
+def test_a_trusted_snapshot_is_the_model_its_values_validate_to() -> None:
+    from pydantic import ValidationError
+
+    from twin.snapshot import MachineSnapshot, trusted
+
+    values = {
+        "state": MachineState.DOWN,
+        "units": 3,
+        "finished": True,
+        "work_left_h": 0.0,
+        "repair_left_h": 1.5,
+        "reason": "jam",
+        "ttf_left_h": {"jam": 4.0},
+    }
+    fast = trusted(MachineSnapshot, dict(values))
+    assert fast == MachineSnapshot(**values)
+    assert fast.model_dump() == MachineSnapshot(**values).model_dump()
+    assert fast.model_fields_set == set(values)
+    with pytest.raises(ValidationError, match="frozen"):
+        fast.units = 4

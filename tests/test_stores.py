@@ -915,6 +915,7 @@ def test_the_stores_export_exactly_their_public_names() -> None:
             "SqliteStore",
             "Store",
             "StoreError",
+            "StoredForecast",
             "StoredPoint",
             "WriteOutcome",
             "WriteRefused",

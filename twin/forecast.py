@@ -51,7 +51,7 @@ from twin.schema import Line
 
 __all__ = ["CHUNK", "MAX_HORIZON_H", "MIN_HORIZON_H", "Forecast", "StationForecast", "forecast"]
 
-CHUNK = 16
+CHUNK = 25
 """Replications whose starting states are drawn together (one stream per chunk)."""
 MIN_HORIZON_H = 1 / 60
 """The shortest horizon a forecast takes: a minute (a shorter one says nothing, and a vanishing one no window)."""

@@ -52,7 +52,7 @@ from twin.residual import (
     sample_residual,
 )
 from twin.schema import FailureMode, Line, Station
-from twin.snapshot import LineSnapshot, MachineSnapshot, StationSnapshot, StoreLot
+from twin.snapshot import LineSnapshot, MachineSnapshot, StationSnapshot, StoreLot, trusted
 
 __all__ = ["SampledSnapshot", "SamplingNotes", "sample_snapshots"]
 
@@ -268,7 +268,6 @@ def _append(
     ttf: dict[str, np.ndarray],
 ) -> None:
     """One machine's snapshot in each replication, from per-replication arrays (a scalar: the same in all)."""
-    build = MachineSnapshot.model_construct  # checked once, with the whole snapshot
     n = len(per_rep)
     names = list(ttf)
 
@@ -281,14 +280,17 @@ def _append(
     cols = [column(ttf[name]) for name in names]
     for i, machines in enumerate(per_rep):
         machines.append(
-            build(
-                state=state,
-                units=counts[i],
-                finished=finished,
-                work_left_h=works[i],
-                repair_left_h=repairs[i],
-                reason=reason,
-                ttf_left_h={name: col[i] for name, col in zip(names, cols, strict=True)},
+            trusted(  # checked once, with the whole snapshot
+                MachineSnapshot,
+                {
+                    "state": state,
+                    "units": counts[i],
+                    "finished": finished,
+                    "work_left_h": works[i],
+                    "repair_left_h": repairs[i],
+                    "reason": reason,
+                    "ttf_left_h": {name: col[i] for name, col in zip(names, cols, strict=True)},
+                },
             )
         )
 

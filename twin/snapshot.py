@@ -7,13 +7,29 @@ afresh.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from twin.errors import SnapshotError
 from twin.events import MachineState
 from twin.schema import Line
 
-__all__ = ["LineSnapshot", "MachineSnapshot", "StationSnapshot", "StoreLot"]
+__all__ = ["LineSnapshot", "MachineSnapshot", "StationSnapshot", "StoreLot", "trusted"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """A ``cls`` holding ``values`` as they are, every field given and known to be valid: what
+    ``cls.model_construct(**values)`` makes, at a fifth of its cost (a forecast draws hundreds of machines per
+    replication; the whole snapshot is checked once with :meth:`LineSnapshot.check`)."""
+    model = object.__new__(cls)
+    object.__setattr__(model, "__dict__", values)
+    object.__setattr__(model, "__pydantic_fields_set__", set(values))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
 
 
 class _Model(BaseModel):
