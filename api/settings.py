@@ -115,7 +115,7 @@ class PipelineSettings(BaseSettings):
     forecast_period_s: float = Field(60.0, ge=0, le=86_400)
     """How often the service refreshes its default forecast (to the end of the shift; ``/forecast``); 0: only on
     demand."""
-    forecast_replications: int = Field(100, ge=1, le=10_000)
+    forecast_replications: int = Field(200, ge=1, le=10_000)
     """Replications of a forecast unless its request says otherwise."""
     forecast_max_replication_hours: float = Field(2_000.0, gt=0, le=1_000_000)
     """The most replications x horizon hours one forecast request may ask for: more is refused (400) rather than hold
