@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import NamedTuple
 
 from connectors.stores.base import Store, StoredPoint
@@ -157,15 +157,25 @@ def _ts(item: tuple[int, int, Reading]) -> tuple[int, int]:
     return item[0], item[1]
 
 
-def stored_readings(store: Store, topics: Topics, start_ms: int, end_ms: int, *, page: int = 10_000) -> Iterator[Reading]:
-    """Every stored reading of the site and line of ``topics`` in ``[start_ms, end_ms)``, all channels, in
-    source-time order (within a millisecond: state, input, counts, buffer, store, process).
+def stored_readings(
+    store: Store,
+    topics: Topics,
+    start_ms: int,
+    end_ms: int,
+    *,
+    page: int = 10_000,
+    channels: Collection[Channel] | None = None,
+) -> Iterator[Reading]:
+    """Every stored reading of the site and line of ``topics`` in ``[start_ms, end_ms)``, of every channel (or of
+    ``channels``), in source-time order (within a millisecond: state, input, counts, buffer, store, process).
 
     Read ``page`` points at a time per channel: memory is bounded by six pages, whatever the window. The window
-    may be longer than the store's longest query span: it is read in spans the store accepts.
+    may be longer than the store's longest query span: it is read in spans the store accepts. A replay that needs
+    only some channels (a calibration: states and counts) names them, and the others are not read at all.
     """
     if page < 1:
         raise ValueError(f"page: must be >= 1, got {page}")
+    wanted = [ch for ch in _CHANNELS if channels is None or ch in channels]
     if end_ms < start_ms:
         raise ValueError(f"end_ms: {end_ms} is before start_ms {start_ms}")
     span = _max_span(store)
@@ -174,7 +184,7 @@ def stored_readings(store: Store, topics: Topics, start_ms: int, end_ms: int, *,
         hi = min(end_ms, lo + span)
         streams = [
             ((r.ts_ms, rank, r) for r in _readings(_points(store, ch.value, topics, lo, hi, page), ch))
-            for rank, ch in enumerate(_CHANNELS)
+            for rank, ch in enumerate(wanted)
         ]
         for _, _, reading in heapq.merge(*streams, key=_ts):
             yield reading
@@ -209,6 +219,7 @@ def rebuild(
     end_ms: int,
     counters: CumulativeCounters,
     page: int = 10_000,
+    channels: Collection[Channel] | None = None,
 ) -> RebuildStats:
     """Replay the line's stored readings of ``[start_ms, end_ms)`` to ``observers`` as twin events.
 
@@ -218,13 +229,14 @@ def rebuild(
     fresh counters, or ones holding nothing newer than ``start_ms``. Afterwards they hold the last totals of the
     window: an ingest taking them over counts on from there.
 
-    An observer that raises is counted and logged, and the replay goes on (as in the ingest).
+    An observer that raises is counted and logged, and the replay goes on (as in the ingest). ``channels`` limits
+    the replay to those channels' readings (:func:`stored_readings`).
     """
     began = time.perf_counter()
     seeded = seed_counters(store, topics, start_ms, counters)
     readings = events = errors = 0
     first_error = ""
-    for reading in stored_readings(store, topics, start_ms, end_ms, page=page):
+    for reading in stored_readings(store, topics, start_ms, end_ms, page=page, channels=channels):
         readings += 1
         for ev in reading_events(reading, counters):
             events += 1

@@ -19,6 +19,7 @@ from connectors.stores import MemoryStore, SqliteStore, Store, WriteOutcome
 from connectors.telemetry import (
     MS_PER_HOUR,
     BufferReading,
+    Channel,
     CountsReading,
     InputReading,
     ProcessReading,
@@ -167,6 +168,17 @@ def test_stored_readings_come_back_as_written_in_time_order_whatever_the_page(pa
     first = got[: len(got) // 3]
     assert [type(r).__name__ for r in first][:4] == ["StateReading"] * 4  # within a millisecond: states first
     assert list(stored_readings(store, topics, ORIGIN + 1, ORIGIN + 2, page=page)) == [r for r in got if r.ts_ms == ORIGIN + 1]
+
+
+def test_a_replay_of_some_channels_reads_only_theirs() -> None:
+    store = MemoryStore()
+    topics = Topics("gt", "site1", "L1")
+    src = Source("site1", "L1", "A")
+    store.write([r for ts in (ORIGIN, ORIGIN + 1) for r in every_channel(src, ts)])
+    got = list(stored_readings(store, topics, ORIGIN, ORIGIN + 2, page=2, channels={Channel.STATE, Channel.COUNTS}))
+    assert {type(r).__name__ for r in got} == {"StateReading", "CountsReading"}
+    assert len(got) == 6  # two states and a count per millisecond
+    assert [r.ts_ms for r in got] == sorted(r.ts_ms for r in got)
 
 
 def test_a_window_longer_than_the_stores_longest_query_is_read_in_spans() -> None:
