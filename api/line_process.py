@@ -69,7 +69,7 @@ REPORT_MIN_S = 0.05
 REPORT_MAX_S = 0.25
 """The longest time between two reports (counters and tasks move without a publication too)."""
 
-_STORE_READS = frozenset({"health", "range", "last", "aggregate", "dead_letters", "dead_letter_count", "forecasts"})
+_STORE_READS = frozenset({"health", "range", "last", "first_ms", "aggregate", "dead_letters", "dead_letter_count", "forecasts"})
 
 
 class PipelineGone(ApiError):
@@ -273,6 +273,11 @@ class RemoteStore:
     def last(self, *args: Any, **kwargs: Any) -> list[StoredPoint]:
         """The latest point of every series (:meth:`connectors.stores.base.StoreReader.last`)."""
         result: list[StoredPoint] = self._read("last", args, kwargs)
+        return result
+
+    def first_ms(self, *args: Any, **kwargs: Any) -> int | None:
+        """The time of a channel's oldest point (:meth:`connectors.stores.base.StoreReader.first_ms`)."""
+        result: int | None = self._read("first_ms", args, kwargs)
         return result
 
     def aggregate(self, *args: Any, **kwargs: Any) -> list[Bucket]:

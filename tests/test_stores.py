@@ -447,6 +447,18 @@ class StoreContract:
         assert store.write([]) is WriteOutcome.WRITTEN
         assert store.last("state") == []
 
+    def test_the_oldest_point_of_a_line_says_where_its_history_begins(self, store: Store) -> None:
+        assert store.first_ms("state") is None
+        one, two = Source("site1", "L1", "COAT"), Source("site1", "L2", "MIX")
+        store.write(
+            [CountsReading(one, 0, T0 + 50, 1, 0), CountsReading(two, 3, T0 + 7, 1, 0), CountsReading(one, 1, T0 + 20, 2, 0)]
+        )
+        assert store.first_ms("counts", site="site1", line="L1") == T0 + 20
+        assert store.first_ms("counts", line="L2") == T0 + 7
+        assert store.first_ms("counts") == T0 + 7
+        assert store.first_ms("counts", site="site9") is None
+        assert store.first_ms("state", line="L1") is None
+
     # -- forecasts ------------------------------------------------------------------------------------------------
     def test_forecasts_read_back_with_their_scores_written_later(self, store: Store) -> None:
         doc = {"as_of": "2026-11-30T10:40:00Z", "good_output": {"p50": 812.5, "p10": 700.0}, "note": 'a "quoted"\nline, é'}

@@ -163,6 +163,11 @@ class StoreReader(Protocol):
         point before it are left out)."""
         ...
 
+    def first_ms(self, channel: str, *, site: str | None = None, line: str | None = None) -> int | None:
+        """The time of the oldest point of a channel (of ``site`` and ``line`` where given); None when there is none:
+        where a line's history begins."""
+        ...
+
     def aggregate(
         self,
         channel: str,

@@ -462,6 +462,15 @@ class InfluxStore:
                 )
         return sorted(points, key=series_order)
 
+    def first_ms(self, channel: str, *, site: str | None = None, line: str | None = None) -> int | None:
+        """The time of the oldest point of the channel (of ``site`` and ``line``), or None."""
+        check_channel(channel)
+        always = CHANNEL_FIELDS[channel][0].name  # the first field of every channel is never absent
+        where = "time >= 0" + tag_filter([("site", site), ("line", line)])
+        statement = select_statement(self._source(channel), [always], [], where) + " ORDER BY time ASC LIMIT 1"
+        times = [int(row[0]) for series in self._query(statement) for row in series.values]
+        return min(times, default=None)
+
     def aggregate(
         self,
         channel: str,

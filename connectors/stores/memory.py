@@ -140,6 +140,11 @@ class MemoryStore:
                 latest[key] = p
         return sorted(latest.values(), key=series_order)
 
+    def first_ms(self, channel: str, *, site: str | None = None, line: str | None = None) -> int | None:
+        """The time of the oldest point of the channel (of ``site`` and ``line``), or None."""
+        check_channel(channel)
+        return min((p.ts_ms for p in self._select(channel, (site, line, None, None, None))), default=None)
+
     def aggregate(
         self,
         channel: str,

@@ -291,6 +291,17 @@ class SqliteStore:
         )
         return self._points(channel, sql, params)
 
+    def first_ms(self, channel: str, *, site: str | None = None, line: str | None = None) -> int | None:
+        """The time of the oldest point of the channel (of ``site`` and ``line``), or None."""
+        check_channel(channel)
+        where, params = self._series_filter(channel, site, line, None, None, None)
+        # the time key, walked from its start until a row of the line's series: no sort, no scan of the rest
+        where = where.replace(" AND p.series IN ", " AND +p.series IN ")
+        sql = f"SELECT p.ts_ms FROM {_q(channel)} p WHERE 1{where} ORDER BY p.ts_ms LIMIT 1"
+        with self._reader() as conn:
+            row = conn.execute(sql, params).fetchone()
+        return None if row is None else int(row[0])
+
     def aggregate(
         self,
         channel: str,
