@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from api.calibrate_command import add_calibrate_parser, run_calibrate
 from api.forecast_command import add_backtest_parser, add_forecast_parser, run_backtest, run_forecast
 from api.telemetry_commands import FEED_WARMUP_H, run_feed, run_ingest
 from connectors.linefile import read_line
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_forecast_parser(sub)
     add_backtest_parser(sub)
+    add_calibrate_parser(sub)
 
     serve = sub.add_parser(
         "serve", help="serve the API and dashboard; settings from GIGATWIN_* variables, .env or GIGATWIN_CONFIG_FILE"
@@ -239,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_forecast(args)
     if args.command == "backtest":
         return run_backtest(args)
+    if args.command == "calibrate":
+        return run_calibrate(args)
     if args.command in ("serve", "demo"):
         from api.server import run_demo, run_serve  # FastAPI and uvicorn load only for the commands that serve
 

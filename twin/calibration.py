@@ -12,8 +12,11 @@ estimates, per station:
   interval: the history gives one total, not the units' spread; the ratio says how far it is;
 - **scrap**: defective over processed, with the exact Clopper-Pearson 95 % interval.
 
-**Drift.** A parameter whose design value lies outside its fitted 95 % interval is flagged (``drift``: the fitted
-mean over the design mean; None when the design value lies inside the interval or there is none).
+**Drift.** A parameter is flagged (``drift``: the fitted value over the design value) when its design value lies
+outside the fitted 95 % interval *and* the two differ by more than :data:`DRIFT_TOLERANCE` (10 %). Outside the
+interval alone is not enough: one parameter in twenty lies outside its 95 % interval by chance, a line has dozens,
+and with a year of history a difference of 2 % is significant without mattering to anyone. ``drift`` is None for a
+parameter that did not drift, or has no design value.
 
 Times are hours here; :meth:`Calibration.to_dict` gives them in the line file's time unit.
 """
@@ -32,6 +35,7 @@ from twin.observations import LineObservations, ModeObservations
 from twin.schema import Line, Station
 
 __all__ = [
+    "DRIFT_TOLERANCE",
     "MIN_FAILURES",
     "Calibration",
     "CycleCalibration",
@@ -42,6 +46,8 @@ __all__ = [
     "calibrate",
 ]
 
+DRIFT_TOLERANCE = 0.10
+"""How far (relative) a fitted value must be from its design value, beyond its interval, to be flagged as drift."""
 MIN_FAILURES = 30
 """Complete time-to-failure observations a mode needs before its fitted values replace the design values."""
 
@@ -76,7 +82,7 @@ class DurationEstimate:
             n_censored=fit.n_censored,
             ks_distance=fit.ks_distance,
             design_mean_h=design_mean_h,
-            drift=fit.mean / design_mean_h if outside and design_mean_h else None,
+            drift=_drift(fit.mean, design_mean_h) if outside else None,
             note=fit.note,
         )
 
@@ -214,6 +220,16 @@ class Calibration:
         }
 
 
+def _drift(fitted: float, design: float | None) -> float | None:
+    """``fitted / design`` when they differ by more than the tolerance (a design of 0 against anything more: inf)."""
+    if design is None:
+        return None
+    if design == 0:
+        return math.inf if fitted > 0 else None
+    ratio = fitted / design
+    return ratio if abs(ratio - 1) > DRIFT_TOLERANCE else None
+
+
 def _fit(
     durations: np.ndarray, observed: np.ndarray, design_mean_h: float | None, **kw: Any
 ) -> tuple[DurationEstimate | None, str]:
@@ -273,6 +289,6 @@ def calibrate(
             rate = so.scrap / so.processed
             ci = clopper_pearson(so.scrap, so.processed)
             if not (ci[0] <= spec.scrap <= ci[1]):
-                drift = rate / spec.scrap if spec.scrap > 0 else math.inf
+                drift = _drift(rate, spec.scrap)
         stations[spec.id] = StationCalibration(spec.id, modes, cycle, ScrapCalibration(rate, ci, spec.scrap, so.processed, drift))
     return Calibration(line.name, observations.start_h, observations.end_h, min_failures, stations)

@@ -16,7 +16,7 @@ from typing import Any
 from connectors.stores.base import StoredForecast, WriteRefused
 from connectors.stores.points import INT64_MAX
 
-__all__ = ["FORECASTS", "MAX_DOCUMENT_BYTES", "check_record", "decode_document", "encode_document"]
+__all__ = ["FORECASTS", "MAX_DOCUMENT_BYTES", "check_record", "decode_document", "encode_document", "finite_json"]
 
 FORECASTS = "gigatwin_forecasts"
 """The measurement (InfluxDB) or table (SQLite) of forecasts: tags site and line, string fields forecast and score."""
@@ -25,13 +25,14 @@ MAX_DOCUMENT_BYTES = 60_000
 _MAX_TS_MS = INT64_MAX // 1_000_000  # InfluxDB counts nanoseconds in 64 bits: the year 2262
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
+    """``value`` (JSON-like: mappings, lists, numbers) with every non-finite float as None (JSON has none)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
+        return {str(k): finite_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
@@ -39,7 +40,7 @@ def encode_document(doc: Mapping[str, Any], what: str) -> str:
     """``doc`` as compact JSON (non-finite numbers as null); WriteRefused naming ``what`` if it is not JSON or too
     large."""
     try:
-        text = json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        text = json.dumps(finite_json(doc), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise WriteRefused(f"{what}: not a JSON document: {exc}") from exc
     if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:

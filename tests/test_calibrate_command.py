@@ -1,0 +1,155 @@
+"""``gigatwin calibrate`` against a real SQLite store filled through the ingest by a virtual plant whose true
+parameters differ from the line file's: it recovers the truth, flags what drifted and only that, and refuses what
+it cannot calibrate with a message and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.cli import main
+from connectors.feed import VirtualPlant
+from connectors.ingest import Ingest, LoopbackPublisher
+from connectors.linefile import read_line
+from connectors.stores import SqliteStore
+from connectors.telemetry import Topics
+
+ORIGIN = 1_763_900_000_000  # ms since the epoch: 2025-11-23T12:13:20Z
+HOURS = 4000.0  # enough failures for 10 % to be 4 standard errors of each mean or more
+
+# The plant as it is: PRESS jams twice as often as designed (its repairs lognormal, designed exponential, with the
+# same mean), scraps twice the design rate; OVEN wears out as designed (Weibull, shape 2).
+TRUTH = """
+name: calib_line
+time_unit: h
+stations:
+  - id: PRESS
+    cycle_time: {dist: exponential, mean: 0.05}
+    scrap: 0.04
+    failures:
+      - {name: jam, ttf: {dist: exponential, mean: 2h}, ttr: {dist: lognormal, mean: 15min, cv: 1.0}}
+    buffer_after: 50
+  - id: OVEN
+    cycle_time: 0.04
+    failures:
+      - {name: wear, ttf: {dist: weibull, shape: 2, mean: 3h}, ttr: {dist: exponential, mean: 12min}}
+"""
+DESIGN = (
+    TRUTH.replace("ttf: {dist: exponential, mean: 2h}", "ttf: {dist: exponential, mean: 4h}")
+    .replace("ttr: {dist: lognormal, mean: 15min, cv: 1.0}", "ttr: {dist: exponential, mean: 15min}")
+    .replace("scrap: 0.04", "scrap: 0.02")
+)
+OTHER = TRUTH.replace("id: OVEN", "id: KILN")  # same line name, a station the store does not know
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The design line file, and a SQLite store holding HOURS of the true plant's telemetry."""
+    root = tmp_path_factory.mktemp("calibrate")
+    truth_file, design_file = root / "truth.yaml", root / "design.yaml"
+    truth_file.write_text(TRUTH)
+    design_file.write_text(DESIGN)
+    line = read_line(truth_file)
+    db = root / "plant.db"
+    store = SqliteStore(db)
+    topics = Topics("gigatwin", "plant1", line.name)
+    ingest = Ingest(topics, store, line=line, batch_wait_s=0.01)
+    stop = threading.Event()
+    worker = threading.Thread(target=ingest.run, args=(stop,))
+    worker.start()
+    try:
+        VirtualPlant(line, topics=topics, publisher=LoopbackPublisher(ingest), seed=5, origin_ms=ORIGIN).run_unpaced(HOURS)
+    finally:
+        stop.set()
+        worker.join()
+        store.close()
+    assert ingest.stats.rejected == 0
+    return design_file, db
+
+
+def _calibrate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["calibrate", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _mode(result: dict[str, Any], station: str, name: str) -> dict[str, Any]:
+    (mode,) = [m for m in result["stations"][station]["failures"] if m["name"] == name]
+    return mode
+
+
+def test_calibration_recovers_the_true_plant_and_flags_only_what_drifted(
+    plant: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    design, db = plant
+    code, out, err = _calibrate(capsys, "--line", str(design), "--store", f"sqlite:{db}", "--json", "--bootstrap", "100")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["window"]["hours"] == pytest.approx(HOURS, rel=0.01)
+    jam, wear = _mode(r, "PRESS", "jam"), _mode(r, "OVEN", "wear")
+    assert jam["n_failures"] >= 1500
+    assert wear["n_failures"] >= 800  # a Weibull of shape 2 (cv 0.52): 10 % is 5 standard errors at 800
+    for mode, which, truth in ((jam, "ttf", 2.0), (jam, "ttr", 0.25), (wear, "ttf", 3.0), (wear, "ttr", 0.2)):
+        est = mode[which]
+        assert est["mean"] == pytest.approx(truth, rel=0.1), (mode["name"], which, est)
+        # The truth inside each 95 % interval would fail one run in five over four intervals: the interval's
+        # half-width is 1.96 standard errors, and the truth must lie within four of them (twin.fitting's own tests
+        # check the intervals' coverage over many datasets).
+        se = (est["ci95"][1] - est["ci95"][0]) / (2 * 1.96)
+        assert abs(est["mean"] - truth) <= 4 * se, (mode["name"], which, est)
+    assert jam["used"] == "fitted"
+    assert wear["ttf"]["dist"] == "weibull"  # the family that matters: not memoryless
+    assert jam["ttr"]["dist"] == "lognormal"
+    assert r["stations"]["PRESS"]["scrap"]["rate"] == pytest.approx(0.04, rel=0.15)
+    assert sorted(r["flagged"]) == ["PRESS.jam.ttf", "PRESS.scrap"]
+    assert jam["ttf"]["drift"] == pytest.approx(0.5, rel=0.1)
+    assert r["stations"]["OVEN"]["cycle_time"]["mean_s"] == pytest.approx(0.04 * 3600, rel=1e-6)  # a constant cycle
+
+    code, out, err = _calibrate(capsys, "--line", str(design), "--store", f"sqlite:{db}", "--bootstrap", "20")
+    assert code == 0, err
+    assert "flagged: PRESS.jam.ttf, PRESS.scrap" in out
+    assert "DRIFT x0.5" in out
+
+
+def test_what_cannot_be_calibrated_is_refused_with_its_reason(
+    plant: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    design, db = plant
+    store = f"sqlite:{db}"
+    other = tmp_path / "other.yaml"
+    other.write_text(OTHER)
+    cases = [
+        (["--line", str(design), "--store", store, "--site", "elsewhere"], "holds no states or counts of line 'calib_line'"),
+        (
+            ["--line", str(design), "--store", store, "--since", "2025-11-24T00:00:00Z", "--until", "2025-11-23T00:00:00Z"],
+            "is empty",
+        ),
+        (
+            ["--line", str(design), "--store", store, "--since", "2025-11-23T12:13:20Z", "--until", "2025-11-23T12:20:00Z"],
+            "no failure or repair",
+        ),
+        (["--line", str(other), "--store", store], "does not fit the line file"),
+        (["--line", str(design), "--store", store, "--min-failures", "0"], "--min-failures must be at least 1"),
+        (["--line", str(tmp_path / "missing.yaml"), "--store", store], "missing.yaml"),
+        (["--line", str(design), "--store", store, "--since", "soon"], "not an ISO 8601 time"),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) if "soon" in args else _no_exit():
+            code, _, err = _calibrate(capsys, *args)
+            assert code == 2, (args, err)
+            assert message in err, (args, err)
+            assert "Traceback" not in err
+        if "soon" in args:
+            assert message in capsys.readouterr().err
+
+
+class _no_exit:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
