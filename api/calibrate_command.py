@@ -13,7 +13,7 @@ from typing import Any
 from api.schemas import hours_to_iso
 from connectors.calibrate import calibrate_from_store
 from connectors.errors import ConnectorError
-from connectors.linefile import read_line
+from connectors.linefile import read_line, write_calibrated
 from connectors.redact import redact_text
 from connectors.stores.forecasts import finite_json
 from connectors.stores.url import open_store
@@ -56,6 +56,9 @@ def add_calibrate_parser(sub: Any) -> None:
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap samples per interval (default 200)")
     p.add_argument("--prefix", default="gigatwin", help="topic prefix, one or more levels (default gigatwin)")
     p.add_argument("--site", default="plant1", help="the site's topic level (default plant1)")
+    p.add_argument(
+        "--out", default=None, help="write the line file with the fitted values (comments and order kept) to this path"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -131,6 +134,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - began:.1f} s",
         file=sys.stderr,
     )
+    if args.out is not None:
+        try:
+            changed = write_calibrated(args.line, cal, args.out)
+        except (TwinError, OSError) as exc:
+            print(f"gigatwin calibrate: --out {args.out}: {redact_text(str(exc))}", file=sys.stderr)
+            return 2
+        print(f"gigatwin calibrate: wrote {args.out} ({len(changed)} values fitted)", file=sys.stderr)
     out = cal.to_dict(line.time_unit)
     out["window"].update(start=hours_to_iso(cal.start_h), end=hours_to_iso(cal.end_h))
     print(json.dumps(finite_json(out), indent=2, allow_nan=False) if args.json else _table(out))

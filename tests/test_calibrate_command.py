@@ -14,9 +14,11 @@ import pytest
 from api.cli import main
 from connectors.feed import VirtualPlant
 from connectors.ingest import Ingest, LoopbackPublisher
-from connectors.linefile import read_line
+from connectors.linefile import read_line, write_calibrated
 from connectors.stores import SqliteStore
 from connectors.telemetry import Topics
+from tests.conftest import LINES
+from twin.calibration import Calibration
 
 ORIGIN = 1_763_900_000_000  # ms since the epoch: 2025-11-23T12:13:20Z
 HOURS = 4000.0  # enough failures for 10 % to be 4 standard errors of each mean or more
@@ -38,7 +40,7 @@ stations:
     failures:
       - {name: wear, ttf: {dist: weibull, shape: 2, mean: 3h}, ttr: {dist: exponential, mean: 12min}}
 """
-DESIGN = (
+DESIGN = "# the design line: what the datasheets say" + (
     TRUTH.replace("ttf: {dist: exponential, mean: 2h}", "ttf: {dist: exponential, mean: 4h}")
     .replace("ttr: {dist: lognormal, mean: 15min, cv: 1.0}", "ttr: {dist: exponential, mean: 15min}")
     .replace("scrap: 0.04", "scrap: 0.02")
@@ -115,6 +117,35 @@ def test_calibration_recovers_the_true_plant_and_flags_only_what_drifted(
     assert "DRIFT x0.5" in out
 
 
+def test_the_calibrated_line_file_differs_from_its_source_only_in_the_fitted_values(
+    plant: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    design, db = plant
+    out = tmp_path / "calibrated.yaml"
+    code, _, err = _calibrate(capsys, "--line", str(design), "--store", f"sqlite:{db}", "--bootstrap", "20", "--out", str(out))
+    assert code == 0, err
+    assert "wrote" in err
+    before, written = design.read_text().splitlines(), out.read_text().splitlines()
+    notes = [line for line in written if line.lstrip().startswith("# calibrated")]
+    assert len(notes) == 3  # a comment above each changed value with its interval and evidence
+    assert "# calibrated jam: ttf mean 2." in notes[1]
+    after = [line for line in written if line not in notes]
+    assert len(before) == len(after)
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    # the two failure modes (both fitted) and PRESS's drifted scrap; OVEN's scrap (as designed) and all else kept
+    assert len(changed) == 3, changed
+    assert after[0] == "# the design line: what the datasheets say"
+    assert any(b.strip().startswith("scrap: 0.0") for _, b in changed)
+    jam = next(b for _, b in changed if "name: jam" in b)
+    assert "ttf: {dist: exponential, mean: 2." in jam
+    calibrated = read_line(out)
+    press = calibrated.stations[0]
+    assert press.failures[0].ttf.mean_value == pytest.approx(2.0, rel=0.1)
+    assert press.scrap == pytest.approx(0.04, rel=0.15)
+    assert calibrated.stations[1].failures[0].ttf.mean_value == pytest.approx(3.0, rel=0.1)
+    assert calibrated.stations[1].scrap == 0.0
+
+
 def test_what_cannot_be_calibrated_is_refused_with_its_reason(
     plant: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -153,3 +184,11 @@ class _no_exit:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_a_calibration_that_fitted_nothing_writes_the_line_file_back_unchanged(tmp_path: Path) -> None:
+    # every line file shipped, comments, blank lines, flow and block styles, indentation and all
+    for source in sorted(LINES.glob("*.yaml")):
+        out = tmp_path / source.name
+        assert write_calibrated(source, Calibration(source.stem, 0.0, 1.0, 30, {}), out) == []
+        assert out.read_text() == source.read_text(), source.name
