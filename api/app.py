@@ -25,7 +25,7 @@ from api.errors import install_error_handlers
 from api.line_process import RemoteLine
 from api.live import start_window_pool, use_window_pool
 from api.metrics import LatencyMiddleware, make_registry
-from api.routes import dead_letters, forecast, health, history, lines, metrics, oee, status, stops, stream
+from api.routes import calibration, dead_letters, forecast, health, history, lines, metrics, oee, status, stops, stream
 from api.runtime import LineRuntime, build_runtime
 from api.schemas import ERROR_RESPONSES
 from api.security import document_schemes
@@ -112,7 +112,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     install_error_handlers(app)
     document_schemes(app)
 
-    for module in (lines, status, stream, history, oee, stops, forecast, dead_letters, health):
+    for module in (lines, status, stream, history, oee, stops, forecast, calibration, dead_letters, health):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)
 

@@ -79,7 +79,7 @@ class Forecaster:
         site: str = "",
         line_name: str = "",
     ) -> None:
-        self.line = line
+        self._using = (line, "line-file")  # one tuple: a forecast reads the line and its label together
         self.period_s = period_s
         self.replications = replications
         self.workers = workers
@@ -137,6 +137,23 @@ class Forecaster:
                 raise NotReady("no telemetry has come in yet: nothing to forecast from")
             return self._builder.at(max(clock, now_h) if now_h is not None else clock)
 
+    @property
+    def line(self) -> Line:
+        """The line the forecasts run: the line file's, or a calibration of it (:meth:`use_line`)."""
+        return self._using[0]
+
+    @property
+    def parameters(self) -> str:
+        """What :attr:`line`'s values are: ``line-file`` or ``calibrated``."""
+        return self._using[1]
+
+    def use_line(self, line: Line, parameters: str) -> None:
+        """Forecast with ``line`` from the next forecast on (the same stations, other values: a calibration of the
+        line file, or the line file again); ``parameters`` says which (``calibrated``, ``line-file``)."""
+        if [s.id for s in line.stations] != [s.id for s in self.line.stations]:
+            raise ValueError("a line to forecast with must have the same stations as the one watched")
+        self._using = (line, parameters)
+
     # -- forecasts ----------------------------------------------------------------------------------------------
     def _executor(self) -> Executor | None:
         if self._closed:
@@ -180,8 +197,9 @@ class Forecaster:
         except Exception as exc:  # no pool on this machine: in this thread, slower
             log.warning("no forecast pool (%s): forecasting in the service's thread", exc)
             executor = None
+        line, parameters = self._using  # one line for the whole forecast, whatever happens meanwhile
         result = forecast(
-            self.line,
+            line,
             knowledge,
             horizon,
             replications=self.replications if replications is None else replications,
@@ -189,6 +207,7 @@ class Forecaster:
             plan_per_hour=self.plan_per_hour,
             plan_target=target,
             executor=executor,
+            parameters=parameters,
         )
         out = result.to_dict(hours_to_iso)
         out["plan"]["shift_good_so_far"] = made if target is not None else None

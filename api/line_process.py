@@ -54,6 +54,7 @@ from connectors.ingest import IngestStats
 from connectors.linefile import read_line
 from connectors.stores.base import Bucket, DeadLetter, Health, StoredForecast, StoredPoint
 from connectors.telemetry import Topics
+from twin.calibration import MIN_FAILURES
 from twin.errors import TwinError
 from twin.schema import Line
 from twin.status import constraint_of
@@ -178,6 +179,8 @@ class _Host:
             return self.runtime.forecast_now(*args)
         if op == "latest_forecast":
             return self.runtime.latest_forecast_now()
+        if op == "calibration":
+            return self.runtime.calibration_now(*args)
         if op.startswith("store.") and op[6:] in _STORE_READS:
             positional, keywords = args
             return getattr(self.runtime.store, op[6:])(*positional, **keywords)
@@ -197,7 +200,12 @@ class _Host:
                 if message[0] == "stop":
                     return
                 _, call_id, op, args = message
-                pool = {"window": self._windows, "forecast": self._forecasts, "latest_forecast": self._waits}.get(op, self._calls)
+                pool = {
+                    "window": self._windows,
+                    "forecast": self._forecasts,
+                    "calibration": self._forecasts,  # seconds of replay and fits: not in the pool of quick calls
+                    "latest_forecast": self._waits,
+                }.get(op, self._calls)
                 pool.submit(self._answer, call_id, op, args)
         finally:
             self._stop.set()
@@ -549,6 +557,13 @@ class RemoteLine:
     async def forecast(self, horizon_h: float | None, replications: int | None, seed: int) -> dict[str, Any]:
         """A forecast computed on demand in the pipeline's process (its replications in the forecast pool)."""
         result: dict[str, Any] = await self._ask("forecast", horizon_h, replications, seed)
+        return result
+
+    async def calibration(
+        self, action: str, since_ms: int | None = None, until_ms: int | None = None, min_failures: int = MIN_FAILURES
+    ) -> dict[str, Any]:
+        """A calibration shown, applied or reset in the pipeline's process (:meth:`api.runtime.LineRuntime.calibration_now`)."""
+        result: dict[str, Any] = await self._ask("calibration", action, since_ms, until_ms, min_failures)
         return result
 
     async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:

@@ -36,6 +36,7 @@ from api.schemas import hours_to_iso
 from api.settings import PipelineSettings
 from api.stream import StreamHub
 from api.supervisor import RestartPolicy, Supervisor, TaskStatus
+from connectors.calibrate import calibrate_from_store
 from connectors.faults import Faults
 from connectors.feed import VirtualPlant, warm_start
 from connectors.ingest import Ingest, IngestStats
@@ -45,7 +46,9 @@ from connectors.rebuild import RebuildStats, rebuild
 from connectors.redact import redact_url
 from connectors.stores import open_store
 from connectors.stores.base import Store
+from connectors.stores.forecasts import finite_json
 from connectors.telemetry import MS_PER_HOUR, Topics
+from twin.calibration import MIN_FAILURES, calibrated_line
 from twin.kpis import initial_wip
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
@@ -230,12 +233,44 @@ class LineRuntime:
             raise NotReady("forecasts are off in this service")
         return self.forecaster.compute(horizon_h, replications, seed, now_h=self.live.snapshot.status.clock_h)
 
+    def calibration_now(
+        self, action: str, since_ms: int | None = None, until_ms: int | None = None, min_failures: int = MIN_FAILURES
+    ) -> dict[str, Any]:
+        """``show``: the line calibrated from the store's history of the window (:mod:`connectors.calibrate`);
+        ``apply``: the same, and forecasts use it from now on; ``reset``: forecasts use the line file again. Blocking
+        (a long history takes seconds). CalibrationError when the store cannot give one."""
+        if action == "reset":
+            if self.forecaster is not None:
+                self.forecaster.use_line(self.line, "line-file")
+            return {"line": self.line.name, "parameters": "line-file", "applied": False}
+        if action not in ("show", "apply"):
+            raise ValueError(f"no calibration action {action!r}")
+        made = calibrate_from_store(
+            self.store, self.topics, self.line, since_ms=since_ms, until_ms=until_ms, min_failures=min_failures
+        )
+        cal = made.calibration
+        out = finite_json(cal.to_dict(self.line.time_unit))
+        out["window"].update(start=hours_to_iso(cal.start_h), end=hours_to_iso(cal.end_h))
+        applied = action == "apply" and self.forecaster is not None
+        if applied:
+            assert self.forecaster is not None
+            self.forecaster.use_line(calibrated_line(self.line, cal), "calibrated")
+        out["parameters"] = self.forecaster.parameters if self.forecaster is not None else "line-file"
+        out["applied"] = applied
+        return dict(out)
+
     def latest_forecast_now(self, wait_s: float = FIRST_FORECAST_WAIT_S) -> tuple[dict[str, Any] | None, str]:
         """The latest default forecast (waiting up to ``wait_s`` for the first; None if there is none then) and why
         the last refresh failed (empty if it did not); blocking."""
         if self.forecaster is None:
             return None, "forecasts are off in this service"
         return self.forecaster.wait_latest(wait_s), self.forecaster.error
+
+    async def calibration(
+        self, action: str, since_ms: int | None = None, until_ms: int | None = None, min_failures: int = MIN_FAILURES
+    ) -> dict[str, Any]:
+        """:meth:`calibration_now` in a worker thread."""
+        return await anyio.to_thread.run_sync(self.calibration_now, action, since_ms, until_ms, min_failures)
 
     async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
         """The latest default forecast and the last refresh's error (:meth:`latest_forecast_now`), off the loop."""

@@ -105,6 +105,14 @@ class ServedLine(Protocol):
         ValueError for bad parameters; ``api.forecaster.NotReady`` before any telemetry."""
         ...
 
+    async def calibration(
+        self, action: str, since_ms: int | None = None, until_ms: int | None = None, min_failures: int = 30
+    ) -> dict[str, Any]:
+        """``show`` the line calibrated from the store's history of the window, ``apply`` it to forecasts, or
+        ``reset`` forecasts to the line file (:meth:`api.runtime.LineRuntime.calibration_now`), off the event loop.
+        ``connectors.calibrate.CalibrationError`` when the store cannot give one."""
+        ...
+
     async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
         """The latest default forecast (None before the first) and why the last refresh failed (empty if it did not)."""
         ...

@@ -3,7 +3,8 @@
 :func:`calibrate_from_store` replays the line's stored ``state`` and ``counts`` readings of the window (page by page
 through ``connectors.rebuild``, so a year of history is never in memory at once; process values are not read) into
 a ``twin.observations.ObservationBuilder`` and calibrates the line file against what they show. The window
-defaults to everything the store holds for the line: from its oldest state or counts reading to its newest reading.
+defaults to everything the store holds for the line: from its oldest state or counts reading to its newest reading;
+a window given is cut to that span.
 
 It refuses, with a message saying what (:class:`CalibrationError`): a store without the line's data, an empty
 window, a window without a single failure or repair, and a line file whose stations do not match the stored ones.
@@ -64,14 +65,16 @@ def calibrate_from_store(
     """Calibrate ``line`` from the store's history of ``[since_ms, until_ms]`` (default: all of it; module
     docstring). CalibrationError names what is missing or wrong."""
     where = f"line {line.name!r} (site {topics.site!r})"
-    if since_ms is None or until_ms is None:
-        span = history_span_ms(store, topics)
-        if span is None:
-            raise CalibrationError(f"the store holds no states or counts of {where}")
-        since_ms = span[0] if since_ms is None else since_ms
-        until_ms = span[1] if until_ms is None else until_ms
-    if until_ms <= since_ms:
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
         raise CalibrationError(f"the window of {where} is empty: it ends ({until_ms} ms) before it starts ({since_ms} ms)")
+    span = history_span_ms(store, topics)
+    if span is None:
+        raise CalibrationError(f"the store holds no states or counts of {where}")
+    # the window within what the store holds: a window from 1970 to 9999 reads the history, not 8,000 years of gaps
+    since_ms = span[0] if since_ms is None else max(since_ms, span[0])
+    until_ms = span[1] if until_ms is None else min(until_ms, span[1])
+    if until_ms <= since_ms:
+        raise CalibrationError(f"the store holds no states or counts of {where} in the window")
     builder = ObservationBuilder(line, since_ms / MS_PER_HOUR)
     stats = rebuild(
         store, topics, [builder], start_ms=since_ms, end_ms=until_ms + 1, counters=CumulativeCounters(), channels=_CHANNELS

@@ -86,3 +86,18 @@ def test_bad_min_failures_is_refused() -> None:
     obs = _observed(10.0, seed=5)
     with pytest.raises(ValueError, match="min_failures"):
         calibrate(DESIGN, obs, min_failures=0)
+
+
+def test_the_calibrated_line_runs_with_what_was_fitted_and_keeps_the_rest() -> None:
+    from twin.calibration import calibrated_line
+    from twin.simulate import run_once
+
+    cal = calibrate(DESIGN, _observed(2000.0, seed=3), bootstrap=50)
+    line = calibrated_line(DESIGN, cal)
+    (jam,) = line.stations[0].failures
+    assert jam.ttf.mean_value == pytest.approx(cal.stations["A"].failures[0].ttf.mean_h)  # type: ignore[union-attr]
+    assert jam.ttr.dist == "lognormal"
+    assert line.stations[0].scrap == pytest.approx(0.04, rel=0.1)
+    assert line.stations[0].cycle_time == DESIGN.stations[0].cycle_time  # not fitted: as designed
+    assert DESIGN.stations[0].failures[0].ttf.mean_value == 10.0  # the design line itself is untouched
+    assert run_once(line, 50.0, seed=1).good > 0  # the engine takes it

@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
+from twin.distributions import Distribution
 from twin.durations import HOURS_PER_UNIT
 from twin.fitting import FitError, FitResult, clopper_pearson, fit_censored
 from twin.observations import LineObservations, ModeObservations
@@ -44,6 +46,7 @@ __all__ = [
     "ScrapCalibration",
     "StationCalibration",
     "calibrate",
+    "calibrated_line",
 ]
 
 DRIFT_TOLERANCE = 0.10
@@ -292,3 +295,31 @@ def calibrate(
                 drift = _drift(rate, spec.scrap)
         stations[spec.id] = StationCalibration(spec.id, modes, cycle, ScrapCalibration(rate, ci, spec.scrap, so.processed, drift))
     return Calibration(line.name, observations.start_h, observations.end_h, min_failures, stations)
+
+
+_DISTRIBUTION: TypeAdapter[Any] = TypeAdapter(Distribution)
+
+
+def calibrated_line(line: Line, calibration: Calibration) -> Line:
+    """``line`` with what ``calibration`` fitted and uses: the time to failure and to repair of each failure mode
+    whose fit is used, and the scrap rate of each station whose scrap drifted; everything else as designed."""
+    stations = []
+    for spec in line.stations:
+        cal = calibration.stations.get(spec.id)
+        if cal is None:
+            stations.append(spec)
+            continue
+        failures = []
+        for f in spec.failures:
+            m = next((m for m in cal.failures if m.name == f.name and m.used == "fitted"), None)
+            if m is None or m.ttf is None or m.ttr is None:
+                failures.append(f)
+                continue
+            ttf = _DISTRIBUTION.validate_python(m.ttf.dist, context={"time_unit": "h"})
+            ttr = _DISTRIBUTION.validate_python(m.ttr.dist, context={"time_unit": "h"})
+            failures.append(f.model_copy(update={"ttf": ttf, "ttr": ttr}))
+        update: dict[str, Any] = {"failures": failures}
+        if cal.scrap.drift is not None and cal.scrap.rate is not None:
+            update["scrap"] = cal.scrap.rate
+        stations.append(spec.model_copy(update=update))
+    return line.model_copy(update={"stations": stations})

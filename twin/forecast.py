@@ -223,10 +223,12 @@ def forecast(
     plan_target: float | None = None,
     executor: Executor | None = None,
     condition_model: ConditionModel | None = None,
+    parameters: str = "line-file",
 ) -> Forecast:
     """Forecast ``line`` from ``knowledge`` over ``horizon_h`` hours with ``replications`` runs (see the module
     docstring); in ``executor`` when given, else in this process. ``condition_model``: the condition-signal hazard
-    to use instead of the knowledge's fitted one (without either, failure times are age-only)."""
+    to use instead of the knowledge's fitted one (without either, failure times are age-only); ``parameters``: what
+    ``line``'s values are, as the result says (``line-file``, or ``calibrated`` from the plant's history)."""
     if not (MIN_HORIZON_H <= horizon_h <= MAX_HORIZON_H):
         raise ValueError(
             f"horizon_h must be at least a minute ({MIN_HORIZON_H:.4g} h) and at most {MAX_HORIZON_H:g} h (a week), "
@@ -281,4 +283,5 @@ def forecast(
         plan={"target": float(target), "p_meet": float(np.mean(total >= target)) if target > 0 else 1.0},
         stations=stations,
         assumptions={**notes.as_dict(), "condition_model": model_notes},
+        parameters=parameters,
     )

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import LineDep
 from api.errors import ApiError
 from api.forecaster import NotReady
-from api.schemas import ForecastAccuracyOut, ForecastOut, hours_to_datetime
+from api.schemas import ErrorOut, ForecastAccuracyOut, ForecastOut, hours_to_datetime
 from api.security import require
 from twin.forecast import MAX_HORIZON_H, MIN_HORIZON_H
 from twin.scoring import Score, accuracy
@@ -30,7 +30,15 @@ MAX_REPLICATIONS = 5000
 """The most replications one request may ask for (a forecast on demand holds a process for its duration)."""
 
 
-@router.get("/forecast", response_model=ForecastOut, summary="Forecast of good output and downtime")
+@router.get(
+    "/forecast",
+    response_model=ForecastOut,
+    summary="Forecast of good output and downtime",
+    responses={
+        409: {"model": ErrorOut, "description": "No telemetry yet to forecast from (not_ready)"},
+        503: {"model": ErrorOut, "description": "The first default forecast is not made yet (not_ready)"},
+    },
+)
 async def forecast(
     rt: LineDep,
     horizon_h: Annotated[
