@@ -7,9 +7,9 @@ import json
 import math
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
+from api.forecast_command import iso_ms
 from api.schemas import hours_to_iso
 from connectors.calibrate import calibrate_from_store
 from connectors.errors import ConnectorError
@@ -24,16 +24,6 @@ from twin.errors import TwinError
 __all__ = ["add_calibrate_parser", "run_calibrate"]
 
 
-def _iso_ms(text: str) -> int:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-30T10:40:00Z") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # the line's clock is UTC
-    return round(when.timestamp() * 1000)
-
-
 def add_calibrate_parser(sub: Any) -> None:
     """The ``calibrate`` subcommand's options."""
     p = sub.add_parser(
@@ -45,8 +35,8 @@ def add_calibrate_parser(sub: Any) -> None:
     )
     p.add_argument("--line", required=True, help="the line file (YAML)")
     p.add_argument("--store", required=True, help="sqlite:PATH or influxdb[s]://[user:password@]host:port/db[?..]")
-    p.add_argument("--since", type=_iso_ms, default=None, help="window start, ISO 8601 (default: the oldest reading)")
-    p.add_argument("--until", type=_iso_ms, default=None, help="window end, ISO 8601 (default: the newest reading)")
+    p.add_argument("--since", type=iso_ms, default=None, help="window start, ISO 8601 (default: the oldest reading)")
+    p.add_argument("--until", type=iso_ms, default=None, help="window end, ISO 8601 (default: the newest reading)")
     p.add_argument(
         "--min-failures",
         type=int,

@@ -23,14 +23,15 @@ from twin.errors import TwinError
 from twin.forecast import MAX_HORIZON_H, MIN_HORIZON_H, forecast
 from twin.shifts import default_plan_per_hour
 
-__all__ = ["add_backtest_parser", "add_forecast_parser", "run_backtest", "run_forecast"]
+__all__ = ["add_backtest_parser", "add_forecast_parser", "iso_ms", "run_backtest", "run_forecast"]
 
 
-def _iso_ms(text: str) -> int:
+def iso_ms(text: str) -> int:
+    """An ISO 8601 time on the command line as ms since the epoch (UTC when it names no zone: the line's clock)."""
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--at: {text!r} is not an ISO 8601 time such as 2026-11-30T10:40:00Z") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-30T10:40:00Z") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)  # the line's clock is UTC
     return round(when.timestamp() * 1000)
@@ -56,7 +57,7 @@ def add_forecast_parser(sub: Any) -> None:
     )
     p.add_argument("--line", required=True, help="the line file (YAML)")
     p.add_argument("--store", required=True, help="sqlite:PATH or influxdb[s]://[user:password@]host:port/db[?..]")
-    p.add_argument("--at", type=_iso_ms, default=None, help="forecast as of this ISO 8601 time (default: the newest reading)")
+    p.add_argument("--at", type=iso_ms, default=None, help="forecast as of this ISO 8601 time (default: the newest reading)")
     p.add_argument("--horizon", type=_horizon, default=8.0, help="hours ahead (default 8, at most 168)")
     p.add_argument("--replications", type=int, default=200, help="replications (default 200)")
     p.add_argument("--seed", type=int, default=0, help="the forecast's seed (default 0)")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.feed import VirtualPlant
+from connectors.ingest import Ingest, LoopbackPublisher
+from connectors.stores import SqliteStore
+from connectors.telemetry import Topics
 from twin.engine import Engine
 from twin.events import Event
 from twin.schema import Line, load_line_data
@@ -18,6 +23,24 @@ LINES = REPO / "simulations" / "lines"
 def make_line(*stations: dict[str, Any], **top: Any) -> Line:
     """A line in hours from station dicts (the last station's buffer is left out)."""
     return load_line_data({"name": "test", "time_unit": "h", **top, "stations": list(stations)})
+
+
+def fill_store(line: Line, db: Path, hours: float, *, seed: int, origin_ms: int) -> None:
+    """A SQLite store at ``db`` holding ``hours`` of ``line``'s telemetry from the virtual plant, through the real
+    ingest (what a plant's store would hold); no message may be rejected."""
+    store = SqliteStore(db)
+    topics = Topics("gigatwin", "plant1", line.name)
+    ingest = Ingest(topics, store, line=line, batch_wait_s=0.01)
+    stop = threading.Event()
+    worker = threading.Thread(target=ingest.run, args=(stop,))
+    worker.start()
+    try:
+        VirtualPlant(line, topics=topics, publisher=LoopbackPublisher(ingest), seed=seed, origin_ms=origin_ms).run_unpaced(hours)
+    finally:
+        stop.set()
+        worker.join()
+        store.close()
+    assert ingest.stats.rejected == 0
 
 
 def record(line: Line, until: float, seed: int | tuple[int, ...] = 0, start: Any = None) -> tuple[Engine, list[Event]]:

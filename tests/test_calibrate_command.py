@@ -5,19 +5,14 @@ it cannot calibrate with a message and a non-zero exit."""
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.cli import main
-from connectors.feed import VirtualPlant
-from connectors.ingest import Ingest, LoopbackPublisher
 from connectors.linefile import read_line, write_calibrated
-from connectors.stores import SqliteStore
-from connectors.telemetry import Topics
-from tests.conftest import LINES
+from tests.conftest import LINES, fill_store
 from twin.calibration import Calibration
 
 ORIGIN = 1_763_900_000_000  # ms since the epoch: 2025-11-23T12:13:20Z
@@ -57,19 +52,7 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     design_file.write_text(DESIGN)
     line = read_line(truth_file)
     db = root / "plant.db"
-    store = SqliteStore(db)
-    topics = Topics("gigatwin", "plant1", line.name)
-    ingest = Ingest(topics, store, line=line, batch_wait_s=0.01)
-    stop = threading.Event()
-    worker = threading.Thread(target=ingest.run, args=(stop,))
-    worker.start()
-    try:
-        VirtualPlant(line, topics=topics, publisher=LoopbackPublisher(ingest), seed=5, origin_ms=ORIGIN).run_unpaced(HOURS)
-    finally:
-        stop.set()
-        worker.join()
-        store.close()
-    assert ingest.stats.rejected == 0
+    fill_store(line, db, HOURS, seed=5, origin_ms=ORIGIN)
     return design_file, db
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
 from api.cli import main
-from connectors.feed import VirtualPlant
-from connectors.ingest import Ingest, LoopbackPublisher
 from connectors.linefile import read_line
 from connectors.stores import SqliteStore
-from connectors.telemetry import Topics
-from tests.conftest import SMALL_LINE_YAML
+from tests.conftest import SMALL_LINE_YAML, fill_store
 
 ORIGIN = 1_763_900_000_000  # ms since the epoch: 2025-11-23T12:13:20Z
 
@@ -27,19 +23,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     line_file.write_text(SMALL_LINE_YAML)
     line = read_line(line_file)
     db = root / "plant.db"
-    store = SqliteStore(db)
-    topics = Topics("gigatwin", "plant1", line.name)
-    ingest = Ingest(topics, store, line=line, batch_wait_s=0.01)
-    stop = threading.Event()
-    worker = threading.Thread(target=ingest.run, args=(stop,))
-    worker.start()
-    try:
-        VirtualPlant(line, topics=topics, publisher=LoopbackPublisher(ingest), seed=2, origin_ms=ORIGIN).run_unpaced(10.0)
-    finally:
-        stop.set()
-        worker.join()
-        store.close()
-    assert ingest.stats.rejected == 0
+    fill_store(line, db, 10.0, seed=2, origin_ms=ORIGIN)
     return line_file, db
 
 
