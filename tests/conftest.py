@@ -10,7 +10,7 @@ import pytest
 
 from connectors.feed import VirtualPlant
 from connectors.ingest import Ingest, LoopbackPublisher
-from connectors.stores import SqliteStore
+from connectors.stores import Store
 from connectors.telemetry import Topics
 from twin.engine import Engine
 from twin.events import Event
@@ -25,10 +25,9 @@ def make_line(*stations: dict[str, Any], **top: Any) -> Line:
     return load_line_data({"name": "test", "time_unit": "h", **top, "stations": list(stations)})
 
 
-def fill_store(line: Line, db: Path, hours: float, *, seed: int, origin_ms: int) -> None:
-    """A SQLite store at ``db`` holding ``hours`` of ``line``'s telemetry from the virtual plant, through the real
-    ingest (what a plant's store would hold); no message may be rejected."""
-    store = SqliteStore(db)
+def fill_store(line: Line, store: Store, hours: float, *, seed: int, origin_ms: int) -> None:
+    """``hours`` of ``line``'s telemetry from the virtual plant into ``store`` through the real ingest (what a plant's
+    store would hold; site ``plant1``, prefix ``gigatwin``); no message may be rejected. The store stays open."""
     topics = Topics("gigatwin", "plant1", line.name)
     ingest = Ingest(topics, store, line=line, batch_wait_s=0.01)
     stop = threading.Event()
@@ -39,7 +38,6 @@ def fill_store(line: Line, db: Path, hours: float, *, seed: int, origin_ms: int)
     finally:
         stop.set()
         worker.join()
-        store.close()
     assert ingest.stats.rejected == 0
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from api.cli import main
 from connectors.linefile import read_line, write_calibrated
+from connectors.stores import SqliteStore
 from tests.conftest import LINES, fill_store
 from twin.calibration import Calibration
 
@@ -52,7 +53,11 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     design_file.write_text(DESIGN)
     line = read_line(truth_file)
     db = root / "plant.db"
-    fill_store(line, db, HOURS, seed=5, origin_ms=ORIGIN)
+    store = SqliteStore(db)
+    try:
+        fill_store(line, store, HOURS, seed=5, origin_ms=ORIGIN)
+    finally:
+        store.close()
     return design_file, db
 
 

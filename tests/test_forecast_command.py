@@ -23,7 +23,11 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     line_file.write_text(SMALL_LINE_YAML)
     line = read_line(line_file)
     db = root / "plant.db"
-    fill_store(line, db, 10.0, seed=2, origin_ms=ORIGIN)
+    store = SqliteStore(db)
+    try:
+        fill_store(line, store, 10.0, seed=2, origin_ms=ORIGIN)
+    finally:
+        store.close()
     return line_file, db
 
 
