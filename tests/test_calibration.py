@@ -101,3 +101,11 @@ def test_the_calibrated_line_runs_with_what_was_fitted_and_keeps_the_rest() -> N
     assert line.stations[0].cycle_time == DESIGN.stations[0].cycle_time  # not fitted: as designed
     assert DESIGN.stations[0].failures[0].ttf.mean_value == 10.0  # the design line itself is untouched
     assert run_once(line, 50.0, seed=1).good > 0  # the engine takes it
+
+
+def test_a_mode_without_a_complete_failure_says_so_in_words_not_in_hours() -> None:
+    # in two hours the first failure of the machine (its clock's start unknown) is no observation: none is complete
+    (jam,) = calibrate(DESIGN, _observed(2.0, seed=6), bootstrap=10).stations["A"].failures
+    assert jam.ttf is None
+    assert jam.used == "design"
+    assert jam.why == "no complete time to failure observed in the window: nothing to fit"

@@ -233,25 +233,25 @@ def _drift(fitted: float, design: float | None) -> float | None:
     return ratio if abs(ratio - 1) > DRIFT_TOLERANCE else None
 
 
-def _fit(
-    durations: np.ndarray, observed: np.ndarray, design_mean_h: float | None, **kw: Any
-) -> tuple[DurationEstimate | None, str]:
-    """The estimate, or None and why there is none."""
+def _fit(durations: np.ndarray, observed: np.ndarray, design_mean_h: float | None, **kw: Any) -> DurationEstimate | None:
+    """The estimate, or None when there is nothing to fit (no complete observation)."""
     try:
-        return DurationEstimate.of(fit_censored(durations, observed, **kw), design_mean_h), ""
-    except FitError as exc:
-        return None, str(exc)
+        return DurationEstimate.of(fit_censored(durations, observed, **kw), design_mean_h)
+    except FitError:
+        return None
 
 
 def _mode(spec: Station, obs: ModeObservations, min_failures: int, **kw: Any) -> ModeCalibration:
     design = next((f for f in spec.failures if f.name == obs.mode), None)
-    ttf, ttf_why = _fit(obs.ttf_durations, obs.ttf_observed, None if design is None else design.ttf.mean_value, **kw)
-    ttr, ttr_why = _fit(obs.ttr_durations, obs.ttr_observed, None if design is None else design.ttr.mean_value, **kw)
+    ttf = _fit(obs.ttf_durations, obs.ttf_observed, None if design is None else design.ttf.mean_value, **kw)
+    ttr = _fit(obs.ttr_durations, obs.ttr_observed, None if design is None else design.ttr.mean_value, **kw)
     complete = int(np.count_nonzero(obs.ttf_observed))
     if not obs.known:
         used, why = "design", "not a failure mode of the line file: add it to use it"
     elif ttf is None or ttr is None:
-        used, why = "design", f"nothing to fit: {ttf_why or ttr_why}"
+        # the fit's own message gives hours; the result speaks the line file's unit, so it says what is missing
+        which = "time to failure" if ttf is None else "time to repair"
+        used, why = "design", f"no complete {which} observed in the window: nothing to fit"
     elif complete < min_failures:
         used, why = "design", f"{complete} complete failures, {min_failures} needed"
     else:
