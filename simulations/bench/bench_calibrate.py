@@ -19,16 +19,15 @@ target: under 30 s and under 1 GB. A benchmark, not a test: nothing here asserts
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
+from influx_server import load_influx_server  # simulations/bench/influx_server.py: run as a script
 
 from connectors.stores.base import Store
 from connectors.stores.influx import InfluxStore
@@ -146,16 +145,6 @@ def measure(what: str, url: str, line_data: dict[str, object], spool: Path) -> d
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
-
-
-def load_influx_server() -> ModuleType:
-    """tests/integration/influx_server.py, imported by path (simulations never imports the tests package)."""
-    spec = importlib.util.spec_from_file_location("influx_server", REPO / "tests" / "integration" / "influx_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:

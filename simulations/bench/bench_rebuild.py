@@ -16,13 +16,13 @@ on time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
+
+from influx_server import load_influx_server  # simulations/bench/influx_server.py: run as a script
 
 from connectors.feed import VirtualPlant
 from connectors.ingest import Ingest, LoopbackPublisher
@@ -37,16 +37,6 @@ REPO = Path(__file__).resolve().parents[2]
 ORIGIN = 1_763_900_000_000
 LINE = read_line(REPO / "simulations" / "lines" / "reference_cell_line.yaml")
 TOPICS = Topics("gt", "site1", LINE.name)
-
-
-def load_influx_server() -> ModuleType:
-    """tests/integration/influx_server.py, imported by path (simulations never imports the tests package)."""
-    spec = importlib.util.spec_from_file_location("influx_server", REPO / "tests" / "integration" / "influx_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def live_line(hours: float) -> LiveLine:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import random
 import sqlite3
 import sys
@@ -26,10 +25,10 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import urllib3
+from influx_server import load_influx_server  # simulations/bench/influx_server.py: run as a script
 
 from connectors.stores.influx import InfluxStore
 from connectors.stores.lineprotocol import encode_readings
@@ -40,16 +39,6 @@ from twin.events import MachineState
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_763_900_000_000
-
-
-def load_influx_server() -> ModuleType:
-    """tests/integration/influx_server.py, imported by path (simulations never imports the tests package)."""
-    spec = importlib.util.spec_from_file_location("influx_server", REPO / "tests" / "integration" / "influx_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def typical_mix(n: int, seed: int = 1) -> list[Reading]:
