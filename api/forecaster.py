@@ -39,6 +39,7 @@ from typing import Any
 
 from api.schemas import hours_to_iso
 from connectors.stores.base import Store, StoredForecast, WriteRefused
+from connectors.telemetry import MS_PER_HOUR
 from twin.events import Event
 from twin.forecast import MAX_HORIZON_H, forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge
@@ -347,9 +348,6 @@ class Forecaster:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-MS_PER_HOUR = 3_600_000
 
 
 def _ms(hours: float) -> int:

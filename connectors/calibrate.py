@@ -18,7 +18,7 @@ from connectors.asof import line_clock_ms
 from connectors.errors import ConnectorError
 from connectors.rebuild import RebuildStats, rebuild
 from connectors.stores.base import Store
-from connectors.telemetry import Channel, Topics
+from connectors.telemetry import MS_PER_HOUR, Channel, Topics
 from twin.calibration import MIN_FAILURES, Calibration, calibrate
 from twin.counters import CumulativeCounters
 from twin.observations import ObservationBuilder
@@ -26,7 +26,6 @@ from twin.schema import Line
 
 __all__ = ["CalibrationError", "StoreCalibration", "calibrate_from_store", "history_span_ms"]
 
-MS_PER_HOUR = 3_600_000
 _CHANNELS = frozenset({Channel.STATE, Channel.COUNTS})
 PAGE = 50_000
 """Points per query of the replay: two channels only, so pages five times the rebuild's default cost little memory
