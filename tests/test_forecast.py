@@ -295,7 +295,12 @@ def test_a_trusted_snapshot_is_the_model_its_values_validate_to() -> None:
         "repair_left_h": 1.5,
         "reason": "jam",
         "ttf_left_h": {"jam": 4.0},
+        "setup_left_h": 0.0,
+        "units_since_changeover": 12,
+        "changeover_due": False,
+        "micro_stop_left_h": 0.25,
     }
+    assert set(values) == set(MachineSnapshot.model_fields), "the test gives every field, as the sampler must"
     fast = trusted(MachineSnapshot, dict(values))
     assert fast == MachineSnapshot(**values)
     assert fast.model_dump() == MachineSnapshot(**values).model_dump()

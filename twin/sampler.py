@@ -290,6 +290,10 @@ def _append(
                     "repair_left_h": repairs[i],
                     "reason": reason,
                     "ttf_left_h": {name: col[i] for name, col in zip(names, cols, strict=True)},
+                    "setup_left_h": 0.0,
+                    "units_since_changeover": 0,
+                    "changeover_due": False,
+                    "micro_stop_left_h": None,
                 },
             )
         )

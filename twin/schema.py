@@ -1,4 +1,10 @@
-"""The line description: a serial production line as validated, typed data.
+"""The line description: a production line as validated, typed data.
+
+A line is a tree of stations flowing into its final station: each station takes from its ``inputs`` (by
+default the station listed before it; ``inputs: []`` starts a branch from the line's supply) and feeds exactly
+one station, through its ``buffer_after``. A merge station (a stacker taking anode and cathode sheets) names
+several inputs and consumes ``per_unit`` of each per unit it makes. Stations are listed in flow order: every
+input is listed before the station it feeds, and the final station last.
 
 A line file (YAML, loaded by ``connectors.linefile``) validates into a :class:`Line`. Durations are
 stored in hours whatever the file's ``time_unit``. Errors name the source, the field path and what is
@@ -13,13 +19,27 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
+from twin.calendar import Calendar, PlannedStop
 from twin.distributions import Distribution
 from twin.durations import TimeUnit, to_hours
 from twin.errors import LineError
 
-__all__ = ["Arrival", "FailureMode", "Line", "Signal", "Station", "load_line_data"]
+__all__ = [
+    "Arrival",
+    "Calendar",
+    "Changeover",
+    "FailureMode",
+    "Line",
+    "MicroStops",
+    "PlannedStop",
+    "Signal",
+    "Speed",
+    "Station",
+    "StationInput",
+    "load_line_data",
+]
 
 
 class _Model(BaseModel):
@@ -36,6 +56,9 @@ class FailureMode(_Model):
     """``operating``: the failure clock runs only while the machine works; ``calendar``: always."""
     crew: str | None = None
     """The repair crew whose member the repair needs (``Line.repair_crews``); none = always repaired at once."""
+    positions: int | None = Field(default=None, ge=1)
+    """Delay stations only: the storage positions a fault takes out of use until repaired (none = all of them).
+    A store's failure clock always runs (its basis is the calendar)."""
 
 
 _SIGNAL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -91,6 +114,94 @@ class Arrival(_Model):
     lot: int = Field(default=1, ge=1)
 
 
+class StationInput(_Model):
+    """One input of a station: the station that feeds it and how many of its units one unit made consumes."""
+
+    station: str = Field(min_length=1)
+    per_unit: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # "inputs: [A_NOTCH, C_NOTCH]" is the common case: one of each per unit
+        return {"station": value} if isinstance(value, str) else value
+
+
+class Speed(_Model):
+    """A speed factor drawn per cycle: uniform on ``[low, high]``, or triangular with ``mode`` if given."""
+
+    low: float = Field(gt=0, le=1)
+    high: float = Field(gt=0, le=1)
+    mode: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Speed:
+        if self.low > self.high:
+            raise ValueError(f"needs low <= high, got low {self.low}, high {self.high}")
+        if self.mode is not None and not self.low <= self.mode <= self.high:
+            raise ValueError(f"mode {self.mode} is outside [low, high] = [{self.low}, {self.high}]")
+        return self
+
+    @property
+    def mean(self) -> float:
+        """The mean speed factor."""
+        if self.mode is None:
+            return (self.low + self.high) / 2.0
+        return (self.low + self.mode + self.high) / 3.0
+
+
+class MicroStops(_Model):
+    """Short stops while working (a jammed part cleared, a sensor reset): ``every`` is the operating time between
+    them, ``duration`` how long each lasts. They are performance losses, not breakdowns: the machine stays WORKING
+    through them and makes less in its working time, as OEE practice counts stops this short."""
+
+    every: Distribution
+    duration: Distribution
+
+    @model_validator(mode="after")
+    def _short(self) -> MicroStops:
+        if self.every.mean_value <= 0:
+            raise ValueError("every: the mean time between micro-stops must be positive")
+        if self.duration.mean_value > MICRO_STOP_MAX_H:
+            raise ValueError(
+                f"duration: a mean of {self.duration.mean_value * 60:g} min is not a micro-stop "
+                f"(at most {MICRO_STOP_MAX_H * 60:g} min); model a stop this long as a failure mode"
+            )
+        return self
+
+
+MICRO_STOP_MAX_H = 5.0 / 60.0
+"""The longest mean micro-stop (5 min): longer stops are breakdowns, counted in availability."""
+
+
+class Changeover(_Model):
+    """A format or chemistry change: after every ``every_units`` units a machine made, or on the schedule
+    ``schedule`` (the station's machines change over after the unit in hand), the machine is in SETUP for
+    ``duration``."""
+
+    name: str = Field(default="changeover", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    duration: Distribution
+    every_units: int | None = Field(default=None, ge=1)
+    schedule: PlannedStop | None = None
+    """When changeovers fall due: its ``start`` and ``every`` (its ``duration`` is ignored: the setup takes ``duration``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_needs_no_duration(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("schedule"), dict):
+            sched = dict(value["schedule"])
+            sched.setdefault("duration", "1s")
+            sched.setdefault("name", value.get("name", "changeover"))
+            value = {**value, "schedule": sched}
+        return value
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Changeover:
+        if (self.every_units is None) == (self.schedule is None):
+            raise ValueError("give every_units (a changeover per so many units) or schedule (at set times), one of them")
+        return self
+
+
 class Station(_Model):
     """A step of the line: a group of identical parallel machines (``kind: process``) or a storage step (``kind: delay``)."""
 
@@ -116,6 +227,27 @@ class Station(_Model):
     """Units that can wait after this station (not counting units in machines); 0 = direct hand-off; none = unbounded."""
     signals: dict[str, Signal] = Field(default_factory=dict)
     """Process signals by name (an identifier such as ``line_speed_m_min``): what the station's sensors report."""
+    inputs: tuple[StationInput, ...] | None = None
+    """The stations it takes from; none = the station listed before it (the first: the line's supply); [] = the
+    line's supply (the start of a branch)."""
+    speed: float | Speed = Field(default=1.0)
+    """The actual rate's share of the ideal (cycle_time): 0.9 runs at 90 %; a range draws one factor per cycle."""
+    micro_stops: MicroStops | None = None
+    changeover: Changeover | None = None
+    planned_stops: tuple[PlannedStop, ...] = ()
+    """The station's own planned stops (preventive maintenance), on top of the line's calendar and planned stops."""
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, value: float | Speed) -> float | Speed:
+        if isinstance(value, float | int) and not 0 < value <= 1:
+            raise ValueError(f"a speed factor is in (0, 1], got {value}")
+        return value
+
+    @property
+    def speed_mean(self) -> float:
+        """The mean speed factor (1 = the ideal rate)."""
+        return self.speed.mean if isinstance(self.speed, Speed) else float(self.speed)
 
     @field_validator("signals")
     @classmethod
@@ -150,10 +282,24 @@ class Station(_Model):
             for extra in ("cycle_time", "batch_size", "batch_timeout"):
                 if getattr(self, extra) is not None:
                     raise ValueError(f"{extra} is not for kind: delay")
-            if self.failures:
-                raise ValueError("failures of delay stations are not modelled yet")
             if self.machines != 1:
                 raise ValueError("a delay station has no machines; give capacity")
+            for extra in ("micro_stops", "changeover"):
+                if getattr(self, extra) is not None:
+                    raise ValueError(f"{extra} is not for kind: delay (a store has no machines)")
+            if self.speed != 1.0:
+                raise ValueError("speed is not for kind: delay (a store's pace is its dwell)")
+            if self.planned_stops:
+                raise ValueError("planned_stops are not for kind: delay: material in a store keeps its clock")
+            for j, f in enumerate(self.failures):
+                if f.crew is not None:
+                    raise ValueError(f"failures[{j}].crew: store faults are repaired without a crew")
+                if f.positions is not None and self.capacity is not None and f.positions > self.capacity:
+                    raise ValueError(f"failures[{j}].positions: {f.positions} exceeds the capacity {self.capacity}")
+        if self.kind == "process":
+            for j, f in enumerate(self.failures):
+                if f.positions is not None:
+                    raise ValueError(f"failures[{j}].positions is only for kind: delay")
         names = [f.name for f in self.failures]
         if len(set(names)) != len(names):
             raise ValueError(f"failure mode names repeat: {names}")
@@ -171,7 +317,7 @@ class Station(_Model):
 
 
 class Line(_Model):
-    """A serial production line: stations in flow order, each feeding the next through its buffer."""
+    """A production line: stations in flow order, a tree of branches flowing into the last one (module docstring)."""
 
     name: str = Field(min_length=1)
     time_unit: TimeUnit = "s"
@@ -179,7 +325,12 @@ class Line(_Model):
     stations: tuple[Station, ...] = Field(min_length=1)
     repair_crews: dict[str, int] = Field(default_factory=dict)
     arrival: Arrival | None = None
-    """None: the first station never starves."""
+    """None: the stations that start branches never starve; else material arrives before the first station."""
+    calendar: Calendar | None = None
+    """None: the line works round the clock."""
+    planned_stops: tuple[PlannedStop, ...] = ()
+    """Planned stops of the whole line (every process station stops; stores keep their clock)."""
+    _inputs: dict[str, tuple[StationInput, ...]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _references(self) -> Line:
@@ -187,6 +338,7 @@ class Line(_Model):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"station ids repeat: {dupes}")
+        self._check_flow(ids)
         for i, st in enumerate(self.stations):
             for j, mode in enumerate(st.failures):
                 if mode.crew is not None and mode.crew not in self.repair_crews:
@@ -194,12 +346,119 @@ class Line(_Model):
                         f"stations[{i}].failures[{j}].crew: {mode.crew!r} is not one of repair_crews {sorted(self.repair_crews)}"
                     )
         last = self.stations[-1]
+        if self.arrival is not None and len(self.branch_starts) > 1:
+            raise ValueError(
+                f"arrival: released material enters one station, but the line has {len(self.branch_starts)} "
+                f"branches starting at {list(self.branch_starts)}; leave arrival out"
+            )
         if last.buffer_after is not None:
             raise ValueError(f"stations[{len(ids) - 1}].buffer_after: the last station ships to an unbounded sink; leave it out")
         for name, count in self.repair_crews.items():
             if count < 1:
                 raise ValueError(f"repair_crews.{name}: needs at least 1 member, got {count}")
         return self
+
+    def _check_flow(self, ids: list[str]) -> None:
+        index = {sid: i for i, sid in enumerate(ids)}
+        fed_by: dict[str, tuple[int, int]] = {}  # station -> (consumer index, input index)
+        edges: dict[str, list[str]] = {sid: [] for sid in ids}
+        for i, st in enumerate(self.stations):
+            if st.inputs is None:
+                continue
+            names = [inp.station for inp in st.inputs]
+            for k, inp in enumerate(st.inputs):
+                where = f"stations[{i}].inputs[{k}]"
+                if inp.station not in index:
+                    raise ValueError(f"{where}.station: {inp.station!r} is not a station of this line ({', '.join(ids)})")
+                if inp.station == st.id:
+                    raise ValueError(f"{where}.station: {st.id} cannot take from itself (a cycle in the flow)")
+                if names.count(inp.station) > 1:
+                    raise ValueError(f"{where}.station: {inp.station!r} is named twice; give per_unit instead")
+                if inp.station in fed_by:
+                    other, k2 = fed_by[inp.station]
+                    raise ValueError(
+                        f"{where}.station: {inp.station!r} is already consumed by stations[{other}].inputs[{k2}] "
+                        f"({ids[other]}); a station feeds exactly one station"
+                    )
+                fed_by[inp.station] = (i, k)
+                edges[st.id].append(inp.station)
+        # the default input: the station listed before, unless that one feeds a station named explicitly
+        for i, st in enumerate(self.stations):
+            if st.inputs is None and i > 0:
+                prev = ids[i - 1]
+                if prev not in fed_by:
+                    fed_by[prev] = (i, 0)
+                    edges[st.id].append(prev)
+        # a cycle: follow inputs; flow order: inputs listed before the station they feed
+        state: dict[str, int] = {}
+
+        def visit(sid: str, path: list[str]) -> None:
+            state[sid] = 1
+            for up in edges[sid]:
+                if state.get(up) == 1:
+                    cycle = [*path[path.index(up) :], up] if up in path else [sid, up]
+                    raise ValueError(f"stations[{index[path[0]]}].inputs: a cycle in the flow: {' <- '.join(cycle)}")
+                if up not in state:
+                    visit(up, [*path, up])
+            state[sid] = 2
+
+        for sid in ids:
+            if sid not in state:
+                visit(sid, [sid])
+        for i, st in enumerate(self.stations):
+            for k, up in enumerate(edges[st.id]):
+                if index[up] > i:
+                    raise ValueError(
+                        f"stations[{i}].inputs[{k}].station: {up!r} is listed after {st.id}; list stations in flow order "
+                        "(every input before the station it feeds)"
+                    )
+        final = ids[-1]
+        for i, sid in enumerate(ids[:-1]):
+            if sid not in fed_by:
+                raise ValueError(
+                    f"stations[{i}]: {sid} feeds no station (only the last station, {final}, ships); "
+                    f"name it in the inputs of the station it feeds"
+                )
+
+    @property
+    def inputs(self) -> dict[str, tuple[StationInput, ...]]:
+        """Each station's inputs, resolved (the default: the station listed before; () = the line's supply)."""
+        if self._inputs is not None:
+            return self._inputs
+        out: dict[str, tuple[StationInput, ...]] = {}
+        fed = {inp.station for st in self.stations if st.inputs is not None for inp in st.inputs}
+        for i, st in enumerate(self.stations):
+            if st.inputs is not None:
+                out[st.id] = st.inputs
+            elif i == 0 or self.stations[i - 1].id in fed:
+                out[st.id] = ()
+            else:
+                out[st.id] = (StationInput(station=self.stations[i - 1].id),)
+        self._inputs = out
+        return out
+
+    @property
+    def consumer(self) -> dict[str, str]:
+        """The station each station feeds (every station but the last)."""
+        return {inp.station: sid for sid, ins in self.inputs.items() for inp in ins}
+
+    @property
+    def branch_starts(self) -> tuple[str, ...]:
+        """The stations that take from the line's supply, in flow order."""
+        return tuple(sid for sid, ins in self.inputs.items() if not ins)
+
+    @property
+    def is_serial(self) -> bool:
+        """True for one chain of stations (no merges)."""
+        return len(self.branch_starts) == 1
+
+    def path_to_end(self, station_id: str) -> list[str]:
+        """The stations from ``station_id`` to the last one, in flow order (both included)."""
+        consumer = self.consumer
+        path = [station_id]
+        while path[-1] in consumer:
+            path.append(consumer[path[-1]])
+        return path
 
     def station(self, station_id: str) -> Station:
         """The station with this id (``KeyError`` naming it otherwise)."""
@@ -211,10 +470,26 @@ class Line(_Model):
     def config_hash(self) -> str:
         """A short hash of the validated description: equal for equal lines, whatever the file's layout."""
         data = self.model_dump(mode="json")
+        # A line that does not use a field added later keeps the hash it had before the field existed.
+        unused: dict[str, Any] = {"calendar": None, "planned_stops": []}
+        for key, value in unused.items():
+            if data[key] == value:
+                del data[key]
+        unused_here: dict[str, Any] = {
+            "signals": {},
+            "inputs": None,
+            "speed": 1.0,
+            "micro_stops": None,
+            "changeover": None,
+            "planned_stops": [],
+        }
         for st in data["stations"]:
-            # A line without signals keeps the hash it had before stations could carry signals.
-            if not st["signals"]:
-                del st["signals"]
+            for key, value in unused_here.items():
+                if st[key] == value:
+                    del st[key]
+            for f in st["failures"]:
+                if f["positions"] is None:
+                    del f["positions"]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -43,13 +43,20 @@ class MachineSnapshot(_Model):
     units: int = Field(default=0, ge=0)
     """Units in the machine: loaded (STARVED on a partial batch), in process (WORKING, DOWN) or finished and held (BLOCKED)."""
     finished: bool = False
-    """DOWN: the units are finished and wait to be handed over (the machine broke down while blocked)."""
+    """DOWN or PLANNED_STOP: the units are finished and wait to be handed over (it broke down or stopped while blocked)."""
     work_left_h: float = Field(default=0.0, ge=0)
     repair_left_h: float = Field(default=0.0, ge=0)
     reason: str = ""
     """DOWN: the failure mode under repair."""
     ttf_left_h: dict[str, float] = Field(default_factory=dict)
     """Per failure mode, the time to its next failure (operating hours or calendar hours by its basis)."""
+    setup_left_h: float = Field(default=0.0, ge=0)
+    """SETUP: the changeover time left."""
+    units_since_changeover: int = Field(default=0, ge=0)
+    changeover_due: bool = False
+    """A scheduled changeover has fallen due and waits for the unit in hand."""
+    micro_stop_left_h: float | None = Field(default=None, ge=0)
+    """Operating hours to the next micro-stop (none: drawn afresh)."""
 
 
 class StoreLot(_Model):
@@ -60,14 +67,20 @@ class StoreLot(_Model):
 
 
 class StationSnapshot(_Model):
-    """A station: its machines (process stations) or its lots (delay stations)."""
+    """A station: its machines (process stations) or its lots and faults (delay stations)."""
 
     machines: list[MachineSnapshot] = Field(default_factory=list)
     lots: list[StoreLot] = Field(default_factory=list)
+    faults: dict[str, float] = Field(default_factory=dict)
+    """Delay stations: per failure mode under repair, the repair time left."""
+    ttf_left_h: dict[str, float] = Field(default_factory=dict)
+    """Delay stations: per failure mode not under repair, the time to its next fault."""
 
 
 class LineSnapshot(_Model):
-    """The whole line at ``time_h``: buffer levels (keyed by the station they follow) and station states."""
+    """The whole line at ``time_h``: buffer levels (keyed by the station they follow: a merge station's inputs are
+    the buffers of the stations feeding it) and station states. ``time_h`` is also the calendar's position: the
+    shift, break or planned stop the line is in follows from it and the line's calendar."""
 
     time_h: float = 0.0
     buffers: dict[str, int] = Field(default_factory=dict)
@@ -93,13 +106,18 @@ class LineSnapshot(_Model):
             if st.kind == "delay":
                 if snap.machines:
                     raise SnapshotError(f"stations.{sid}.machines: a delay station has lots, not machines")
+                store_modes = {f.name for f in st.failures}
+                for field, given in (("faults", snap.faults), ("ttf_left_h", snap.ttf_left_h)):
+                    unknown_modes = set(given) - store_modes
+                    if unknown_modes:
+                        raise SnapshotError(f"stations.{sid}.{field}: unknown failure modes {sorted(unknown_modes)}")
                 held = sum(lot.units for lot in snap.lots)
                 assert st.capacity is not None
                 if held > st.capacity:
                     raise SnapshotError(f"stations.{sid}.lots: {held} units exceed the capacity {st.capacity}")
                 continue
-            if snap.lots:
-                raise SnapshotError(f"stations.{sid}.lots: a process station has machines, not lots")
+            if snap.lots or snap.faults:
+                raise SnapshotError(f"stations.{sid}.lots: a process station has machines, not lots or store faults")
             if len(snap.machines) > st.machines:
                 raise SnapshotError(f"stations.{sid}.machines: {len(snap.machines)} given, the station has {st.machines}")
             most = st.batch_size or st.lot
@@ -112,8 +130,10 @@ class LineSnapshot(_Model):
                     raise SnapshotError(f"{where}: a {m.state.value} machine needs units > 0")
                 if m.state == MachineState.DOWN and m.reason not in modes:
                     raise SnapshotError(f"{where}.reason: {m.reason!r} is not a failure mode of {sid} ({sorted(modes)})")
-                if m.state in (MachineState.SETUP, MachineState.PLANNED_STOP):
-                    raise SnapshotError(f"{where}.state: {m.state.value} is not modelled yet")
+                if m.state == MachineState.SETUP and st.changeover is None:
+                    raise SnapshotError(f"{where}.state: SETUP, but {sid} has no changeover in the line file")
+                if m.state == MachineState.SETUP and m.units:
+                    raise SnapshotError(f"{where}.units: a machine in SETUP holds no units (changeovers come between units)")
                 unknown = set(m.ttf_left_h) - modes
                 if unknown:
                     raise SnapshotError(f"{where}.ttf_left_h: unknown failure modes {sorted(unknown)}")

@@ -65,6 +65,33 @@ class Buffer:
         self._emit = emit
         self._getters: deque[GetRequest] = deque()
         self._putters: deque[PutRequest] = deque()
+        self._watchers: list[tuple[int, simpy.Event]] = []
+
+    @property
+    def available(self) -> int:
+        """Units a request could take now: those waiting here and those held by machines blocked on it."""
+        if not self._putters:
+            return self.level
+        return self.level + sum(p.left for p in self._putters)
+
+    def wait_for(self, units: int) -> simpy.Event:
+        """An event that succeeds once :attr:`available` reaches ``units`` (a merge station waits on its inputs
+        this way, taking from all of them at once when all have enough)."""
+        event = self.env.event()
+        if self.available >= units:
+            return event.succeed()
+        self._watchers.append((units, event))
+        return event
+
+    def _wake(self) -> None:
+        available = self.available
+        still = []
+        for units, event in self._watchers:
+            if available >= units:
+                event.succeed()
+            else:
+                still.append((units, event))
+        self._watchers = still
 
     def get(self, want: int, batch: bool = False, timeout: float | None = None, have: int = 0, wait: bool = False) -> GetRequest:
         """Ask for units: a unit request takes 1 to ``want`` as soon as any are there; a batch request
@@ -102,12 +129,16 @@ class Buffer:
             self.level += units
             if self._emit is not None:
                 self._emit(self.env.now, self.station, self.level)
+            if self._watchers:
+                self._wake()
             return _PLACED
         req = PutRequest(None, units)
         self._putters.append(req)
         self._settle()
         if not req.done:
             req.event = self.env.event()
+        if self._watchers:
+            self._wake()
         return req
 
     def cancel(self, req: GetRequest) -> int:

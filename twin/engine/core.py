@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import simpy
 
+from twin.calendar import StopTimeline
 from twin.distributions import Sampler
 from twin.engine.buffer import Buffer, Sink, Source
 from twin.engine.emitters import Emitters, Subscription
@@ -75,7 +76,7 @@ class Engine:
         self.buffers: dict[str, Buffer] = {}
         self.sink = Sink(env)
         self.stations: list[ProcessStation | DelayStation] = []
-        inlet: Source | Buffer = self.source
+        inputs = line.inputs
         for i, spec in enumerate(line.stations):
             last = i == len(line.stations) - 1
             outlet: Buffer | Sink
@@ -84,14 +85,25 @@ class Engine:
             else:
                 outlet = Buffer(env, spec.id, spec.buffer_after, emitters.buffer, level=levels.get(spec.id, 0))
                 self.buffers[spec.id] = outlet
+            ins = inputs[spec.id]
+            inlet: Source | Buffer
+            merge: list[tuple[Buffer, int]] | None = None
+            if not ins:
+                inlet = self.source if i == 0 else Source(env, emitters.released)
+            elif len(ins) == 1 and ins[0].per_unit == 1:
+                inlet = self.buffers[ins[0].station]
+            else:
+                merge = [(self.buffers[inp.station], inp.per_unit) for inp in ins]
+                inlet = merge[0][0]
             station: ProcessStation | DelayStation
             if spec.kind == "delay":
                 station = DelayStation(env, spec, inlet, outlet, self.seed, emitters, snaps.get(spec.id))
             else:
-                station = ProcessStation(env, spec, inlet, outlet, self.seed, crews, emitters, snaps.get(spec.id))
+                timeline = StopTimeline(line.calendar, line.planned_stops, spec.planned_stops)
+                station = ProcessStation(
+                    env, spec, inlet, outlet, self.seed, crews, emitters, snaps.get(spec.id), merge, timeline
+                )
             self.stations.append(station)
-            if isinstance(outlet, Buffer):
-                inlet = outlet
         self._built = True
 
     def _arrivals(self, into: Buffer) -> Generator[simpy.Event, Any, None]:

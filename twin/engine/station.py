@@ -4,6 +4,18 @@ Operating-basis failures need no process of their own: a working machine knows h
 is left before each mode fails and stops its work there, so a starved or blocked machine cannot fail.
 Calendar-basis failures run a process per machine and mode that interrupts the work in progress; the
 interrupted units resume their remaining work after the repair.
+
+Planned stops (the calendar's off-shift time and breaks, the line's and the station's planned stops) hold a
+station's machines: a working machine stops at once (or, for a stop ``after_batch``, once the batch in hand is
+done) and resumes its unit after the stop; an idle or broken-down machine shows PLANNED_STOP at once and goes on
+waiting or being repaired behind it. Machines in a planned stop take no new work, and their operating failure
+clocks stand still. A changeover (SETUP) is done between units, when the machine has made its ``every_units``
+or a scheduled changeover has fallen due. Micro-stops pause the work without leaving WORKING; a speed factor
+lengthens each cycle. A merge station takes ``per_unit`` units from each of its inputs at once, when every input
+has them; while one has not, its machines are STARVED with that input's station as the reason.
+
+Stores (delay stations) keep their clock through planned stops; a store's fault takes storage positions out of
+use for its repair (StateChanged of the store's "machine" numbered by the failure mode: DOWN, then WORKING).
 """
 
 from __future__ import annotations
@@ -15,11 +27,12 @@ from typing import Any
 import numpy as np
 import simpy
 
+from twin.calendar import StopTimeline
 from twin.distributions import Distribution, Sampler, named_stream
 from twin.engine.buffer import Buffer, GetRequest, PutRequest, Sink, Source
 from twin.engine.emitters import Emitters
 from twin.events import MachineState
-from twin.schema import FailureMode, Station
+from twin.schema import FailureMode, Speed, Station
 from twin.snapshot import MachineSnapshot, StationSnapshot, StoreLot
 
 __all__ = ["DelayStation", "Machine", "ProcessStation"]
@@ -28,6 +41,44 @@ Inlet = Buffer | Source
 Outlet = Buffer | Sink
 
 WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
+SETUP, PLANNED_STOP = MachineState.SETUP, MachineState.PLANNED_STOP
+
+
+class _Pause:
+    """The cause of an interrupt that stops a working machine for a planned stop."""
+
+
+_PAUSE = _Pause()
+
+
+class _SpeedFactor:
+    """A station's speed factor: a constant, or one draw per cycle on the station's own stream."""
+
+    __slots__ = ("_block", "_i", "_rng", "constant", "spec")
+
+    def __init__(self, speed: float | Speed, entropy: int | tuple[int, ...], name: str) -> None:
+        self.spec = speed
+        self.constant: float | None = float(speed) if not isinstance(speed, Speed) else None
+        self._rng = named_stream(entropy, name) if isinstance(speed, Speed) else None
+        self._block: list[float] = []
+        self._i = 0
+
+    def draw(self) -> float:
+        """One cycle's factor."""
+        if self.constant is not None:
+            return self.constant
+        if self._i >= len(self._block):
+            spec, rng = self.spec, self._rng
+            assert isinstance(spec, Speed) and rng is not None
+            if spec.mode is None:
+                arr = rng.uniform(spec.low, spec.high, 256)
+            else:
+                arr = rng.triangular(spec.low, spec.mode, spec.high, 256)
+            self._block = arr.tolist()
+            self._i = 0
+        value = self._block[self._i]
+        self._i += 1
+        return value
 
 
 class _Scrap:
@@ -116,6 +167,17 @@ class Machine:
         self.repair_end = 0.0
         self.get_req: GetRequest | None = None
         self.put_req: PutRequest | None = None
+        # planned stops: the stop asked for (None: none), whether PLANNED_STOP is shown, the event of its end
+        self.hold: str | None = None
+        self.hold_after_batch = False
+        self.showing_stop = False
+        self.resume: simpy.Event | None = None
+        self.interrupting = False
+        self.parked = False
+        self.step_end = 0.0
+        self.setup_end: float | None = None
+        self.since_changeover = start.units_since_changeover if start is not None else 0
+        self.changeover_due = start.changeover_due if start is not None else False
         spec, entropy, crews = station.spec, station.entropy, station.crews
         self.modes: list[_Mode] = []
         for f in spec.failures:
@@ -125,6 +187,11 @@ class Machine:
         # operating clocks: operating hours left; calendar clocks: absolute time of the next failure
         self.ttf_left: dict[str, float] = {m.name: given[m.name] if m.name in given else m.ttf.draw() for m in self.op_modes}
         self.calendar_due: dict[str, float] = {}
+        micro = station.micro
+        self.micro_left: float | None = None
+        if micro is not None:
+            given_micro = start.micro_stop_left_h if start is not None else None
+            self.micro_left = given_micro if given_micro is not None else micro[0].draw()
         self.process = self.env.process(self._run(start))
         for m in self.modes:
             if m.basis == "calendar":
@@ -137,9 +204,91 @@ class Machine:
             return
         self.state = state
         self.reason = reason
+        if self.showing_stop:
+            return  # behind a planned stop: shown when it ends
         emit = self.station.emitters.state
         if emit is not None:
             emit(self.env.now, self.station.id, self.index, state, reason)
+
+    # -- planned stops --------------------------------------------------------------------------------------
+    def stop(self, reason: str, after_batch: bool) -> None:
+        """A planned stop begins (or changes its reason): see the module docstring."""
+        self.hold, self.hold_after_batch = reason, after_batch
+        if self.resume is None:
+            self.resume = self.env.event()
+        if self.working:
+            # a step ending this very instant is let finish (its unit is done at the stop, not after it)
+            if not after_batch and not self.interrupting and self.step_end > self.env.now:
+                self.interrupting = True
+                self.process.interrupt(_PAUSE)
+            return  # shown once the machine stops
+        self._show_stop()
+
+    def go(self) -> None:
+        """The planned stop ends: the machine shows its own state again and goes on."""
+        self.hold = None
+        resume, self.resume = self.resume, None
+        if self.showing_stop:
+            self.showing_stop = False
+            if self.state is not None and not self.parked:  # a parked machine shows its next state itself
+                emit = self.station.emitters.state
+                if emit is not None:
+                    emit(self.env.now, self.station.id, self.index, self.state, self.reason)
+        if resume is not None:
+            resume.succeed()
+
+    def _show_stop(self) -> None:
+        emit = self.station.emitters.state
+        if not self.showing_stop:
+            self.showing_stop = True
+        elif self._shown_reason == self.hold:
+            return
+        self._shown_reason = self.hold
+        if emit is not None:
+            emit(self.env.now, self.station.id, self.index, PLANNED_STOP, self.hold)
+
+    _shown_reason: str | None = None
+
+    def _stopped(self) -> Generator[simpy.Event, Any, None]:
+        """Wait out the planned stop (and a repair that outlasts it); the caller sets the state that follows."""
+        while self.hold is not None:
+            self._show_stop()
+            resume = self.resume
+            assert resume is not None
+            self.parked = True
+            yield resume
+            self.parked = False
+            self.state = None  # the caller's next state is shown, whatever it was before the stop
+            if self.down:
+                assert self.up_event is not None
+                yield self.up_event
+
+    def _between_units(self) -> Generator[simpy.Event, Any, None]:
+        """Before taking new work: wait out a planned stop and do a changeover that is due."""
+        change = self.station.changeover
+        while True:
+            if self.hold is not None:
+                yield from self._stopped()
+                continue
+            if change is None:
+                return
+            counted = change.every_units is not None and self.since_changeover >= change.every_units
+            if self.changeover_due or counted:
+                setup_time = self.station.setup_time
+                assert setup_time is not None
+                yield from self._setup(setup_time.draw())
+                continue
+            return
+
+    def _setup(self, duration: float) -> Generator[simpy.Event, Any, None]:
+        change = self.station.changeover
+        assert change is not None
+        self._set(SETUP, change.name)
+        self.setup_end = self.env.now + duration
+        yield self.env.timeout(duration)
+        self.setup_end = None
+        self.since_changeover = 0
+        self.changeover_due = False
 
     # -- the machine's life -------------------------------------------------------------------------------
     def _run(self, start: MachineSnapshot | None) -> Generator[simpy.Event, Any, None]:
@@ -156,12 +305,27 @@ class Machine:
         scrap = st.scrap
         op_modes, ttf_left = self.op_modes, self.ttf_left
         sid, idx = st.id, self.index
+        speed = st.speed
+        unit_speed = speed.constant == 1.0
+        micro = st.micro
+        inputs = st.inputs
+        merge = inputs is not None
 
         phase = "load"
         have = 0
         if start is not None:
             have = start.units
-            if start.state == WORKING:
+            if start.state == SETUP:
+                yield from self._setup(start.setup_left_h)
+                have = 0
+            elif start.state == PLANNED_STOP:
+                # stopped mid-unit, holding finished units, or idle: go on from there once the stop allows
+                self.work_left = start.work_left_h
+                if have and start.finished:
+                    phase = "put"
+                elif have and start.work_left_h > 0:
+                    phase = "work"
+            elif start.state == WORKING:
                 phase, self.work_left = "work", start.work_left_h
             elif start.state == BLOCKED:
                 phase = "put"
@@ -178,22 +342,47 @@ class Machine:
                 have = 0  # a unit machine idles empty
         while True:
             if phase == "load":
-                req = inlet.get(want, batch, timeout, have)
-                if not req.done:
-                    assert req.event is not None
-                    self._set(STARVED)
-                    self.get_req = req
-                    have = int((yield req.event))
-                    self.get_req = None
+                if self.hold is not None or st.changeover is not None:
+                    yield from self._between_units()
+                if merge:
+                    assert inputs is not None
+                    while True:
+                        short = None
+                        for inp, per in inputs:
+                            if inp.available < want * per:
+                                short = inp
+                                break
+                        if short is None:
+                            break
+                        self._set(STARVED, short.station)
+                        yield short.wait_for(want * per)
+                        if self.hold is not None:
+                            yield from self._between_units()
+                    for inp, per in inputs:
+                        got = inp.get(want * per, True)
+                        assert got.done
+                    have = want
                 else:
-                    have = req.have
+                    req = inlet.get(want, batch, timeout, have)
+                    if not req.done:
+                        assert req.event is not None
+                        self._set(STARVED)
+                        self.get_req = req
+                        have = int((yield req.event))
+                        self.get_req = None
+                    else:
+                        have = req.have
                 if emit_loaded is not None:
                     emit_loaded(env.now, sid, idx, have)
                 self.units = have
                 self.work_left = draw_one() if per_batch or have == 1 else cycle.draw_sum(have)
+                if not unit_speed:
+                    self.work_left /= speed.draw()
                 if self.down:  # broke down (calendar) while loading: repair before starting
                     assert self.up_event is not None
                     yield self.up_event
+                if self.hold is not None:  # loaded while a planned stop held the machine
+                    yield from self._stopped()
                 phase = "work"
             if phase == "work":
                 self.units = have
@@ -201,13 +390,22 @@ class Machine:
                     self._set(WORKING)
                 # the work, in steps up to the next operating failure (inline: it runs for every unit)
                 while self.work_left > 0:
+                    if self.hold is not None and not self.hold_after_batch:
+                        yield from self._stopped()
+                        self._set(WORKING)
                     step = self.work_left
                     failing: _Mode | None = None
+                    micro_next = False
                     for m in op_modes:
                         left = ttf_left[m.name]
                         if left < step:
                             step, failing = left, m
+                    if micro is not None:
+                        assert self.micro_left is not None
+                        if self.micro_left < step:
+                            step, failing, micro_next = self.micro_left, None, True
                     self.step_start = env.now
+                    self.step_end = env.now + step
                     self.working = True
                     try:
                         yield env.timeout(step)
@@ -218,11 +416,19 @@ class Machine:
                     self.work_left -= step
                     for m in op_modes:
                         ttf_left[m.name] -= step
+                    if micro is not None:
+                        assert self.micro_left is not None
+                        self.micro_left -= step
+                        if micro_next:
+                            # a micro-stop: the machine stays WORKING and makes nothing meanwhile
+                            yield env.timeout(micro[1].draw())
+                            self.micro_left = micro[0].draw()
                     if failing is not None:
                         yield from self._repair(failing, failing.ttr.draw())
                         ttf_left[failing.name] = failing.ttf.draw()
                         self._set(WORKING)
                 self.work_left = 0.0
+                self.since_changeover += have
                 bad = scrap.of(have)
                 good = have - bad
                 if emit_completed is not None:
@@ -247,15 +453,23 @@ class Machine:
             phase = "load"
 
     def _interrupted(self, intr: simpy.Interrupt) -> Generator[simpy.Event, Any, None]:
-        """A calendar failure struck mid-step: book the work done, repair, and set the mode's next due time."""
+        """A calendar failure or a planned stop struck mid-step: book the work done, then repair (and set the
+        mode's next due time) or wait out the stop."""
         env = self.env
         self.working = False
+        self.interrupting = False
         done = env.now - self.step_start
         self.work_left -= done
         ttf_left = self.ttf_left
         for m in self.op_modes:
             ttf_left[m.name] -= done
+        if self.micro_left is not None:
+            self.micro_left -= done
         cause = intr.cause
+        if cause is _PAUSE:
+            yield from self._stopped()
+            self._set(WORKING)
+            return
         assert isinstance(cause, _Mode)
         yield from self._repair(cause, cause.ttr.draw())
         self.calendar_due[cause.name] = env.now + cause.ttf.draw()
@@ -292,8 +506,12 @@ class Machine:
                 yield env.timeout(due - env.now)
                 continue  # the due time may have moved meanwhile; look again
             if self.working:
+                if self.interrupting:  # a planned stop is stopping it this instant: strike once it has
+                    yield env.timeout(0)
+                    continue
                 # the machine repairs itself and sets the next due time
                 self.calendar_due[mode.name] = float("inf")
+                self.interrupting = True
                 self.process.interrupt(mode)
                 yield env.timeout(0)
                 continue
@@ -310,10 +528,13 @@ class Machine:
         now = self.env.now
         ttf = dict(self.ttf_left)
         work_left = self.work_left
+        micro_left = self.micro_left
         if self.working:
             done = now - self.step_start
             work_left -= done
             ttf = {k: v - done for k, v in ttf.items()}
+            if micro_left is not None:
+                micro_left -= done
         for name, due in self.calendar_due.items():
             ttf[name] = max(due - now, 0.0)
         state = self.state or STARVED
@@ -322,14 +543,22 @@ class Machine:
             units, finished = self.put_req.left, True
         elif self.get_req is not None:
             units = self.get_req.have
+        reason = self.reason if state in (DOWN, SETUP) else ""
+        if self.showing_stop and self.hold is not None and state not in (DOWN, SETUP):
+            # a repair or a setup behind the stop is kept as it is: its time left is what a warm start needs
+            state, reason = PLANNED_STOP, self.hold
         return MachineSnapshot(
             state=state,
             units=units,
-            finished=finished and state is DOWN,
+            finished=finished and state in (DOWN, PLANNED_STOP),
             work_left_h=max(work_left, 0.0),
             repair_left_h=max(self.repair_end - now, 0.0) if state is DOWN else 0.0,
-            reason=self.reason if state is DOWN else "",
+            reason=reason,
             ttf_left_h={k: max(v, 0.0) for k, v in ttf.items()},
+            setup_left_h=max(self.setup_end - now, 0.0) if state is SETUP and self.setup_end is not None else 0.0,
+            units_since_changeover=self.since_changeover,
+            changeover_due=self.changeover_due,
+            micro_stop_left_h=max(micro_left, 0.0) if micro_left is not None else None,
         )
 
 
@@ -356,7 +585,7 @@ class _StationBase:
 
 
 class ProcessStation(_StationBase):
-    """A group of identical parallel machines sharing an inlet and an outlet."""
+    """A group of identical parallel machines sharing an inlet (or, for a merge, one buffer per input) and an outlet."""
 
     def __init__(
         self,
@@ -368,13 +597,70 @@ class ProcessStation(_StationBase):
         crews: dict[str, simpy.Resource],
         emitters: Emitters,
         start: StationSnapshot | None,
+        inputs: list[tuple[Buffer, int]] | None = None,
+        timeline: StopTimeline | None = None,
     ) -> None:
         super().__init__(env, spec, inlet, outlet, entropy, emitters)
         self.crews = crews
         assert spec.cycle_time is not None and not isinstance(spec.cycle_time, int | float)
         self.cycle = Sampler(spec.cycle_time, entropy, f"{spec.id}/cycle")
+        # new sources of randomness get streams of their own, so a station without them draws what it drew before
+        self.speed = _SpeedFactor(spec.speed, entropy, f"{spec.id}/speed")
+        self.micro: tuple[Sampler, Sampler] | None = None
+        if spec.micro_stops is not None:
+            ms = spec.micro_stops
+            self.micro = (
+                Sampler(ms.every, entropy, f"{spec.id}/micro_stops/every"),
+                Sampler(ms.duration, entropy, f"{spec.id}/micro_stops/duration"),
+            )
+        self.changeover = spec.changeover
+        self.setup_time: Sampler | None = None
+        if spec.changeover is not None:
+            self.setup_time = Sampler(spec.changeover.duration, entropy, f"{spec.id}/changeover")
+        self.inputs = inputs
         given = start.machines if start is not None else []
         self.machines = [Machine(self, i, given[i] if i < len(given) else None) for i in range(spec.machines)]
+        self.timeline = timeline
+        if timeline is not None and not timeline.always_working:
+            first = timeline.at(env.now)
+            self._stop_reason: str | None = None
+            self._apply(first.reason, first.after_batch)
+            env.process(self._planned_stops(timeline))
+        if spec.changeover is not None and spec.changeover.schedule is not None:
+            env.process(self._changeover_schedule())
+
+    def _apply(self, reason: str | None, after_batch: bool) -> None:
+        if reason == self._stop_reason:
+            return
+        self._stop_reason = reason
+        for m in self.machines:
+            if reason is None:
+                m.go()
+            else:
+                m.stop(reason, after_batch)
+
+    def _planned_stops(self, timeline: StopTimeline) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        t = env.now
+        while True:
+            w = timeline.at(t)
+            self._apply(w.reason, w.after_batch)
+            yield env.timeout(max(w.end - env.now, 0.0))
+            t = max(env.now, w.end)  # the clock may land a rounding error short of the end
+
+    def _changeover_schedule(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        change = self.changeover
+        assert change is not None and change.schedule is not None
+        sched = change.schedule
+        zone = self.timeline.zone if self.timeline is not None else "UTC"
+        while True:
+            upcoming = [a for a, _b in sched.windows(env.now, env.now + (sched.every or 1e6) * 2 + 1.0, zone) if a > env.now]
+            if not upcoming:
+                return
+            yield env.timeout(upcoming[0] - env.now)
+            for m in self.machines:
+                m.changeover_due = True
 
     def snapshot(self) -> StationSnapshot:
         """This station now."""
@@ -406,6 +692,14 @@ class DelayStation(_StationBase):
         self._arrived: simpy.Event | None = None
         self._room: simpy.Event | None = None
         self._releasing: PutRequest | None = None
+        self.out_of_use = 0
+        self.faults: dict[str, float] = {}  # mode -> repair end
+        self.fault_due: dict[str, float] = {}  # mode -> next failure time
+        given_ttf = start.ttf_left_h if start is not None else {}
+        given_faults = start.faults if start is not None else {}
+        for j, f in enumerate(spec.failures):
+            mode = _Mode(f, entropy, f"{spec.id}/{j}/{f.name}", None)
+            env.process(self._failures(j, mode, given_ttf.get(f.name), given_faults.get(f.name)))
         for lot in start.lots if start is not None else []:
             self.lots.append((env.now + lot.dwell_left_h, self._seq, lot.units))
             self._seq += 1
@@ -424,11 +718,40 @@ class DelayStation(_StationBase):
         if emit is not None:
             emit(self.env.now, self.id, self.occupancy - self.held, self.held, self.full)
 
+    def _failures(
+        self, index: int, mode: _Mode, ttf: float | None, repair_left: float | None
+    ) -> Generator[simpy.Event, Any, None]:
+        """One failure mode of the store: positions out of use from each fault to its repair (calendar clock)."""
+        env = self.env
+        lost = mode.spec.positions or self.capacity
+        emit = self.emitters.state
+        while True:
+            if repair_left is None:
+                wait = ttf if ttf is not None else mode.ttf.draw()
+                ttf = None
+                self.fault_due[mode.name] = env.now + wait
+                yield env.timeout(wait)
+                repair_left = mode.ttr.draw()
+            self.fault_due.pop(mode.name, None)
+            self.out_of_use += lost
+            self.faults[mode.name] = env.now + repair_left
+            if emit is not None:
+                emit(env.now, self.id, index, DOWN, mode.name)
+            yield env.timeout(repair_left)
+            repair_left = None
+            del self.faults[mode.name]
+            self.out_of_use -= lost
+            if emit is not None:
+                emit(env.now, self.id, index, WORKING, "")
+            if self._room is not None:
+                ev, self._room = self._room, None
+                ev.succeed()
+
     def _intake(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         emit = self.emitters.loaded
         while True:
-            free = self.capacity - self.occupancy
+            free = self.capacity - self.out_of_use - self.occupancy
             if free <= 0:
                 if not self.full:
                     self.full = True
@@ -492,4 +815,8 @@ class DelayStation(_StationBase):
         lots = [StoreLot(units=u, dwell_left_h=max(r - now, 0.0)) for r, _s, u in sorted(self.lots)]
         if self._releasing is not None and self._releasing.left:
             lots.insert(0, StoreLot(units=self._releasing.left, dwell_left_h=0.0))
-        return StationSnapshot(lots=lots)
+        return StationSnapshot(
+            lots=lots,
+            faults={k: max(v - now, 0.0) for k, v in self.faults.items()},
+            ttf_left_h={k: max(v - now, 0.0) for k, v in self.fault_due.items()},
+        )
