@@ -80,4 +80,4 @@ def test_ramp_up_line_falls_to_the_published_range() -> None:
     assert tp + ci >= 2000
     assert tp - ci <= 2230
     assert result["scrap_rate"] == pytest.approx(0.23, abs=0.02)
-    assert result["bottleneck"] in {"COAT", "STACK"}
+    assert result["bottleneck"] in {"COAT_C", "STACK"}

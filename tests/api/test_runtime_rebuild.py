@@ -36,11 +36,11 @@ def test_a_restart_rebuilds_the_live_state_from_the_store(tmp_path: Path) -> Non
     first = build_runtime(settings, line)
     first.ingest.process([Delivery(t, p, now_ms, (0, 0)) for t, p in pub.sent])
     before = first.live.snapshot.status
-    assert before.stations["COAT"].good > 0
+    assert before.stations["COAT_C"].good > 0
     first.stop()
 
     second = build_runtime(settings, line)  # a new process: nothing in memory
-    assert second.live.snapshot.status.stations["COAT"].good == 0
+    assert second.live.snapshot.status.stations["COAT_C"].good == 0
     stats = second.rebuild()
     assert stats is not None
     assert stats.events > 0

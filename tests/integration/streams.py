@@ -22,7 +22,7 @@ TOPICS = Topics("gigatwin", "plant1", "reference_cell_line")
 T0_MS = 1_763_900_000_000
 
 
-def buffer_stream(n: int, station: str = "COAT", start: int = 0) -> list[tuple[str, bytes, Reading]]:
+def buffer_stream(n: int, station: str = "COAT_C", start: int = 0) -> list[tuple[str, bytes, Reading]]:
     """``n`` buffer readings with distinct timestamps and levels ``start..start+n-1``: each one identifiable in the store."""
     src = Source(TOPICS.site, TOPICS.line, station)
     out: list[tuple[str, bytes, Reading]] = []
@@ -32,7 +32,7 @@ def buffer_stream(n: int, station: str = "COAT", start: int = 0) -> list[tuple[s
     return out
 
 
-def stored_levels(store: Store, station: str = "COAT") -> list[int]:
+def stored_levels(store: Store, station: str = "COAT_C") -> list[int]:
     """Every stored buffer level of a station, in time order (duplicates would show as repeats only in SQLite/memory)."""
     points = store.range("buffer", start_ms=T0_MS - 1, end_ms=T0_MS + 10**9, station=station, limit=100_000)
     return [int(p.fields["level"]) for p in points]

@@ -52,18 +52,18 @@ def test_a_station_whose_data_stopped_is_reported_stale(broker: MosquittoServer,
         assert ready["data_age_s"] < STALE_AFTER_S
         status = http.get("/api/v1/lines/reference_cell_line/status").json()
         seen = {s["id"]: s["data_seen_at"] for s in status["stations"]}
-        assert seen["COAT"] is not None
-        assert datetime.fromisoformat(seen["COAT"]).timestamp() >= sent - 1
-        assert {sid for sid, at in seen.items() if at is not None} == {"COAT"}
+        assert seen["COAT_C"] is not None
+        assert datetime.fromisoformat(seen["COAT_C"]).timestamp() >= sent - 1
+        assert {sid for sid, at in seen.items() if at is not None} == {"COAT_C"}
         assert status["stale_after_s"] == STALE_AFTER_S
 
         # nothing more comes: past stale_after_s the station is stale, and the service still ready
-        wait_for(lambda: http.get("/api/v1/health/ready").json()["stale_stations"] == ["COAT"], 10, "COAT to go stale")
+        wait_for(lambda: http.get("/api/v1/health/ready").json()["stale_stations"] == ["COAT_C"], 10, "COAT_C to go stale")
         ready_response = http.get("/api/v1/health/ready")
         assert ready_response.status_code == 200
         assert ready_response.json()["data_age_s"] > STALE_AFTER_S
         metrics = http.get("/metrics").text
         assert _metric(metrics, "gigatwin_stale_stations") == 1
-        assert _metric(metrics, 'gigatwin_station_data_age_seconds{station="COAT"}') > STALE_AFTER_S
+        assert _metric(metrics, 'gigatwin_station_data_age_seconds{station="COAT_C"}') > STALE_AFTER_S
         status = http.get("/api/v1/lines/reference_cell_line/status").json()
-        assert status["data_seen_at"] == next(s["data_seen_at"] for s in status["stations"] if s["id"] == "COAT")
+        assert status["data_seen_at"] == next(s["data_seen_at"] for s in status["stations"] if s["id"] == "COAT_C")

@@ -94,12 +94,12 @@ def test_the_feed_publishes_ingest_stores_and_queries_return_what_was_published(
         assert got == expected, channel
     # windowed aggregates agree with the published process values
     speeds = [
-        v for r in readings if r.__class__.__name__ == "ProcessReading" and r.source.station == "COAT"
+        v for r in readings if r.__class__.__name__ == "ProcessReading" and r.source.station == "COAT_C"
         for name, v, _u in r.values if name == "line_speed_m_min"
     ]  # fmt: skip
     if speeds:
         buckets = store.aggregate(
-            "process", "value", start_ms=lo, end_ms=hi, every_ms=hi - lo, station="COAT", signal="line_speed_m_min"
+            "process", "value", start_ms=lo, end_ms=hi, every_ms=hi - lo, station="COAT_C", signal="line_speed_m_min"
         )
         # buckets are aligned to multiples of every_ms, so the span may fall into two of them
         assert sum(b.count for b in buckets) == len(speeds)
@@ -233,7 +233,7 @@ def test_a_gateway_publishing_with_mosquitto_pub_is_stored_and_its_bad_message_k
 ) -> None:
     service = _service(broker, f"sqlite:{tmp_path / 'g.db'}", tmp_path)
     service.start()
-    topic = TOPICS.topic("COAT", Channel.STATE)
+    topic = TOPICS.topic("COAT_C", Channel.STATE)
     good = '{"v": 1, "ts": 1763900000000, "state": "HELD", "reason": "web_break", "code": 1042}'
     bad = '{"v": 1, "ts": 1763900001000, "state": "HELD", "machine": 7}'
     for payload in (good, bad):
@@ -244,14 +244,14 @@ def test_a_gateway_publishing_with_mosquitto_pub_is_stored_and_its_bad_message_k
     wait_for(lambda: service.ingest.stats.received >= 2, 20, "both messages")
     service.stop()
     store = SqliteStore(tmp_path / "g.db")
-    (point,) = store.last("state", station="COAT")
+    (point,) = store.last("state", station="COAT_C")
     assert point.fields["state"] == "DOWN"
     assert point.fields["reason"] == "web_break"
     assert point.fields["code"] == 1042
     (letter,) = store.dead_letters()
     assert letter.payload == bad.encode()
     assert "machine" in letter.reason
-    coat = service.live.status().stations["COAT"]
+    coat = service.live.status().stations["COAT_C"]
     assert coat.machines[0].state is MachineState.DOWN
     assert coat.machines[0].reason == "web_break"
     store.close()
@@ -285,7 +285,7 @@ def test_the_live_state_rebuilt_from_the_wire_shows_what_the_plant_published(bro
             assert (m.state, m.reason) == ((sent.state, sent.reason) if sent else (None, "")), (station.id, m.machine)
     # from an empty line nothing reaches the end in 6 h (aging alone takes 14 days); the coater has made rolls
     assert status.good == status.stations[LINE.stations[-1].id].good
-    assert status.stations["COAT"].good > 0
+    assert status.stations["COAT_C"].good > 0
     shift = service.live.shift_kpis()
     assert shift is not None
     assert 0.0 <= shift.stations["FORM"].oee <= 1.0

@@ -131,7 +131,7 @@ def test_the_feed_command_publishes_what_ingest_stores(broker: MosquittoServer, 
     wait_for(lambda: service.ingest.stats.received >= published, 30, "ingest to take what the feed published")
     service.stop()
     assert service.ingest.stats.rejected == 0
-    assert service.live.status().stations["COAT"].machines[0].state is not None
+    assert service.live.status().stations["COAT_C"].machines[0].state is not None
 
 
 def test_a_bad_feed_setting_is_refused_with_its_name(tmp_path: Path) -> None:

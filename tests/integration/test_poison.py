@@ -28,10 +28,10 @@ pytestmark = pytest.mark.integration
 
 LINE = read_line(REFERENCE_LINE)
 POISON = {
-    "deep": (TOPICS.topic("COAT", Channel.STATE), b"[" * 100_000),
-    "int64": (TOPICS.topic("COAT", Channel.BUFFER), b'{"v": 1, "ts": %d, "level": 18446744073709551616}' % T0_MS),
+    "deep": (TOPICS.topic("COAT_C", Channel.STATE), b"[" * 100_000),
+    "int64": (TOPICS.topic("COAT_C", Channel.BUFFER), b'{"v": 1, "ts": %d, "level": 18446744073709551616}' % T0_MS),
     "surrogate": (
-        TOPICS.topic("COAT", Channel.STATE),
+        TOPICS.topic("COAT_C", Channel.STATE),
         b'{"v": 1, "ts": %d, "state": "HELD", "reason": "\\ud800"}' % (T0_MS + 500),
     ),
 }
@@ -106,4 +106,4 @@ def test_poison_payloads_between_valid_messages_are_dead_letters_and_everything_
     assert "not valid Unicode" in reasons[POISON["surrogate"][1]]
     assert p.ingest.stats.rejected == 3
     assert p.ingest.stats.last_error == ""
-    assert p.live.status().stations["COAT"].buffer_level == 29  # the live state took the valid ones too
+    assert p.live.status().stations["COAT_C"].buffer_level == 29  # the live state took the valid ones too
