@@ -271,3 +271,63 @@ def solve_line(machines: list[Machine], caps: list[int]) -> LineSolution:
             frac[key] += float(p)
         fractions.append(frac)
     return LineSolution(throughput=float(throughput), buffer_levels=levels, fractions=fractions, states=n)
+
+
+# -- a two-input merge (assembly) ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeSolution:
+    throughput: float
+    """Units the merge machine completes per hour."""
+    starved: tuple[float, float]
+    """Fractions of time the merge machine waits on input 1 (empty) and on input 2 (input 1 has a unit, 2 none)."""
+    buffer_levels: tuple[float, float]
+    blocked: tuple[float, float]
+    """Fractions of time each feeding machine holds a finished unit it cannot place."""
+    states: int
+
+
+def solve_merge(mu1: float, mu2: float, mu3: float, caps: tuple[int, int]) -> MergeSolution:
+    """Machines 1 and 2 (exponential rates ``mu1``, ``mu2``, never starved) each feed a buffer of ``caps[k]``
+    (0 = direct hand-off) in front of machine 3 (rate ``mu3``, never blocked), which takes one unit from each
+    buffer at once, as soon as both have one.
+
+    From the engine's documented rules: blocking after service (a feeding machine that finishes with its buffer
+    full holds the unit and stops), a merge takes from all its inputs at once when every input has what it
+    needs, and a waiting merge machine is starved on the first input (in input order) that is short. State:
+    ``y_k`` = units in buffer k plus the unit machine k holds blocked (0 .. caps[k] + 1), and whether machine 3
+    works. Machine 3 idle with both ``y_k >= 1`` is vanishing (it takes at once), so it is left out.
+    """
+    n1, n2 = caps[0] + 1, caps[1] + 1
+
+    def settle(y1: int, y2: int, w: int) -> tuple[int, int, int]:
+        if w == 0 and y1 >= 1 and y2 >= 1:
+            return (y1 - 1, y2 - 1, 1)
+        return (y1, y2, w)
+
+    states = [(y1, y2, w) for y1 in range(n1 + 1) for y2 in range(n2 + 1) for w in (0, 1) if w == 1 or y1 == 0 or y2 == 0]
+    index = {s: i for i, s in enumerate(states)}
+    q = np.zeros((len(states), len(states)))
+    for s in states:
+        y1, y2, w = s
+        moves = []
+        if y1 < n1:
+            moves.append((mu1, settle(y1 + 1, y2, w)))
+        if y2 < n2:
+            moves.append((mu2, settle(y1, y2 + 1, w)))
+        if w == 1:
+            moves.append((mu3, settle(y1, y2, 0)))
+        for rate, target in moves:
+            q[index[s], index[target]] += rate
+            q[index[s], index[s]] -= rate
+    pi = stationary(q)
+    p = dict(zip(states, pi.tolist(), strict=True))
+    busy = sum(v for (_a, _b, w), v in p.items() if w == 1)
+    starved1 = sum(v for (y1, _b, w), v in p.items() if w == 0 and y1 == 0)
+    starved2 = sum(v for (y1, y2, w), v in p.items() if w == 0 and y1 > 0 and y2 == 0)
+    level1 = sum(min(y1, caps[0]) * v for (y1, _b, _w), v in p.items())
+    level2 = sum(min(y2, caps[1]) * v for (_a, y2, _w), v in p.items())
+    blocked1 = sum(v for (y1, _b, _w), v in p.items() if y1 == n1)
+    blocked2 = sum(v for (_a, y2, _w), v in p.items() if y2 == n2)
+    return MergeSolution(mu3 * busy, (starved1, starved2), (level1, level2), (blocked1, blocked2), len(states))

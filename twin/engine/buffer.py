@@ -42,12 +42,14 @@ class PutRequest:
     ``event`` (None when the units were placed at once) succeeds when they are.
     """
 
-    __slots__ = ("done", "event", "left")
+    __slots__ = ("done", "event", "left", "on_place")
 
     def __init__(self, event: simpy.Event | None, left: int) -> None:
         self.event = event
         self.left = left
         self.done = left == 0
+        self.on_place: Callable[[int], None] | None = None
+        """Told how many units were placed each time some are (a store counts its units out as they leave)."""
 
 
 _PLACED = PutRequest(None, 0)
@@ -175,6 +177,8 @@ class Buffer:
                     p = putters[0]
                     take = need if need < p.left else p.left
                     p.left -= take
+                    if p.on_place is not None:
+                        p.on_place(take)
                     if p.left == 0:
                         putters.popleft()
                         p.done = True
@@ -196,6 +200,8 @@ class Buffer:
                 room = p.left if cap is None else min(p.left, cap - self.level)
                 self.level += room
                 p.left -= room
+                if p.on_place is not None:
+                    p.on_place(room)
                 if p.left == 0:
                     putters.popleft()
                     p.done = True

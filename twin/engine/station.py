@@ -195,7 +195,12 @@ class Machine:
         self.process = self.env.process(self._run(start))
         for m in self.modes:
             if m.basis == "calendar":
-                self.calendar_due[m.name] = self.env.now + (given[m.name] if m.name in given else m.ttf.draw())
+                if m.name in given:
+                    self.calendar_due[m.name] = self.env.now + given[m.name]
+                elif start is not None and start.state == DOWN and start.reason == m.name:
+                    self.calendar_due[m.name] = float("inf")  # under repair: the clock restarts when it ends
+                else:
+                    self.calendar_due[m.name] = self.env.now + m.ttf.draw()
                 self.env.process(self._calendar_failures(m))
 
     # -- states -----------------------------------------------------------------------------------------
@@ -263,22 +268,21 @@ class Machine:
                 assert self.up_event is not None
                 yield self.up_event
 
-    def _between_units(self) -> Generator[simpy.Event, Any, None]:
-        """Before taking new work: wait out a planned stop and do a changeover that is due."""
+    def _changeover_due(self) -> bool:
         change = self.station.changeover
-        while True:
+        if change is None:
+            return False
+        return self.changeover_due or (change.every_units is not None and self.since_changeover >= change.every_units)
+
+    def _between_units(self) -> Generator[simpy.Event, Any, None]:
+        """Before loading: a changeover that is due, done outside planned stops."""
+        while self._changeover_due():
             if self.hold is not None:
                 yield from self._stopped()
                 continue
-            if change is None:
-                return
-            counted = change.every_units is not None and self.since_changeover >= change.every_units
-            if self.changeover_due or counted:
-                setup_time = self.station.setup_time
-                assert setup_time is not None
-                yield from self._setup(setup_time.draw())
-                continue
-            return
+            setup_time = self.station.setup_time
+            assert setup_time is not None
+            yield from self._setup(setup_time.draw())
 
     def _setup(self, duration: float) -> Generator[simpy.Event, Any, None]:
         change = self.station.changeover
@@ -325,6 +329,8 @@ class Machine:
                     phase = "put"
                 elif have and start.work_left_h > 0:
                     phase = "work"
+                    # units loaded (or stopped mid-work) in a stop wait for its end, even for a stop after the batch
+                    yield from self._stopped()
             elif start.state == WORKING:
                 phase, self.work_left = "work", start.work_left_h
             elif start.state == BLOCKED:
@@ -334,6 +340,10 @@ class Machine:
                 self.units = have
                 self.work_left = start.work_left_h
                 yield from self._repair(mode, start.repair_left_h)
+                if mode.basis == "calendar" and self.calendar_due[mode.name] == float("inf"):
+                    self.calendar_due[mode.name] = env.now + mode.ttf.draw()
+                elif mode.basis == "operating" and self.ttf_left[mode.name] <= 0:
+                    self.ttf_left[mode.name] = mode.ttf.draw()  # the clock that ran out restarts after its repair
                 if have and start.finished:
                     phase = "put"
                 elif have and (start.work_left_h > 0 or not batch):
@@ -342,7 +352,9 @@ class Machine:
                 have = 0  # a unit machine idles empty
         while True:
             if phase == "load":
-                if self.hold is not None or st.changeover is not None:
+                # a machine in a planned stop still takes material (as it would have waited for it anyway) but
+                # starts no work; a changeover that is due is done before loading, outside planned stops
+                if st.changeover is not None and self._changeover_due():
                     yield from self._between_units()
                 if merge:
                     assert inputs is not None
@@ -356,8 +368,6 @@ class Machine:
                             break
                         self._set(STARVED, short.station)
                         yield short.wait_for(want * per)
-                        if self.hold is not None:
-                            yield from self._between_units()
                     for inp, per in inputs:
                         got = inp.get(want * per, True)
                         assert got.done
@@ -536,7 +546,8 @@ class Machine:
             if micro_left is not None:
                 micro_left -= done
         for name, due in self.calendar_due.items():
-            ttf[name] = max(due - now, 0.0)
+            if due != float("inf"):  # a mode under repair has no clock running: it restarts when the repair ends
+                ttf[name] = max(due - now, 0.0)
         state = self.state or STARVED
         units, finished = self.units, False
         if self.put_req is not None:
@@ -692,6 +703,7 @@ class DelayStation(_StationBase):
         self._arrived: simpy.Event | None = None
         self._room: simpy.Event | None = None
         self._releasing: PutRequest | None = None
+        self._intake_req: GetRequest | None = None
         self.out_of_use = 0
         self.faults: dict[str, float] = {}  # mode -> repair end
         self.fault_due: dict[str, float] = {}  # mode -> next failure time
@@ -734,6 +746,7 @@ class DelayStation(_StationBase):
                 repair_left = mode.ttr.draw()
             self.fault_due.pop(mode.name, None)
             self.out_of_use += lost
+            self._limit_intake()
             self.faults[mode.name] = env.now + repair_left
             if emit is not None:
                 emit(env.now, self.id, index, DOWN, mode.name)
@@ -743,9 +756,7 @@ class DelayStation(_StationBase):
             self.out_of_use -= lost
             if emit is not None:
                 emit(env.now, self.id, index, WORKING, "")
-            if self._room is not None:
-                ev, self._room = self._room, None
-                ev.succeed()
+            self._room_freed()
 
     def _intake(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
@@ -764,7 +775,11 @@ class DelayStation(_StationBase):
                 self._report()
             req = self.inlet.get(free, wait=True)
             assert req.event is not None
+            self._intake_req = req
             units = int((yield req.event))
+            self._intake_req = None
+            if not units:  # withdrawn by a fault that took the free positions
+                continue
             self._admit(units, env.now + self.dwell.draw())
             if emit is not None:
                 emit(env.now, self.id, 0, units)
@@ -795,19 +810,48 @@ class DelayStation(_StationBase):
                 self._report()
             if good:
                 put = self.outlet.put(good)
-                if not put.done:
+                if put.done:
+                    self.occupancy -= good
+                else:
                     assert put.event is not None
-                    self.held = good
+                    # units leave as the next buffer takes them: each frees its position at once
+                    self.occupancy -= good - put.left
+                    self.held = put.left
+                    put.on_place = self._placed
                     self._releasing = put
                     self._report()
+                    if put.left < good:
+                        self._room_freed()
                     yield put.event
                     self._releasing = None
                     self.held = 0
-                self.occupancy -= good
                 self._report()
-            if self._room is not None:
-                ev, self._room = self._room, None
-                ev.succeed()
+            self._room_freed()
+
+    def _limit_intake(self) -> None:
+        """A fault took positions: the intake's pending request may not take more than the positions still free."""
+        req = self._intake_req
+        if req is None or req.done:
+            return
+        free = self.capacity - self.out_of_use - self.occupancy
+        if free <= 0:
+            self.inlet.cancel(req)
+            req.done = True
+            assert req.event is not None
+            req.event.succeed(req.have)
+        elif req.want > free:
+            req.want = free
+
+    def _placed(self, units: int) -> None:
+        self.occupancy -= units
+        self.held -= units
+        self._report()
+        self._room_freed()
+
+    def _room_freed(self) -> None:
+        if self._room is not None:
+            ev, self._room = self._room, None
+            ev.succeed()
 
     def snapshot(self) -> StationSnapshot:
         """This store now: its lots with their dwell left (a lot held at the exit has none left)."""
