@@ -13,16 +13,32 @@ and it runs up to the present, behind the wall clock until it reaches it after `
 seconds (:meth:`FeedClock.present_after_s`). :meth:`VirtualPlant.feed_clock` says all this before a run, and
 :attr:`FeedStats.lead_s` reports the lead as it goes.
 
+**Lines on the wall clock.** A line whose behaviour depends on the time of day or the date (a shift ``calendar``,
+planned stops of the line or a station, changeovers on a ``schedule``: :func:`on_wall_clock`) runs its engine on the
+wall clock itself: engine time ``t`` is published as ``t`` hours since the epoch, from the origin on, so that the
+off-shift time, breaks and planned stops a receiver sees fall where the calendar puts them (the engine's clock is
+hours since the epoch, ``twin.calendar``). Its start snapshot, if any, is moved to the origin (its contents kept:
+the engine puts its machines into the planned stop the origin falls in, if any). Any other line keeps its engine's
+own clock, published from the origin as above.
+
 **Warm-up.** A line that starts empty ships nothing from its end until the first units have crossed it (the
 reference line's aging store holds them 14 days). :func:`warm_start` runs the engine first and returns the
 snapshot to start the feed from, as the embedded demo does: at least the hours asked, then on to the first whole
 hour after which the line's next hour is typical of the day ahead (:mod:`twin.warm`), so that the first minutes a
-user watches look like a normal shift and not like the slow hour the aging store happens to release then.
+user watches look like a normal shift and not like the slow hour the aging store happens to release then. A line on
+the wall clock is warmed up on the wall clock, up to the origin (``warm_start(..., end_ms=origin)``), for exactly the
+hours asked.
 
 **What is published.**
 
 - *Events* (through :class:`~connectors.telemetry.EventReadings`): state changes, cumulative counts per machine,
-  buffer levels, store occupancy and the first station's input counter, in the engine's order. Before anything
+  buffer levels, store occupancy and the line's input counter, in the engine's order. State changes include every
+  state of the vocabulary with its reason: SETUP with the changeover's name, PLANNED_STOP with ``off_shift``,
+  ``break``, ``holiday`` or the planned stop's name, STARVED on a merge station with the id of the input that ran
+  short, and a store's faults (the store's "machine" ``j`` is its failure mode ``j``: DOWN with the mode's name at
+  the fault, WORKING at the repair). A merge station's inputs are the buffers after the stations feeding it, each
+  published on its upstream station's ``buffer`` topic. The input counter counts the units released into every
+  branch start together, on the first listed station's topic (the contract's ``input`` channel). Before anything
   else every machine's counters are published at zero, stamped 1 ms before the origin, so that a receiver's
   :class:`~twin.counters.CumulativeCounters` has a baseline older than the first real reading. Two counter
   readings of the same machine within the same millisecond are merged into the later: a PLC's counter holds one
@@ -38,9 +54,11 @@ user watches look like a normal shift and not like the slow hour the aging store
   stations report condition signals for machine 0 only). Station-level signals are machine 0's sensors.
   Each value is ``nominal + noise x N(0, 1)`` from a seeded numpy Generator per station (reproducible), clipped
   to physical sense: a signal whose normal range is non-negative never reads below 0, a percentage never above
-  100. While a machine is DOWN, its signals in units of motion or drive current (m/min, m/s, rpm, 1/min, mm/s, A)
-  read 0: a stopped machine neither moves, vibrates nor draws current. Other states (starved, blocked) leave
-  the values at nominal. Nothing is published per cell.
+  100. While a process station's machine is DOWN, in SETUP or in a PLANNED_STOP, its signals in units of motion or
+  drive current (m/min, m/s, rpm, 1/min, mm/s, A) read 0: a stopped machine neither moves, vibrates nor draws
+  current (a changeover stops the drives too). Other states (starved, blocked) leave the values at nominal, and so
+  does a store's fault (a store keeps its clock: its positions out of use do not stop its climate). Nothing is
+  published per cell.
 
 **Condition signals drift before failures.** The engine runs ``lookahead_h`` ahead of publication; its events
 are buffered and published when their time comes. So when a condition signal (``Signal.condition``) is drawn at
@@ -116,6 +134,7 @@ __all__ = [
     "Publisher",
     "VirtualPlant",
     "format_duration",
+    "on_wall_clock",
     "parse_origin",
     "warm_start",
 ]
@@ -123,7 +142,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STOPPED_UNITS = frozenset({"m/min", "m/s", "rpm", "1/min", "mm/s", "A"})
-"""Units of motion and drive current: signals in these units read 0 while their machine is DOWN."""
+"""Units of motion and drive current: signals in these units read 0 while their machine is DOWN, in SETUP or in a
+PLANNED_STOP."""
 
 _EVENT_KINDS = (StateChanged, UnitsCompleted, BufferLevel, StoreOccupancy, UnitsReleased)
 _MAX_SLEEP_S = 1.0  # a paced run wakes at least this often, so a quiet line still advances its lookahead
@@ -131,6 +151,7 @@ _MAX_SLEEP_S = 1.0  # a paced run wakes at least this often, so a quiet line sti
 # and a message a microsecond early is on time (without it a run could wake just before its message, forever).
 _EPSILON_S = 1e-6
 _DOWN = MachineState.DOWN
+_STOPPED = frozenset({MachineState.DOWN, MachineState.SETUP, MachineState.PLANNED_STOP})
 
 
 @dataclass(frozen=True)
@@ -276,14 +297,33 @@ class FeedClock:
         return out
 
 
-def warm_start(line: Line, seed: int, hours: float) -> LineSnapshot | None:
+def on_wall_clock(line: Line) -> bool:
+    """Whether the line's behaviour depends on the time of day or the date (a shift calendar, planned stops, scheduled
+    changeovers), so that a feed must run its engine on the wall clock (module docstring)."""
+    if line.calendar is not None or line.planned_stops:
+        return True
+    return any(st.planned_stops or (st.changeover is not None and st.changeover.schedule is not None) for st in line.stations)
+
+
+def warm_start(line: Line, seed: int, hours: float, *, end_ms: int | None = None) -> LineSnapshot | None:
     """The line after at least ``hours`` simulated hours from empty, stopped where the next hour of a feed run with
     ``seed`` is a typical one (:func:`twin.warm.typical_start`), as a snapshot to start the feed from (None for 0
-    hours)."""
+    hours).
+
+    A line on the wall clock (:func:`on_wall_clock`) is warmed up for exactly ``hours`` on the wall clock, ending at
+    ``end_ms`` (ms since the epoch; default now): give the feed's origin, so that the snapshot holds the line as the
+    calendar has it then (a feed moves a snapshot to its origin). Its hours are not searched for a typical one: a
+    line with shifts has off-shift hours by design, and no hour of the day ahead is "typical" of the others."""
     if not (hours >= 0 and math.isfinite(hours)):
         raise ValueError(f"warmup: simulated hours must be >= 0, got {hours}")
     if hours == 0:
         return None
+    if on_wall_clock(line):
+        end_h = (end_ms if end_ms is not None else round(time.time() * 1000)) / MS_PER_HOUR
+        engine = Engine(line, seed, LineSnapshot(time_h=end_h - hours))
+        engine.run(end_h)
+        log.info("warm-up: %g simulated hours on the wall clock, up to %s", hours, _iso(end_h * MS_PER_HOUR))
+        return engine.snapshot()
     warm = typical_start(line, seed, hours)
     log.info(
         "warm-up: %g simulated hours; the first hour ships %d good units, %s (median hour of the day ahead: %g)",
@@ -403,10 +443,15 @@ class VirtualPlant:
         self._out: Publisher = self._injector if self._injector is not None else publisher
         self._skew_ms = faults.clock_skew_ms if faults is not None else 0
 
+        if on_wall_clock(line):
+            # the engine's clock is the wall clock (hours since the epoch): the calendar's stops fall where it says
+            origin_h = origin_ms / MS_PER_HOUR
+            start = LineSnapshot(time_h=origin_h) if start is None else start.model_copy(update={"time_h": origin_h})
         self._engine = Engine(line, seed, start)
         self._engine.subscribe(self._take, kinds=_EVENT_KINDS)
         self._t0 = self._engine.start_time
         # EventReadings stamps engine time t as its origin + t hours; the feed's origin is the engine's start time
+        # (on the wall clock the two coincide and the offset is 0)
         self._readings = EventReadings(topics.site, topics.line, line.stations[0].id, origin_ms - round(self._t0 * MS_PER_HOUR))
         self._start = start
         self._pending: deque[_Entry] = deque()
@@ -636,6 +681,7 @@ class VirtualPlant:
         states, failures, tau = self._states, self._failures, self.condition_tau_h
         for st, sig, rng, tracked in self._stations:
             source = self._readings.source(st.id)
+            process = st.kind == "process"  # a store's "machines" are its failure modes: a fault stops no drive
             n = len(sig.names)
             cond = sig.condition
             extra = len(tracked) - 1 if tracked else 0
@@ -643,7 +689,7 @@ class VirtualPlant:
             values = sig.nominal + sig.sigma * z[:n]
             if tracked:
                 values[cond] += sig.drift[cond] * self._rise(failures[(st.id, 0)], t, tau)
-            if states.get((st.id, 0)) is _DOWN:
+            if process and states.get((st.id, 0)) in _STOPPED:
                 values[sig.stopped] = 0.0
             np.clip(values, sig.low, sig.high, out=values)
             named = zip(sig.names, values.tolist(), sig.units, strict=True)
@@ -651,7 +697,7 @@ class VirtualPlant:
             for j, m in enumerate(tracked[1:]):
                 zc = z[n + j * len(cond) : n + (j + 1) * len(cond)]
                 vals = sig.nominal[cond] + sig.sigma[cond] * zc + sig.drift[cond] * self._rise(failures[(st.id, m)], t, tau)
-                if states.get((st.id, m)) is _DOWN:
+                if process and states.get((st.id, m)) in _STOPPED:
                     vals[sig.stopped[cond]] = 0.0
                 np.clip(vals, sig.low[cond], sig.high[cond], out=vals)
                 named_cond = zip(cond.tolist(), vals.tolist(), strict=True)
