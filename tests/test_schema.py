@@ -82,7 +82,7 @@ def test_errors_name_the_field_path() -> None:
     ("data", "path", "words"),
     [
         ({"name": "l", "stations": [{"id": "A", "cycle_time": 1}, {"id": "A", "cycle_time": 1}]}, "(top level)", "repeat"),
-        ({"name": "l", "stations": [{"id": "A", "cycle_time": 1, "buffer_after": 5}]}, "(top level)", "last station"),
+        ({"name": "l", "stations": [{"id": "A", "cycle_time": 1, "buffer_after": 5}]}, "stations[0].buffer_after", "last station"),
         ({"name": "l", "stations": [{"id": "A"}]}, "stations[0]", "cycle_time"),
         ({"name": "l", "stations": [{"id": "A", "kind": "delay", "capacity": 5}]}, "stations[0]", "dwell"),
         ({"name": "l", "stations": [{"id": "A", "cycle_time": 1, "scrap": 1.5}]}, "stations[0].scrap", "less than 1"),
@@ -93,7 +93,7 @@ def test_errors_name_the_field_path() -> None:
                 "name": "l",
                 "stations": [{"id": "A", "cycle_time": 1, "failures": [{"name": "f", "ttf": 5, "ttr": 1, "crew": "x"}]}],
             },
-            "(top level)",
+            "stations[0].failures[0].crew",
             "repair_crews",
         ),
         (

@@ -494,6 +494,9 @@ class Line(_Model):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+_NAMED = re.compile(r"^((?:[A-Za-z_][A-Za-z0-9_]*)(?:\[\d+\])*(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*)*): (.+)$", re.S)
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     # pydantic puts union tags and validator names in the path; users know only their file's keys.
@@ -521,5 +524,11 @@ def load_line_data(data: Any, source: str = "<data>") -> Line:
         problems = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append((_format_loc(tuple(err["loc"])), msg))
+            where = _format_loc(tuple(err["loc"]))
+            # checks across fields name the field they found wrong first: report it as the path
+            named = _NAMED.match(msg)
+            if named is not None:
+                where = named.group(1) if where == "(top level)" else f"{where}.{named.group(1)}"
+                msg = named.group(2)
+            problems.append((where, msg))
         raise LineError(source, problems) from None
