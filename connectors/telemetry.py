@@ -5,6 +5,12 @@ JSON objects with a schema version ``v``, a source timestamp ``ts`` (ms since th
 optional ``machine`` (index of the parallel machine within the station, default 0). Every message decodes to
 a typed :data:`Reading` or raises :class:`TelemetryError` with a reason; :func:`reading_events` turns
 readings into the twin's event vocabulary. ``docs/telemetry.md`` is the human-readable form of this module.
+
+Lines as plants run them need nothing beyond version 1's fields: a state's ``reason`` carries why (a SETUP's
+changeover, a PLANNED_STOP's ``off_shift``, ``break``, ``holiday`` or planned stop name, a merge station's short
+input when STARVED, a failure mode when DOWN); a storage step's faults are ``state`` messages whose ``machine`` is
+the failure mode's index; a merge station's inputs are the buffers after the stations feeding it, each on its
+upstream station's ``buffer`` topic. A version 1 payload decodes as it always did.
 """
 
 from __future__ import annotations
@@ -72,11 +78,12 @@ class Channel(StrEnum):
     PROCESS = "process"
     """Named process values with units (speed, temperatures, tension, dew point, vibration, OCV ...)."""
     BUFFER = "buffer"
-    """The level of the buffer after the station."""
+    """The level of the buffer after the station (a merge station's inputs: the buffers after the stations feeding it)."""
     STORE = "store"
     """A storage step's occupancy: units dwelling, units ready but held at its exit, intake blocked."""
     INPUT = "input"
-    """Units released into the line at its first station (cumulative, PackTags ProdConsumedCount)."""
+    """Units released into the line, into every branch start together, published on its first station's topic
+    (cumulative, PackTags ProdConsumedCount)."""
 
 
 class TelemetryError(ValueError):
@@ -222,7 +229,9 @@ class Topics:
 
 # -- readings: decoded messages -----------------------------------------------------------------------------
 class StateReading(NamedTuple):
-    """A machine entered ``state`` (``packml``: the state name as sent) at ``ts_ms``, for ``reason`` / fault ``code``."""
+    """A machine entered ``state`` (``packml``: the state name as sent) at ``ts_ms``, for ``reason`` / fault ``code``.
+
+    On a storage step, ``machine`` is the index of the failure mode a fault (DOWN) or its repair (WORKING) is of."""
 
     source: Source
     machine: int
@@ -545,8 +554,9 @@ class EventReadings:
     """Turns the twin's events into the readings a plant's gateways publish: the virtual plant's encoder.
 
     Engine time ``t`` (hours) maps to ``origin_ms + t`` hours on the wall clock. Completions become
-    cumulative counters per machine, units released become the first station's cumulative input counter.
-    Loaded units are not published (no KPI needs them).
+    cumulative counters per machine, units released (into every branch start) become the first station's
+    cumulative input counter. State changes keep their reasons, and a store's faults their failure mode's index as
+    the machine. Loaded units are not published (no KPI needs them).
     """
 
     def __init__(self, site: str, line: str, first_station: str, origin_ms: int) -> None:
