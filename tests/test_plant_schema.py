@@ -283,3 +283,14 @@ def test_speed_and_changeover_forms() -> None:
     assert sched.schedule.every == 24.0
     with pytest.raises(LineError, match=r"stations\[0\].speed.*mode 0.95 is outside"):
         _line(speed={"low": 0.8, "high": 0.9, "mode": 0.95})
+
+
+def test_the_readme_line_file_example_is_a_valid_line(tmp_path: Path) -> None:
+    """The README's line-file example is what a new user copies: it must load, with both branches merging."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Line files") :]
+    block = section[section.index("```yaml") + len("```yaml") : section.index("```", section.index("```yaml") + 7)]
+    line = read_line(write(tmp_path, block, "readme.yaml"))
+    assert line.inputs["STACK"] == (StationInput(station="COAT_A"), StationInput(station="COAT_C"))
+    assert line.calendar is not None
+    assert [s.id for s in line.stations if s.failures and s.kind == "delay"] == ["AGE"]
