@@ -206,14 +206,15 @@ class Ingest:
         self._recent = _Recent(dedup_size)
         self._line_ms: int | None = None  # the line clock: the newest source timestamp of the readings stored so far
         self._queue: Handoff[Delivery] = Handoff(queue_size)
-        # Per station of the line: its machine count and kind, to check messages against (empty: no line given).
+        # Per station of the line: its machine count and kind, to check messages against (empty: no line given). A
+        # store's "machines" are its failure modes: its faults come as state messages numbered by mode (at least 1).
         self._machines: dict[str, tuple[int, str]] = {}
         self._first = line.stations[0].id if line is not None else ""
         # Per station: the signal names it declares; for stations that declare none, the names taken so far.
         self._signals: dict[str, frozenset[str]] = {}
         self._undeclared: dict[str, set[str]] = {}
         for st in line.stations if line is not None else ():
-            self._machines[st.id] = (1 if st.kind == "delay" else st.machines, st.kind)
+            self._machines[st.id] = (max(1, len(st.failures)) if st.kind == "delay" else st.machines, st.kind)
             if st.signals:
                 self._signals[st.id] = frozenset(st.signals)
             else:
