@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.calibrate_command import add_calibrate_parser, run_calibrate
-from api.forecast_command import add_backtest_parser, add_forecast_parser, run_backtest, run_forecast
+from api.forecast_command import add_backtest_parser, add_forecast_parser, iso_ms, run_backtest, run_forecast
 from api.telemetry_commands import FEED_WARMUP_H, run_feed, run_ingest
 from connectors.linefile import read_line
+from connectors.telemetry import MS_PER_HOUR
 from twin.errors import TwinError
 from twin.simulate import simulate
+from twin.snapshot import LineSnapshot
 
 __all__ = ["main"]
 
@@ -38,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     sim.add_argument("--workers", type=int, default=0, help="processes for replications (default: one per core)")
     sim.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    sim.add_argument(
+        "--start",
+        type=iso_ms,
+        default=None,
+        help="the time the run starts at, ISO 8601 (UTC unless it says otherwise); it places the line's calendar and "
+        "planned stops (default: the engine's clock 0, Thursday 1970-01-01 00:00 UTC)",
+    )
 
     feed = sub.add_parser(
         "feed", help="run the virtual plant: the engine paced to the wall clock, publishing telemetry over MQTT"
@@ -203,7 +212,7 @@ def _topic_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", default="plant1", help="the site's topic level (default plant1)")
 
 
-def _summary(result: dict[str, Any]) -> str:
+def _summary(result: dict[str, Any], working_h: float | None = None) -> str:
     tp = result["throughput_per_hour"]
     lines = [
         f"line {result['line']}  (config {result['config_hash']}, seed {result['seed']}, "
@@ -214,13 +223,22 @@ def _summary(result: dict[str, Any]) -> str:
         f"lead time {result['lead_time_mean_h'] or float('nan'):.1f} h (Little's law)",
         f"bottleneck   {result['bottleneck']}  ({result['bottleneck_method']})",
         "",
-        f"{'station':<10}{'good/h':>10}{'working':>9}{'starved':>9}{'blocked':>9}{'down':>8}{'avail':>8}{'OEE':>7}{'scrapped':>10}",
+        f"{'station':<10}{'good/h':>10}{'working':>9}{'starved':>9}{'blocked':>9}{'down':>8}{'setup':>8}{'stopped':>9}"
+        f"{'avail':>8}{'OEE':>7}{'scrapped':>10}",
     ]
+    if working_h is not None:
+        per_working = tp["mean"] * result["hours"] / working_h if working_h > 0 else float("nan")
+        lines.insert(
+            2,
+            f"working time {working_h:.1f} h of {result['hours']:g} h by the calendar;  "
+            f"{per_working:.1f} good units per working hour",
+        )
     for sid, st in result["stations"].items():
         f = st["state_fractions"]
         lines.append(
             f"{sid:<10}{st['throughput_per_hour']:>10.1f}{f['working']:>9.1%}{f['starved']:>9.1%}{f['blocked']:>9.1%}"
-            f"{f['down']:>8.1%}{st['availability']:>8.1%}{st['oee']:>7.1%}{st['scrapped']:>10.0f}"
+            f"{f['down']:>8.1%}{f.get('setup', 0.0):>8.1%}{f.get('planned_stop', 0.0):>9.1%}"
+            f"{st['availability']:>8.1%}{st['oee']:>7.1%}{st['scrapped']:>10.0f}"
         )
     lines.append("")
     lines.append(f"{'buffer after':<14}{'mean level':>12}{'capacity':>10}")
@@ -253,13 +271,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.replications < 1:
             raise TwinError(f"--replications must be at least 1, got {args.replications}")
         workers = args.workers or (os.cpu_count() or 1)
+        start = LineSnapshot(time_h=args.start / MS_PER_HOUR) if args.start is not None else None
         result = simulate(
-            line, hours=args.hours, warmup=args.warmup, replications=args.replications, seed=args.seed, workers=workers
+            line,
+            hours=args.hours,
+            warmup=args.warmup,
+            replications=args.replications,
+            seed=args.seed,
+            workers=workers,
+            start=start,
         ).to_dict()
     except (TwinError, ValueError) as exc:
         print(f"gigatwin: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else _summary(result))
+    working_h = None
+    if line.calendar is not None:
+        t0 = (args.start / MS_PER_HOUR if args.start is not None else 0.0) + args.warmup
+        working_h = line.calendar.working_hours(t0, t0 + args.hours)
+    print(json.dumps(result, indent=2) if args.json else _summary(result, working_h))
     return 0
 
 

@@ -96,3 +96,31 @@ def test_nonsense_hours_are_refused(line_file: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         main(["simulate", str(line_file), "--hours", "-3"])
     assert "positive" in capsys.readouterr().err
+
+
+CALENDAR_LINE = """
+name: one_shift
+time_unit: h
+calendar:
+  shifts: [{start: "06:00", hours: 8}]
+  days: [mon, tue, wed, thu, fri]
+stations:
+  - {id: A, cycle_time: 0.1, buffer_after: 10}
+  - {id: B, cycle_time: 0.25}
+"""
+
+
+def test_simulate_places_the_calendar_at_the_start_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A week from Monday 00:00 UTC of a one-shift, five-day line: 40 working hours, B makes 4 an hour in them
+    (its first unit waits 0.1 h for A's), and the table says so. A start that is not a time is refused."""
+    path = tmp_path / "calendar.yaml"
+    path.write_text(CALENDAR_LINE)
+    assert main(["simulate", str(path), "--hours", "168", "--start", "2026-11-30T00:00:00Z", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["good"]["mean"] == 159
+    assert result["stations"]["B"]["state_fractions"]["planned_stop"] == pytest.approx(128 / 168)
+    assert main(["simulate", str(path), "--hours", "168", "--start", "2026-11-30T00:00:00Z"]) == 0
+    table = capsys.readouterr().out
+    assert "working time 40.0 h of 168 h by the calendar;  4.0 good units per working hour" in table
+    assert main(["simulate", str(path), "--hours", "168", "--start", "Monday"]) == 2
+    assert "--start" in capsys.readouterr().err
