@@ -122,5 +122,7 @@ def test_simulate_places_the_calendar_at_the_start_time(tmp_path: Path, capsys: 
     assert main(["simulate", str(path), "--hours", "168", "--start", "2026-11-30T00:00:00Z"]) == 0
     table = capsys.readouterr().out
     assert "working time 40.0 h of 168 h by the calendar;  4.0 good units per working hour" in table
-    assert main(["simulate", str(path), "--hours", "168", "--start", "Monday"]) == 2
-    assert "--start" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["simulate", str(path), "--hours", "168", "--start", "Monday"])
+    assert refused.value.code == 2
+    assert "argument --start: 'Monday' is not an ISO 8601 time" in capsys.readouterr().err
