@@ -16,8 +16,12 @@ __all__ = [
     "AggregateOut",
     "AttributedStopOut",
     "AttributionOut",
+    "BranchOut",
     "BucketOut",
+    "CalendarNowOut",
+    "CalendarOut",
     "CauseOut",
+    "ChangeoverOut",
     "DeadLetterOut",
     "DeadLettersOut",
     "DowntimeOut",
@@ -31,17 +35,21 @@ __all__ = [
     "MachineOut",
     "OeeOut",
     "PlanIn",
+    "PlannedStopOut",
     "PointOut",
     "PointsOut",
     "ProcessValueOut",
     "ReadinessOut",
     "ShiftOut",
+    "ShiftSpecOut",
     "StationDowntimeOut",
+    "StationInputOut",
     "StationOeeOut",
     "StationOut",
     "StationSpecOut",
     "StatusOut",
     "StoreOut",
+    "StretchOut",
     "TaskOut",
     "ThroughputOut",
     "TraceStepOut",
@@ -91,6 +99,35 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 # -- lines ---------------------------------------------------------------------------------------------------------
+class StationInputOut(_Out):
+    """One input of a station: the station feeding it (through the buffer after that station) and how many of its
+    units one unit made consumes."""
+
+    station: str
+    per_unit: int
+
+
+class PlannedStopOut(_Out):
+    """A planned stop: its first window's start, its length, its period (None: once) and whether machines finish the
+    batch in hand first."""
+
+    name: str
+    start: datetime
+    duration_h: float
+    every_h: float | None
+    after_batch: bool
+
+
+class ChangeoverOut(_Out):
+    """A station's changeover (SETUP): its name (the reason its machines show), its mean length, and when it falls
+    due: after every ``every_units`` units a machine made, or on ``schedule``."""
+
+    name: str
+    mean_duration_h: float
+    every_units: int | None
+    schedule: PlannedStopOut | None
+
+
 class StationSpecOut(_Out):
     """A station as the line file describes it, and the buffer after it."""
 
@@ -109,6 +146,50 @@ class StationSpecOut(_Out):
     """Units that can wait after the station (None: unbounded; 0: direct hand-off; the last station has none)."""
     signals: dict[str, str]
     """Process signals the station reports, with their units."""
+    inputs: list[StationInputOut] = []
+    """The stations it takes from, in the line file's order (empty: the line's supply, the start of a branch; several:
+    a merge station, starved while any input is short)."""
+    feeds: str | None = None
+    """The station it feeds (None: the last station, which ships)."""
+    branch: str = "trunk"
+    """The chain of stations it lies on (``LineOut.branches``): ``trunk`` for the chain that ends at the last station,
+    else the id of the chain's first station (a branch start, or a merge station whose output merges again)."""
+    changeover: ChangeoverOut | None = None
+    planned_stops: list[PlannedStopOut] = []
+    """The station's own planned stops (on top of the line's calendar and planned stops)."""
+
+
+class BranchOut(_Out):
+    """A chain of stations, each feeding the next: the line split at its merge stations. A chain starts at a branch
+    start (taking from the line's supply) or at a merge station, and ends where it feeds a merge station (``into``)
+    or at the last station (the ``trunk``). A serial line is one chain, its trunk."""
+
+    id: str
+    """``trunk``, or the chain's first station."""
+    stations: list[str]
+    into: str | None
+    """The merge station the chain feeds (None for the trunk)."""
+
+
+class ShiftSpecOut(_Out):
+    """A shift of the calendar: it starts at local clock time ``start`` (HH:MM) on each working day."""
+
+    name: str
+    start: str
+    hours: float
+
+
+class CalendarOut(_Out):
+    """The line's working pattern: shifts starting on working ``days`` in the calendar's time zone, breaks inside
+    shifts, holidays on which no shift starts."""
+
+    timezone: str
+    days: list[str]
+    shifts: list[ShiftSpecOut]
+    breaks: list[ShiftSpecOut]
+    """Each break's local start and length in hours (taken in whichever shift it falls in)."""
+    holidays: list[str]
+    """ISO dates."""
 
 
 class LineSummaryOut(_Out):
@@ -120,17 +201,25 @@ class LineSummaryOut(_Out):
 
 
 class LineOut(_Out):
-    """A line's description and topology: stations in flow order, each feeding the next through its buffer."""
+    """A line's description and topology: stations in the line file's flow order (every input before the station it
+    feeds), each feeding one station through its buffer; a tree of branches merging into the last station."""
 
     id: str
     stations: list[StationSpecOut]
     edges: list[tuple[str, str]]
-    """(from, to) station pairs in flow order."""
+    """(from, to) station pairs: each station and the station it feeds, in flow order (a merge station has several)."""
     constraint: str
     """The station with the lowest ideal rate."""
     plan_per_hour: float
     shift_hours: float
     config_hash: str
+    branches: list[BranchOut] = []
+    """The line's chains of stations, in the order a drawing lists them: each chain before the one it merges into,
+    the trunk last (one chain, the trunk, for a serial line)."""
+    calendar: CalendarOut | None = None
+    """The shift calendar (None: the line works round the clock)."""
+    planned_stops: list[PlannedStopOut] = []
+    """Planned stops of the whole line."""
 
 
 class PlanIn(BaseModel):
@@ -199,6 +288,40 @@ class StationOut(_Out):
     process_values: dict[str, ProcessValueOut]
     machines: list[MachineOut] | None = None
     """Per machine, when asked for (``?machines=true``)."""
+
+
+class StretchOut(_Out):
+    """A stretch of the line's time: working (``reason`` None) or stopped by its calendar or a planned stop."""
+
+    start: datetime
+    """When it began (the first stretch: at most a week before ``at``, where the search for its start stops)."""
+    end: datetime | None
+    """When it ends (None: not within 400 days)."""
+    reason: str | None
+    """None while working; else ``off_shift``, ``break``, ``holiday`` or the line's planned stop's name."""
+
+
+class CalendarNowOut(_Out):
+    """Where the line's calendar stands at ``at``: whether the line is asked to work, why not, and until when."""
+
+    at: datetime
+    working: bool
+    """Asked to work at ``at``: in a shift, not in a break, holiday or planned stop of the line (a station's own
+    planned stops and changeovers show in its state)."""
+    reason: str | None
+    """Why not (None while working): ``off_shift``, ``break``, ``holiday`` or the line's planned stop's name."""
+    since: datetime | None
+    """When the current stretch began (None: the line works round the clock, or it began more than a week before)."""
+    until: datetime | None
+    """When it ends (None: not within 400 days; never, for a line without a calendar or planned stops)."""
+    shift: str | None
+    """The calendar's shift ``at`` falls in, by name (its start time when unnamed; None outside shifts or without a
+    calendar)."""
+    shift_start: datetime | None
+    shift_end: datetime | None
+    stretches: list[StretchOut]
+    """The stretches from the current one's start through the next ``hours`` (the route's parameter; 24 in the
+    status), in time order."""
 
 
 class ShiftOut(_Out):
@@ -273,13 +396,15 @@ class StatusOut(_Out):
     dropped_events: int
     stations: list[StationOut]
     oee: OeeOut | None
+    """Over the shift so far (None at its very start)."""
     data_seen_at: datetime | None = None
     """When (wall clock) the service last took data of any station (None: none since it started)."""
     history_start: datetime | None = None
     """Where the retained history begins: the earliest ``start`` the live-state routes take."""
     stale_after_s: float = 120.0
     """Data older than this is stale (setting ``stale_after_s``)."""
-    """Over the shift so far (None at its very start)."""
+    calendar: CalendarNowOut | None = None
+    """Where the line's calendar stands at the line's clock (None before the first telemetry)."""
 
 
 class ThroughputOut(_Out):
