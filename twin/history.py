@@ -154,6 +154,8 @@ class HistoryView:
     stations: list[str]
     reasons: list[str]
     """The interned reasons (append-only: every code below the view's length is there)."""
+    merge_inputs: tuple[str, ...] = ()
+    """The stations whose buffers merge stations take from (their levels join the state events)."""
 
     def _checkpoint(self, t: float) -> Checkpoint:
         cks = self.checkpoints
@@ -166,7 +168,7 @@ class HistoryView:
         if t < self.start_h:
             return self
         ck = self._checkpoint(t)
-        return HistoryView(self.cols, self.n, ck.t, self.clock_h, (ck,), self.stations, self.reasons)
+        return HistoryView(self.cols, self.n, ck.t, self.clock_h, (ck,), self.stations, self.reasons, self.merge_inputs)
 
     def __reduce__(self) -> tuple[type[HistoryView], tuple[object, ...]]:
         # Pickled (a window query sent to another process): no query reads an event before the first checkpoint, nor any
@@ -177,7 +179,16 @@ class HistoryView:
         first = self.checkpoints[0].pos
         cols = _Columns(self.cols, first, self.n)
         checkpoints = tuple(ck._replace(pos=ck.pos - first) for ck in self.checkpoints)
-        args = (cols, self.n - first, self.start_h, self.clock_h, checkpoints, list(self.stations), list(self.reasons))
+        args = (
+            cols,
+            self.n - first,
+            self.start_h,
+            self.clock_h,
+            checkpoints,
+            list(self.stations),
+            list(self.reasons),
+            self.merge_inputs,
+        )
         return (HistoryView, args)
 
     def kpis(self, start_h: float, end_h: float | None = None, shares: bool = False) -> RunKpis:
@@ -197,9 +208,11 @@ class HistoryView:
             reducer(ev)
         return reducer.result(shares=shares)
 
-    def state_events(self, start_h: float, end_h: float | None = None) -> list[StateChanged | StoreOccupancy]:
+    def state_events(self, start_h: float, end_h: float | None = None) -> list[StateChanged | StoreOccupancy | BufferLevel]:
         """The state events of ``[start_h, end_h)`` (no end: all), led by each machine's latest ``StateChanged`` and each
-        store's latest ``StoreOccupancy`` before ``start_h`` at their own times; all in time order."""
+        store's latest ``StoreOccupancy`` before ``start_h`` at their own times; all in time order. On a line with
+        merges, the ``BufferLevel`` events of the buffers merge stations take from too (led by their levels at
+        ``start_h``): ``twin.stops`` reads from them which input ran short."""
         if start_h < self.start_h:
             raise ValueError(f"start_h ({start_h} h) is before the retained history (from {self.start_h} h)")
         if end_h is not None and end_h < start_h:
@@ -209,13 +222,28 @@ class HistoryView:
         k = bisect_left(cols.t, start_h, ck.pos, n)
         stop = n if end_h is None else bisect_left(cols.t, end_h, k, n)
         states, stores = _leads(cols, ck.pos, k, self.stations, self.reasons, ck)
-        lead: list[StateChanged | StoreOccupancy] = sorted([*states.values(), *stores.values()], key=lambda ev: ev[0])
-        K = cols.kind
-        out: list[StateChanged | StoreOccupancy] = lead
+        merged = self.merge_inputs
+        codes = {self.stations.index(sid) for sid in merged}
+        K, S = cols.kind, cols.station
+        levels: dict[str, BufferLevel] = {}
+        if merged:
+            # the levels at the checkpoint (from its reducer), then the buffer events up to start_h
+            for sid in merged:
+                since, level = ck.reducer.buffer_level(sid)
+                levels[sid] = BufferLevel(min(since, start_h), sid, int(level))
+            for i in range(ck.pos, k):
+                if K[i] == _BUFFER and S[i] in codes:
+                    ev = _event_at(cols, i, self.stations, self.reasons)
+                    assert isinstance(ev, BufferLevel)
+                    levels[ev.station] = ev
+        out: list[StateChanged | StoreOccupancy | BufferLevel] = sorted(
+            [*states.values(), *stores.values(), *levels.values()], key=lambda ev: ev[0]
+        )
         for i in range(k, stop):
-            if K[i] == _STATE or K[i] == _STORE:
+            kind = K[i]
+            if kind in (_STATE, _STORE) or (kind == _BUFFER and S[i] in codes):
                 ev = _event_at(cols, i, self.stations, self.reasons)
-                assert isinstance(ev, StateChanged | StoreOccupancy)
+                assert isinstance(ev, StateChanged | StoreOccupancy | BufferLevel)
                 out.append(ev)
         return out
 
@@ -245,6 +273,7 @@ class EventHistory:
         self.checkpoint_h = checkpoint_h
         self._stations = [s.id for s in line.stations]
         self._station_code = {sid: i for i, sid in enumerate(self._stations)}
+        self._merge_inputs = tuple(inp.station for ins in line.inputs.values() if len(ins) > 1 for inp in ins)
         self._reasons: list[str] = [""]
         self._reason_code: dict[str, int] = {"": 0}
         self._cols = _Columns()
@@ -456,7 +485,9 @@ class EventHistory:
         """The history now, for queries from any thread (``clock_h``: the clock to end default windows at)."""
         with self._lock:
             self._shared = True
-            return HistoryView(self._cols, self._n, self.start_h, clock_h, self._checkpoints, self._stations, self._reasons)
+            return HistoryView(
+                self._cols, self._n, self.start_h, clock_h, self._checkpoints, self._stations, self._reasons, self._merge_inputs
+            )
 
     def index_after(self, t: float) -> int:
         """The index of the first event after time ``t``."""

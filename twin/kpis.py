@@ -4,30 +4,54 @@ The same reducer serves the simulator and the live state (``twin.state``), so eq
 A reducer can give its KPIs mid-stream (``result(until=...)``) and hand its line state on to a reducer over a
 later window (``fork``), which is how the live state answers "this shift so far" without replaying its history.
 
-Definitions (per station, over the window of length T):
+Definitions (per station, over the window of length T), after ISO 22400-2:
 - state fractions: machine-hours in each state over ``machines * T``; a delay station counts its
-  capacity as slots: ``working`` = units dwelling, ``blocked`` = units held at its exit, ``starved`` = empty slots.
-- OEE (ISO 22400): over the planned busy time (machine-hours not in a planned stop), availability = the share
-  neither down nor in setup; performance = the ideal time of the work done inside the window over the time
-  available; quality = good / (good + scrap) of the units finished in the window; OEE = their product. The work
-  done inside the window is pro-rated: a job (a unit, a lot or a batch) earns its ideal time (units x cycle time /
-  batch size) in the share of its working time that lies inside the window, so a batch of 18 h finished 2 h into
-  the window earns 2/18 of its ideal time there; a job still under way at the window's end earns its working time
-  inside, up to what is left of its ideal time. A job whose start was not seen (it began before the events did)
-  earns no more than its working time inside. So performance exceeds 1 only when machines ran faster than their
-  ideal cycle. A delay station's work is its dwelling: OEE = position-hours of units within their dwell over
-  capacity x T (its occupancy), times its quality.
+  capacity as positions: ``working`` = units dwelling, ``blocked`` = units held at its exit, ``down`` = positions
+  a store fault has taken out of use and that hold no unit (the room the fault takes away; a unit already in a
+  faulted position goes on dwelling), ``starved`` = the other empty positions.
+- OEE: the planned busy time is the machine-hours not in a PLANNED_STOP (off shift, a break, a holiday, a planned
+  stop of the line or the station: ISO 22400's planned operation time less its planned downtime), so a planned
+  stop lowers the planned busy time and leaves availability alone. Availability = the share of the planned busy
+  time neither DOWN nor in SETUP (breakdowns and changeovers are availability losses); performance = the ideal
+  time of the work done inside the window over the time available (speed losses and micro-stops, during which a
+  machine stays WORKING and makes less, and starving and blocking are performance losses); quality = good /
+  (good + scrap) of the units finished in the window; OEE = their product. The work done inside the window is
+  pro-rated: a job (a unit, a lot or a batch) earns its ideal time (units x cycle time / batch size) in the share
+  of its working time that lies inside the window, so a batch of 18 h finished 2 h into the window earns 2/18 of
+  its ideal time there; a job still under way at the window's end earns its working time inside, up to what is
+  left of its ideal time. A job whose start was not seen (it began before the events did) earns no more than its
+  working time inside. So performance exceeds 1 only when machines ran faster than their ideal cycle. A delay
+  station's work is its dwelling: OEE = position-hours of units within their dwell over capacity x T (its
+  occupancy), times its quality; its faults are its availability losses.
+- store faults: a delay station reports each fault as ``StateChanged(t, store, j, DOWN, mode)`` and its repair as
+  ``StateChanged(t, store, j, WORKING, "")``, ``j`` the failure mode's index (not a machine); they count only in
+  the store's ``down`` positions above (and in its intake, which the fault blocks).
 - bottleneck: the *average active period* method (Roser, Nakano and Tanaka, "A practical bottleneck
   detection method", Winter Simulation Conference 2001): a station is active while none of its machines
-  is starved or blocked (a delay station: while it is full and nothing is held at its exit); the station
-  with the longest mean active period limits the line.
-- lead time: Little's law, mean WIP over the exit rate (good units shipped plus units scrapped).
+  is starved, blocked or stopped by the calendar or a planned stop of the whole line (a stop of the station's own,
+  its preventive maintenance, is active, as a repair is: the station holds the line up); a delay station is
+  active while it is full and nothing is held at its exit. The station with the longest mean active period limits
+  the line. A merge station is starved while any of its inputs is short.
+- WIP and releases: ``started`` counts the units the line's supply released in the window, summed over every
+  branch start (on a line with anode and cathode branches, both electrodes' units). WIP counts pieces of material
+  in the line, each in its own station's unit: a unit waiting before a merge counts as one, as does the unit a
+  merge station makes of several of them; the inputs a merge station has taken count as inputs until the unit it
+  makes of them is finished (then its ``per_unit`` inputs become one unit).
+- lead time: on a serial line, Little's law: mean WIP over the exit rate (good units shipped plus units
+  scrapped). On a line with merges the time a unit of the longest branch spends from its release to shipping:
+  the longest, over the paths from a branch start to the end, of the sum of Little's law over each *stretch* of
+  the path (the stations from a branch start or a merge up to the next merge or the end): the stretch's mean
+  units over the rate units leave it (taken by the merge, shipped or scrapped); a stretch holds a unit from the
+  completion at its first station on. The time before that, in a branch start's own machines, is added to every
+  path as one figure, Little's law over the units in the machines of all branch starts (WIP less the stretches'
+  units) and their completions: the events do not say which branch start released a unit.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,7 +66,7 @@ from twin.events import (
     UnitsReleased,
 )
 from twin.schema import Line
-from twin.snapshot import LineSnapshot
+from twin.snapshot import LineSnapshot, StationSnapshot
 
 if TYPE_CHECKING:
     from twin.engine import Engine
@@ -50,7 +74,7 @@ if TYPE_CHECKING:
 __all__ = ["ActivePeriods", "BufferKpis", "KpiReducer", "RunKpis", "StationKpis", "bottleneck_shares", "initial_wip"]
 
 _STATE_KEYS = {s: s.value.lower() for s in MachineState}
-WORKING = MachineState.WORKING
+WORKING, DOWN, PLANNED_STOP = MachineState.WORKING, MachineState.DOWN, MachineState.PLANNED_STOP
 _WAITING = (MachineState.STARVED, MachineState.BLOCKED)
 
 
@@ -169,15 +193,22 @@ class _Station:
         "capacity",
         "credit",
         "durations",
+        "faulted",
         "good",
         "id",
+        "idle",
         "is_store",
         "job",
         "known",
         "last_state",
+        "lost",
         "machines",
+        "merges",
+        "occupancy",
+        "own_stops",
         "per_unit",
         "periods",
+        "positions",
         "scrap",
         "since",
         "waiting",
@@ -189,6 +220,16 @@ class _Station:
     def __init__(self, sid: str, machines: int, per_unit: float, job: int, is_store: bool, capacity: int) -> None:
         self.id = sid
         self.machines = machines
+        self.merges = 0
+        """Pieces a unit made here takes from its inputs, less one (0 but for merge stations and ``per_unit`` > 1)."""
+        self.own_stops: frozenset[str] = frozenset()
+        """The names of the station's own planned stops: while in one a machine is active (module docstring)."""
+        self.idle = [True] * machines  # per machine: whether it counts as not active (a machine not yet reported does)
+        # a store's faults: positions each failure mode takes out of use, which are faulted now, how many are out
+        self.positions: list[int] = []
+        self.faulted: list[bool] = []
+        self.lost = 0
+        self.occupancy = 0
         self.per_unit = per_unit
         """Ideal machine-hours per unit (a store: none; its work is its dwelling)."""
         self.job = job
@@ -230,15 +271,29 @@ def _activity(st: _Station, t: float, active: bool, w0: float, w1: float) -> Non
 
 def _stations(line: Line) -> dict[str, _Station]:
     out: dict[str, _Station] = {}
+    inputs = line.inputs
     for s in line.stations:
         if s.kind == "delay":
             assert s.capacity is not None
-            out[s.id] = _Station(s.id, 1, 0.0, 1, True, s.capacity)
+            st = _Station(s.id, 1, 0.0, 1, True, s.capacity)
+            st.positions = [f.positions or s.capacity for f in s.failures]
+            st.faulted = [False] * len(s.failures)
         else:
             assert s.cycle_time is not None and not isinstance(s.cycle_time, int | float)
             per_unit = s.cycle_time.mean_value / (s.batch_size or 1)
-            out[s.id] = _Station(s.id, s.machines, per_unit, s.batch_size or s.lot, False, 0)
+            st = _Station(s.id, s.machines, per_unit, s.batch_size or s.lot, False, 0)
+            # a stop named by the station and by the line is the station's own (its planned stops come first)
+            st.own_stops = frozenset(ps.name for ps in s.planned_stops)
+        ins = inputs[s.id]
+        st.merges = max(sum(inp.per_unit for inp in ins) - 1, 0)
+        out[s.id] = st
     return out
+
+
+def _store_down(st: _Station) -> int:
+    """The positions of a store out of use for its faults and holding no unit."""
+    room = st.capacity - st.occupancy
+    return st.lost if st.lost < room else max(room, 0)
 
 
 def _mean_period(periods: list[tuple[float, float]]) -> float:
@@ -261,13 +316,15 @@ class ActivePeriods:
         engine.subscribe_fields(StateChanged, self._on_state)
         engine.subscribe_fields(StoreOccupancy, self._on_store)
 
-    def _on_state(self, t: float, station: str, machine: int, state: MachineState, _reason: str) -> None:
+    def _on_state(self, t: float, station: str, machine: int, state: MachineState, reason: str) -> None:
         st = self._st[station]
-        prev = st.last_state[machine]
+        if st.is_store:
+            return  # a store fault: the store's activity comes from its occupancy reports
         st.last_state[machine] = state
-        was_waiting = prev is None or prev in _WAITING
-        now_waiting = state in _WAITING
+        was_waiting = st.idle[machine]
+        now_waiting = state in _WAITING or (state is PLANNED_STOP and reason not in st.own_stops)
         if was_waiting != now_waiting:
+            st.idle[machine] = now_waiting
             st.waiting += 1 if now_waiting else -1
             _activity(st, t, st.waiting == 0, self.w0, self.w1)
 
@@ -292,6 +349,82 @@ class ActivePeriods:
         return max(means, key=lambda k: means[k])
 
 
+class _Stretches:
+    """A line with merges cut into stretches (module docstring, lead time): the stations from a branch start or a
+    merge (any station whose units are not one-for-one its single input's) up to the next such station, and how
+    each station's completions move units into and out of them."""
+
+    def __init__(self, line: Line) -> None:
+        inputs = line.inputs
+        self.of: dict[str, int] = {}
+        self.first: list[str] = []
+        for s in line.stations:
+            ins = inputs[s.id]
+            if len(ins) == 1 and ins[0].per_unit == 1:
+                self.of[s.id] = self.of[ins[0].station]
+            else:
+                self.of[s.id] = len(self.first)
+                self.first.append(s.id)
+        last = line.stations[-1].id
+        # per station: (stretch, units in per good, per scrap, units out per good, per scrap) of its completions
+        moves: dict[str, dict[int, list[int]]] = {s.id: {} for s in line.stations}
+        for s in line.stations:
+            sid, g = s.id, self.of[s.id]
+            mine = moves[sid].setdefault(g, [0, 0, 0, 0])
+            if self.first[g] == sid:
+                mine[0] += 1  # its good units enter the stretch (its scrap never did)
+            else:
+                mine[1] -= 1  # its scrap leaves the stretch
+                mine[3] += 1
+            if sid == last:
+                mine[0] -= 1  # shipped
+                mine[2] += 1
+            if self.first[g] == sid:
+                for inp in inputs[sid]:  # a merge: each unit made takes per_unit of each input from its stretch
+                    theirs = moves[sid].setdefault(self.of[inp.station], [0, 0, 0, 0])
+                    theirs[0] -= inp.per_unit
+                    theirs[1] -= inp.per_unit
+                    theirs[2] += inp.per_unit
+                    theirs[3] += inp.per_unit
+        self.moves: dict[str, list[tuple[int, int, int, int, int]]] = {
+            sid: [(g, m[0], m[1], m[2], m[3]) for g, m in per.items() if any(m)] for sid, per in moves.items()
+        }
+        # the paths from each branch start to the end, as the stretches they pass
+        self.paths: list[list[int]] = []
+        for b in line.branch_starts:
+            path: list[int] = []
+            for sid in line.path_to_end(b):
+                if not path or path[-1] != self.of[sid]:
+                    path.append(self.of[sid])
+            self.paths.append(path)
+        self._starts = set(self.first)
+        self._inputs = inputs
+        self.branch = frozenset(line.branch_starts)
+
+    def seed(self, sid: str, snap: StationSnapshot, units: list[float]) -> None:
+        """Add what station ``sid`` holds in a snapshot to its stretch's units (or, for a merge's machines working,
+        to its inputs' stretches); a branch start's machines at work hold units no stretch has yet."""
+        g = self.of[sid]
+        starts = sid in self._starts
+        units[g] += sum(lot.units for lot in snap.lots) if not (starts and sid in self.branch) else 0
+        for m in snap.machines:
+            if m.finished or m.state is MachineState.BLOCKED:
+                units[g] += m.units  # completed: in its stretch already
+            elif not starts:
+                units[g] += m.units
+            elif sid not in self.branch:
+                for inp in self._inputs[sid]:
+                    units[self.of[inp.station]] += inp.per_unit * m.units
+
+    def lead_time(self, areas: list[float], exits: list[int], wip_area: float, started_exits: int) -> float:
+        """The longest path's sum of Little's law over its stretches, plus the time in the branch starts' machines
+        (NaN if a stretch or the branch starts let no unit go): ``areas`` are unit-hours in the window."""
+        if started_exits == 0 or any(n == 0 for n in exits):
+            return float("nan")
+        before = max(wip_area - math.fsum(areas), 0.0) / started_exits
+        return before + max(math.fsum(areas[g] / exits[g] for g in path) for path in self.paths)
+
+
 class KpiReducer:
     """Folds events into KPIs over the window ``[start_h, end_h]``; call it with each event, then :meth:`result`.
 
@@ -310,25 +443,54 @@ class KpiReducer:
         self._dwell = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
         self._held = {s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay"}
         self._wip = _Integral(float(wip0), begin_h, start_h, end_h)
+        self._store_down = {
+            s.id: _Integral(0.0, begin_h, start_h, end_h) for s in line.stations if s.kind == "delay" and s.failures
+        }
         self.started = 0
         self.shipped = 0
         self.scrapped = 0
         self.time = begin_h
+        self._stretches = _Stretches(line) if any(st.merges for st in self._st.values()) else None
+        self._stretch_units = [_Integral(0.0, begin_h, start_h, end_h) for _ in self._stretches.first] if self._stretches else []
+        self._stretch_exits = [0] * len(self._stretch_units)
+        self._started_exits = 0  # units finished by branch starts in the window (lines with merges)
         # field handlers by event type: the engine calls them with an event's fields (no event objects)
         self._dispatch: dict[type, Callable[..., None]] = {
             StateChanged: self._on_state,
             BufferLevel: self._on_buffer,
-            UnitsCompleted: self._on_completed,
+            UnitsCompleted: self._on_completed if self._stretches is None else self._on_completed_stretches,
             StoreOccupancy: self._on_store,
             UnitsReleased: self._on_released,
         }
 
     def seed_buffers(self, snapshot: LineSnapshot | None) -> None:
-        """Start buffer levels from a snapshot (its buffers emit no event until they change)."""
+        """Start from a snapshot what its events will not tell: buffer levels (a buffer emits no event until it
+        changes) and, on lines with merges, where its units are (the inputs a merge machine is working on count as
+        inputs: ``wip0`` from :func:`initial_wip` counts them as the units they become)."""
         if snapshot is None:
             return
         for sid, level in snapshot.buffers.items():
             self._buffers[sid].value = float(level)
+        stretches = self._stretches
+        units = [0.0] * len(self._stretch_units)
+        for sid, snap in snapshot.stations.items():
+            st = self._st[sid]
+            for m in snap.machines:
+                finished = m.finished or m.state is MachineState.BLOCKED
+                if st.merges and not finished:
+                    self._wip.value += st.merges * m.units
+            if stretches is not None:
+                stretches.seed(sid, snap, units)
+        if stretches is not None:
+            for sid, level in snapshot.buffers.items():
+                units[stretches.of[sid]] += level
+            for g, u in enumerate(units):
+                self._stretch_units[g].value = u
+
+    def buffer_level(self, station: str) -> tuple[float, float]:
+        """The buffer after ``station`` as the events taken so far left it: since when, and its level."""
+        b = self._buffers[station]
+        return b.since, b.value
 
     def fork(self, start_h: float, end_h: float) -> KpiReducer:
         """A reducer over the window ``[start_h, end_h]`` that starts from this one's line state (machine states,
@@ -347,10 +509,19 @@ class KpiReducer:
             to.since = list(st.since)
             to.work_all, to.wmark, to.known = list(st.work_all), list(st.wmark), list(st.known)
             to.waiting, to.active, to.active_since = st.waiting, st.active, st.active_since
-        for mine, theirs in ((self._buffers, new._buffers), (self._dwell, new._dwell), (self._held, new._held)):
+            to.idle = list(st.idle)
+            to.faulted, to.lost, to.occupancy = list(st.faulted), st.lost, st.occupancy
+        for mine, theirs in (
+            (self._buffers, new._buffers),
+            (self._dwell, new._dwell),
+            (self._held, new._held),
+            (self._store_down, new._store_down),
+        ):
             for sid, integral in mine.items():
                 theirs[sid].carry(integral)
         new._wip.carry(self._wip)
+        for g, integral in enumerate(self._stretch_units):
+            new._stretch_units[g].carry(integral)
         return new
 
     # -- events ---------------------------------------------------------------------------------------------
@@ -374,8 +545,23 @@ class KpiReducer:
             handler(*ev)
 
     # Field handlers: the engine calls them for every event of a run, with the event's fields in order.
-    def _on_state(self, t: float, station: str, machine: int, state: MachineState, _reason: str) -> None:
-        self._state(self._st[station], machine, t, state)
+    def _on_state(self, t: float, station: str, machine: int, state: MachineState, reason: str) -> None:
+        st = self._st[station]
+        if st.is_store:
+            self._store_fault(st, machine, t, state)
+        else:
+            self._state(st, machine, t, state, reason)
+
+    def _store_fault(self, st: _Station, j: int, t: float, state: MachineState) -> None:
+        """Failure mode ``j`` of store ``st`` faulted (DOWN) or was repaired (any other state) at ``t``."""
+        if not 0 <= j < len(st.faulted):
+            raise IndexError(f"store {st.id!r} has {len(st.faulted)} failure mode(s): no mode {j}")
+        down = state is DOWN
+        if st.faulted[j] == down:
+            return  # a repeated report
+        st.faulted[j] = down
+        st.lost += st.positions[j] if down else -st.positions[j]
+        self._store_down[st.id].step(t, _store_down(st))
 
     def _on_buffer(self, t: float, station: str, level: int) -> None:
         # _Integral.step, inlined: a buffer level changes with most units moved
@@ -392,10 +578,12 @@ class KpiReducer:
     def _on_completed(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
         last = station == self.last
         gone = scrap + good if last else scrap
+        st = self._st[station]
+        if st.merges:
+            gone += st.merges * (good + scrap)  # the inputs of the units made become those units
         if gone:
             wip = self._wip
             wip.step(t, wip.value - gone)
-        st = self._st[station]
         if not st.is_store:
             self._job_done(st, machine, t, good + scrap)
         if self.w0 <= t <= self.w1:
@@ -405,6 +593,20 @@ class KpiReducer:
             if last:
                 self.shipped += good
 
+    def _on_completed_stretches(self, t: float, station: str, machine: int, good: int, scrap: int) -> None:
+        """:meth:`_on_completed`, and the units entering and leaving the stretches of a line with merges."""
+        self._on_completed(t, station, machine, good, scrap)
+        inside = self.w0 <= t <= self.w1
+        stretches = self._stretches
+        assert stretches is not None
+        if inside and station in stretches.branch:
+            self._started_exits += good + scrap
+        for g, in_good, in_scrap, out_good, out_scrap in stretches.moves[station]:
+            units = self._stretch_units[g]
+            units.step(t, units.value + in_good * good + in_scrap * scrap)
+            if inside:
+                self._stretch_exits[g] += out_good * good + out_scrap * scrap
+
     def _on_released(self, t: float, units: int) -> None:
         self._wip.step(t, self._wip.value + units)
         if self.w0 <= t <= self.w1:
@@ -413,7 +615,15 @@ class KpiReducer:
     def _on_store(self, t: float, station: str, dwelling: int, held: int, intake_blocked: bool) -> None:
         self._dwell[station].step(t, dwelling)
         self._held[station].step(t, held)
-        self._activity(self._st[station], t, intake_blocked and held == 0)
+        st = self._st[station]
+        st.occupancy = dwelling + held
+        if st.lost:
+            self._store_down[station].step(t, _store_down(st))
+        elif st.faulted:
+            down = self._store_down[station]
+            if down.value:
+                down.step(t, 0.0)
+        self._activity(st, t, intake_blocked and held == 0)
 
     def _work(self, st: _Station, m: int, t: float) -> None:
         """Book machine ``m``'s working time from its mark to ``t`` on its current job."""
@@ -448,7 +658,7 @@ class KpiReducer:
         st.wmark[m] = t
         st.known[m] = True
 
-    def _state(self, st: _Station, m: int, t: float, state: MachineState) -> None:
+    def _state(self, st: _Station, m: int, t: float, state: MachineState, reason: str) -> None:
         prev = st.last_state[m]
         if prev is WORKING:
             self._work(st, m, t)
@@ -463,9 +673,10 @@ class KpiReducer:
                 st.durations[prev] += b - a
         st.last_state[m] = state
         st.since[m] = t
-        was_waiting = prev is None or prev in _WAITING
-        now_waiting = state in _WAITING
+        was_waiting = st.idle[m]
+        now_waiting = state in _WAITING or (state is PLANNED_STOP and reason not in st.own_stops)
         if was_waiting != now_waiting:
+            st.idle[m] = now_waiting
             st.waiting += 1 if now_waiting else -1
             self._activity(st, t, st.waiting == 0)
 
@@ -544,11 +755,13 @@ class KpiReducer:
             if st.is_store:
                 working = self._dwell[sid].area_to(w1) / (st.capacity * span)
                 blocked = self._held[sid].area_to(w1) / (st.capacity * span)
+                down_area = self._store_down[sid].area_to(w1) if sid in self._store_down else 0.0
+                down = down_area / (st.capacity * span)
                 fractions = {
                     "working": working,
-                    "starved": max(0.0, 1.0 - working - blocked),
+                    "starved": max(0.0, 1.0 - working - blocked - down),
                     "blocked": blocked,
-                    "down": 0.0,
+                    "down": down,
                 }
             else:
                 durations = dict(st.durations)
@@ -583,6 +796,11 @@ class KpiReducer:
             buffers[s.id] = BufferKpis(mean_level=self._buffers[s.id].area_to(w1) / span, capacity=s.buffer_after)
         wip_mean = self._wip.area_to(w1) / span
         exits = self.shipped + self.scrapped
+        if self._stretches is None:
+            lead_time = wip_mean * span / exits if exits else float("nan")
+        else:
+            areas = [u.area_to(w1) for u in self._stretch_units]
+            lead_time = self._stretches.lead_time(areas, self._stretch_exits, wip_mean * span, self._started_exits)
         bottleneck = max(stations, key=lambda k: stations[k].active_period_mean_h)
         return RunKpis(
             start_h=w0,
@@ -593,7 +811,7 @@ class KpiReducer:
             started=self.started,
             scrap_rate=self.scrapped / exits if exits else 0.0,
             wip_mean=wip_mean,
-            lead_time_mean_h=wip_mean * span / exits if exits else float("nan"),
+            lead_time_mean_h=lead_time,
             bottleneck=bottleneck,
             stations=stations,
             buffers=buffers,

@@ -11,7 +11,13 @@ checkpoints, is ``twin.history``; shifts and the plan are ``twin.shifts``; what 
 station-summary rule) is ``twin.status``. Those names are re-exported here.
 
 Clocks. Times are float hours: the run's clock for the engine, hours since the Unix epoch (UTC) for plant
-telemetry (``t = ts_ms / 3_600_000``). Shifts: see ``twin.shifts``.
+telemetry (``t = ts_ms / 3_600_000``). Shifts: see ``twin.shifts``: a line with a calendar has the calendar's
+shifts (and, between them, the stretch until the next one, with no plan), and the plan so far counts only the
+line's working time (no plan outside the shifts, in breaks, on holidays or in the line's planned stops).
+
+Stores. A delay station's faults come as ``StateChanged`` of the store with the failure mode's index as the
+machine (DOWN at the fault, WORKING at its repair): they are kept as the store's faults (``StoreStatus.faults``),
+never as machines.
 
 One reducer. The KPIs are those of ``twin.kpis.KpiReducer``, fed the retained events in time order, so
 ``kpis(w0, w1)`` equals a reducer attached to the engine for that window exactly. The history keeps the
@@ -54,7 +60,7 @@ from twin.events import (
 from twin.history import KPI_EVENTS, EventHistory, HistoryView
 from twin.kpis import RunKpis
 from twin.schema import Line, Station
-from twin.shifts import default_plan_per_hour, shift_of
+from twin.shifts import ShiftPlan, ShiftSpan, default_plan_per_hour
 from twin.status import (
     LineOee,
     LineStatus,
@@ -65,9 +71,12 @@ from twin.status import (
     StoreStatus,
     constraint_of,
     line_oee,
+    store_summary,
     summary_reason,
     summary_state,
 )
+
+DOWN = MachineState.DOWN
 
 __all__ = [
     "LineOee",
@@ -85,7 +94,20 @@ __all__ = [
 class _Live:
     """One station's current values: the latest event of each kind, and counts per machine."""
 
-    __slots__ = ("dirty", "good", "level", "machines", "scrap", "ships", "since", "spec", "status", "store", "values")
+    __slots__ = (
+        "dirty",
+        "faults",
+        "good",
+        "level",
+        "machines",
+        "scrap",
+        "ships",
+        "since",
+        "spec",
+        "status",
+        "store",
+        "values",
+    )
 
     def __init__(self, spec: Station, ships: bool) -> None:
         n = spec.machines
@@ -97,6 +119,8 @@ class _Live:
         self.scrap = [0] * n
         self.level: BufferLevel | None = None
         self.store: StoreOccupancy | None = None
+        self.faults: list[StateChanged | None] = [None] * len(spec.failures) if spec.kind == "delay" else []
+        """A store: per failure mode, its latest report (DOWN: under repair since then)."""
         self.values: dict[str, ProcessValue] = {}
         self.status: StationStatus | None = None  # the last one built, reused by status() until something changes
         self.dirty = True
@@ -107,7 +131,9 @@ class LiveLine:
 
     ``begin_h`` is when the state begins (None: at the first event; earlier events are dropped) and ``wip0``
     the units in the line then. ``history_h`` (at least one shift) is how far back :meth:`kpis` can look.
-    ``plan_per_hour`` defaults to the constraint's ideal rate times the yield from it to the end.
+    ``plan_per_hour`` defaults to the constraint's ideal rate times the yield from it to the end; it is asked of
+    working time only. ``shift_hours`` and ``shift_origin_h`` shape the shifts of a line without a calendar (a
+    calendar's shifts override them).
     ``max_events`` bounds the retained history by count (past it the oldest eighth is let go early, counted in
     ``LineStatus.trimmed_events``); ``checkpoint_h`` is the spacing of its KPI checkpoints.
     """
@@ -127,19 +153,24 @@ class LiveLine:
     ) -> None:
         if not shift_hours > 0:
             raise ValueError(f"shift_hours must be positive, got {shift_hours}")
-        if not history_h >= shift_hours:
-            raise ValueError(f"history_h ({history_h}) must cover at least one shift ({shift_hours} h)")
         if plan_per_hour is not None and plan_per_hour < 0:
             raise ValueError(f"plan_per_hour cannot be negative, got {plan_per_hour}")
+        plan = default_plan_per_hour(line) if plan_per_hour is None else plan_per_hour
+        self._plan = ShiftPlan(line, plan, shift_hours=shift_hours, origin_h=shift_origin_h)
+        longest = self._plan.longest_shift_h
+        if not history_h >= longest:
+            raise ValueError(f"history_h ({history_h}) must cover at least one shift ({longest} h)")
         self.line = line
         self.shift_hours = shift_hours
         self.shift_origin_h = shift_origin_h
         self.history_h = history_h
         self.max_events = max_events
         self.checkpoint_h = checkpoint_h
-        self.constraint = constraint_of(line)[1].id  # the station with the lowest ideal rate
-        self.plan_per_hour = default_plan_per_hour(line) if plan_per_hour is None else plan_per_hour
+        self.constraint = constraint_of(line)[1].id  # the station with the lowest ideal rate (in units shipped)
         self.wip0 = wip0
+        inputs = line.inputs
+        # per station, the units of its inputs each unit it makes takes beyond one (merges): they become one unit
+        self._merges = {s.id: k for s in line.stations if (k := sum(i.per_unit for i in inputs[s.id]) - 1) > 0}
         last = line.stations[-1].id
         self._live = {s.id: _Live(s, s.id == last) for s in line.stations}
         # Per event kind, the stations an event may name: a bad event is refused before it reaches the history,
@@ -198,13 +229,27 @@ class LiveLine:
         if t >= self._prune_at:
             self._prune(t)
 
+    @property
+    def plan_per_hour(self) -> float:
+        """The good output per hour the line is planned to make in its working time."""
+        return self._plan.plan_per_hour
+
+    @plan_per_hour.setter
+    def plan_per_hour(self, value: float) -> None:
+        if value < 0:
+            raise ValueError(f"plan_per_hour cannot be negative, got {value}")
+        self._plan.plan_per_hour = value
+
     def _refuse(self, event: object) -> ValueError:
         return ValueError(f"not an event of line {self.line.name!r} (unknown kind, station, buffer or machine): {event!r}")
 
     # In-order handlers: validate by looking up (KeyError, IndexError) before changing anything, unpack the tuple.
     def _on_state(self, ev: StateChanged) -> None:
         t, station, machine, state, reason = ev
-        st = self._process[station]
+        st = self._process.get(station)
+        if st is None:
+            self._on_fault(ev)
+            return
         machines = st.machines
         if machine < 0:
             raise IndexError(machine)
@@ -212,6 +257,14 @@ class LiveLine:
         if prev is None or prev[3] != state or prev[4] != reason:
             st.since[machine] = t
         machines[machine] = ev
+        st.dirty = True
+        self._keep(ev)
+
+    def _on_fault(self, ev: StateChanged) -> None:
+        st = self._stores[ev[1]]
+        if not 0 <= ev[2] < len(st.faults):
+            raise IndexError(ev[2])
+        st.faults[ev[2]] = ev
         st.dirty = True
         self._keep(ev)
 
@@ -281,15 +334,22 @@ class LiveLine:
         self._late += 1
         if isinstance(ev, KPI_EVENTS):
             i = history.insert(ev)
-            if isinstance(ev, StateChanged):
+            if isinstance(ev, StateChanged) and ev.station in self._process:
                 self._late_state(ev, i)
 
     def _apply_late(self, ev: Event) -> None:
         # Current values change only if the late event is newer than them; counts change whatever its time.
         t = ev[0]
         if isinstance(ev, StateChanged):
+            store = self._stores.get(ev.station)
+            if store is not None:  # a store fault: its latest report is the newest
+                if not 0 <= ev.machine < len(store.faults):
+                    raise IndexError(ev.machine)
+                cur = store.faults[ev.machine]
+                if cur is None or t >= cur.t:
+                    store.faults[ev.machine] = ev
             # only checked here: _late_state applies it once it is in the history
-            if not 0 <= ev.machine < self._process[ev.station].spec.machines:
+            elif not 0 <= ev.machine < self._process[ev.station].spec.machines:
                 raise IndexError(ev.machine)
         elif isinstance(ev, UnitsCompleted):
             st = self._live[ev.station]
@@ -368,8 +428,17 @@ class LiveLine:
         return None if self._history is None else self._history.start_h
 
     def shift_of(self, t: float) -> tuple[float, float]:
-        """The shift ``[start, end)`` that time ``t`` falls in."""
-        return shift_of(t, self.shift_hours, self.shift_origin_h)
+        """The shift ``[start, end)`` that time ``t`` falls in (between a calendar's shifts: the stretch between them)."""
+        span = self._plan.shift_at(t)
+        return span.start_h, span.end_h
+
+    def shift_at(self, t: float) -> ShiftSpan:
+        """The shift (or the stretch between a calendar's shifts) that time ``t`` falls in, with its name."""
+        return self._plan.shift_at(t)
+
+    def plan_between(self, start_h: float, end_h: float) -> float:
+        """The good units planned in ``[start_h, end_h)``: the plan per hour times the line's working hours in it."""
+        return self._plan.plan_between(start_h, end_h)
 
     # -- status ----------------------------------------------------------------------------------------------
     def status(self, now_h: float | None = None) -> LineStatus:
@@ -379,7 +448,7 @@ class LiveLine:
         clock = self.clock_h
         now = clock if now_h is None else (now_h if clock is None else max(now_h, clock))
         stations: dict[str, StationStatus] = {}
-        shipped = scrapped = 0
+        shipped = scrapped = merged = 0
         for sid, st in self._live.items():
             built = st.status
             if built is None or st.dirty:  # only the stations that changed are built again
@@ -388,13 +457,17 @@ class LiveLine:
             scrapped += built.scrapped
             if st.ships:
                 shipped = built.good
+            if sid in self._merges:
+                merged += self._merges[sid] * (built.good + built.scrapped)
             stations[sid] = built
         shift = None
         if now is not None:
-            start, end = self.shift_of(now)
+            span = self._plan.shift_at(now)
+            start, end = span.start_h, span.end_h
             good = self._shift_good if start == self._shift_start else 0
             since = max(start, self._begin) if self._history is not None else start
-            shift = ShiftStatus(start_h=start, end_h=end, good=good, plan=self.plan_per_hour * max(now - since, 0.0))
+            plan = self._plan.plan_between(since, now) if now > since else 0.0
+            shift = ShiftStatus(start_h=start, end_h=end, good=good, plan=plan, name=span.name)
         return LineStatus(
             line=self.line.name,
             now_h=now,
@@ -405,7 +478,7 @@ class LiveLine:
             good=shipped,
             scrapped=scrapped,
             released=self._released,
-            wip=self.wip0 + self._released - scrapped - shipped,
+            wip=self.wip0 + self._released - scrapped - shipped - merged,
             events=self._events,
             late_events=self._late,
             dropped_events=self._dropped,
@@ -424,18 +497,22 @@ class LiveLine:
         reason = ""
         if spec.kind == "delay":
             occ = st.store
+            down = [(j, ev.t) for j, ev in enumerate(st.faults) if ev is not None and ev.state is DOWN]
+            faults = {spec.failures[j].name: t for j, t in down}
             if occ is not None:
                 assert spec.capacity is not None
+                out = sum(spec.failures[j].positions or spec.capacity for j, _t in down)
                 store = StoreStatus(
-                    dwelling=occ.dwelling, held=occ.held, intake_blocked=occ.intake_blocked, capacity=spec.capacity, t=occ.t
+                    dwelling=occ.dwelling,
+                    held=occ.held,
+                    intake_blocked=occ.intake_blocked,
+                    capacity=spec.capacity,
+                    t=occ.t,
+                    faults=faults,
+                    positions_out=min(out, spec.capacity),
                 )
-                if occ.held:
-                    summary = MachineState.BLOCKED
-                elif occ.dwelling:
-                    summary = MachineState.WORKING
-                else:
-                    summary = MachineState.STARVED
-                since = occ.t
+                summary, reason = store_summary(occ.dwelling, occ.held, occ.intake_blocked, faults)
+                since = max(occ.t, faults[reason]) if summary is DOWN else occ.t
         else:
             for i, ev in enumerate(st.machines):
                 if ev is None:
@@ -496,11 +573,12 @@ class LiveLine:
         self.build_checkpoints()
         return self.view().kpis(start_h, end_h)
 
-    def state_events(self, start_h: float, end_h: float | None = None) -> list[StateChanged | StoreOccupancy]:
+    def state_events(self, start_h: float, end_h: float | None = None) -> list[StateChanged | StoreOccupancy | BufferLevel]:
         """The state events of the window ``[start_h, end_h)`` (no end: up to the clock), led by the state at ``start_h``.
 
         In time order: first each machine's latest ``StateChanged`` and each store's latest ``StoreOccupancy``
-        before ``start_h``, at their own times, then every such event of the window. This is the input
+        before ``start_h``, at their own times, then every such event of the window (store faults included; on a
+        line with merges, the levels of the buffers merge stations take from too). This is the input
         ``twin.stops.downtime_pareto`` and ``twin.stops.attribute_stops`` take for that window. The window must
         start inside the retained history (:attr:`history_start_h`); a machine or store that never reported has no
         leading event.

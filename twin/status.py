@@ -4,16 +4,22 @@ One station-summary rule (:func:`summary_state`, :func:`summary_reason`) serves 
 station views and the stop analyses of ``twin.stops``: a process station is WORKING while at least one of its
 machines works; otherwise it is in the most common state of its machines, ties going to the state a plant
 engineer must act on first (DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP); its reason is the most common reason
-among the machines in that state, ties going to the first in alphabetical order.
+among the machines in that state, ties going to the first in alphabetical order. A delay station (a store) is
+summarised by :func:`store_summary`: BLOCKED while it holds ready units at its exit; DOWN (the reason: its fault)
+while a fault has taken positions out of use and its intake waits for room; WORKING while units dwell; STARVED
+when empty.
 
-Line OEE (:func:`line_oee`) is the OEE of the line's constraint station (the lowest ideal rate in the line file),
-with that station's availability, performance and quality, so the headline, ``/oee`` and the station table agree:
-a line makes what its constraint makes. Every station's OEE (``twin.kpis``), over a window:
-- planned busy time = machine-hours in the window not in a planned stop;
-- availability = the share of it neither down nor in setup;
+Line OEE (:func:`line_oee`) is the OEE of the line's constraint station (the lowest ideal rate in the line file,
+counted in units the line ships: a station of a branch that feeds a merge taking ``per_unit`` of its units per
+unit made counts its rate divided by them, :func:`units_per_shipped`), with that station's availability,
+performance and quality, so the headline, ``/oee`` and the station table agree: a line makes what its constraint
+makes. Every station's OEE (``twin.kpis``), over a window:
+- planned busy time = machine-hours in the window not in a planned stop (off shift, a break, a holiday, a planned
+  stop of the line or the station): a planned stop lowers it and leaves availability alone;
+- availability = the share of it neither down nor in setup (breakdowns and changeovers);
 - performance = the ideal time of the work done inside the window (a job under way at either edge counts for its
-  work inside) over the time available; starving, blocking, slow cycles and half-filled batches are performance
-  losses, and it exceeds 1 only if machines ran faster than their ideal cycle;
+  work inside) over the time available; starving, blocking, slow cycles (a speed factor below 1), micro-stops and
+  half-filled batches are performance losses, and it exceeds 1 only if machines ran faster than their ideal cycle;
 - quality = good over finished units of the station; OEE = availability x performance x quality.
 The line's good output (units shipped by the last station) is reported beside it, not mixed into it: units leave
 the line days after the constraint made them (the aging store), so line-end output over a window measures another
@@ -24,7 +30,7 @@ Per-station OEE and its losses are in ``RunKpis.stations``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twin.events import MachineState
 from twin.kpis import RunKpis
@@ -41,8 +47,10 @@ __all__ = [
     "StoreStatus",
     "constraint_of",
     "line_oee",
+    "store_summary",
     "summary_reason",
     "summary_state",
+    "units_per_shipped",
 ]
 
 IDLE_ORDER = (MachineState.DOWN, MachineState.BLOCKED, MachineState.STARVED, MachineState.SETUP, MachineState.PLANNED_STOP)
@@ -73,6 +81,22 @@ def summary_reason(reasons: Mapping[str, int]) -> str:
     return min(given, key=lambda r: (-given[r], r))
 
 
+def store_summary(
+    dwelling: int, held: int, intake_blocked: bool, faults: Mapping[str, float] | None = None
+) -> tuple[MachineState, str]:
+    """A delay station's summary state and reason from its occupancy and its faults under repair (mode -> since when):
+    BLOCKED while it holds ready units at its exit; DOWN while a fault has positions out of use and its intake waits
+    for room (the reason: the mode that faulted first, ties alphabetical); WORKING while units dwell; STARVED when
+    empty."""
+    if held:
+        return MachineState.BLOCKED, ""
+    if faults and intake_blocked:
+        return MachineState.DOWN, min(faults, key=lambda mode: (faults[mode], mode))
+    if dwelling:
+        return MachineState.WORKING, ""
+    return MachineState.STARVED, ""
+
+
 @dataclass(frozen=True)
 class ProcessReading:
     """The latest value of a process signal at a station: which machine measured it, and when."""
@@ -97,13 +121,16 @@ class MachineStatus:
 
 @dataclass(frozen=True)
 class StoreStatus:
-    """A delay station now: units in their dwell, units ready but held at its exit, whether its intake waits for room."""
+    """A delay station now: units in their dwell, units ready but held at its exit, whether its intake waits for room,
+    and its faults under repair (failure mode -> since when) with the positions they take out of use."""
 
     dwelling: int
     held: int
     intake_blocked: bool
     capacity: int
     t: float
+    faults: dict[str, float] = field(default_factory=dict)
+    positions_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,9 +140,10 @@ class StationStatus:
     ``state`` summarises it: WORKING while at least one machine works (the station produces; the machine
     counts and ``down_share`` tell how much capacity is lost), otherwise the most common state of its machines
     (ties: DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP), None while no machine has reported. A delay station is
-    BLOCKED while it holds ready units at its exit, STARVED while empty, WORKING otherwise.
+    summarised by :func:`store_summary` (DOWN only while a fault keeps its intake waiting).
     ``since_h`` is when the station entered that state (the latest ``since`` of its machines in it; a store's last
-    report) and ``reason`` the most common reason among those machines (ties: the first in alphabetical order).
+    report, or its fault's start) and ``reason`` the most common reason among those machines (ties: the first in
+    alphabetical order; a merge station starved names the input it waits for).
     ``machine_counts`` has every ``MachineState`` value and ``UNKNOWN``. ``good``/``scrapped`` count from the
     start of the live state; ``buffer_level`` is the buffer after the station (None: not reported yet, or the
     last station), ``buffer_level_h`` when it was reported.
@@ -140,12 +168,15 @@ class StationStatus:
 
 @dataclass(frozen=True)
 class ShiftStatus:
-    """The shift ``[start_h, end_h)``: good units shipped in it so far against the plan so far."""
+    """The shift ``[start_h, end_h)``: good units shipped in it so far against the plan so far (``twin.shifts``: the
+    plan counts only the working time of the line). ``name`` is the calendar's name of the shift, or, between two
+    shifts, why the line is not working (``off_shift``, ``holiday``); empty for a line without a calendar."""
 
     start_h: float
     end_h: float
     good: int
     plan: float
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -154,10 +185,12 @@ class LineStatus:
 
     ``clock_h`` is the latest event time (None before the first event), ``history_start_h`` the start of the
     span :meth:`LiveLine.kpis` can cover and ``retained_events`` the events kept for it. ``good`` (shipped),
-    ``scrapped`` and ``released`` count from the start of the live state; ``wip`` = ``wip0`` + released - scrapped
-    - shipped. ``events`` counts every event taken, ``late_events`` those older than the clock when they came and
-    ``dropped_events`` the late ones older than the retained history; ``trimmed_events`` the events the history let go
-    early (rolled into its checkpoint) to stay within its event bound.
+    ``scrapped`` and ``released`` count from the start of the live state (``released``: the units every branch start
+    took from the line's supply); ``wip`` = ``wip0`` + released - scrapped - shipped - the inputs merged away (each
+    unit a merge station finished took ``per_unit`` units of each input: they became one), so it counts pieces of
+    material as ``twin.kpis`` does. ``events`` counts every event taken, ``late_events`` those older than the clock
+    when they came and ``dropped_events`` the late ones older than the retained history; ``trimmed_events`` the
+    events the history let go early (rolled into its checkpoint) to stay within its event bound.
     """
 
     line: str
@@ -189,9 +222,23 @@ class LineOee:
     oee: float
 
 
+def units_per_shipped(line: Line) -> dict[str, int]:
+    """Per station, how many of its units one unit the line ships holds: 1 on the path of the final station's own
+    units, the product of the ``per_unit`` of the merges on the way to the end on a branch (a stacker taking two
+    anode sheets per stack: 2 for the anode branch's stations)."""
+    consumer = line.consumer
+    per = {inp.station: inp.per_unit for ins in line.inputs.values() for inp in ins}
+    out: dict[str, int] = {}
+    for s in reversed(line.stations):  # flow order: every consumer is listed after what it takes from
+        out[s.id] = per[s.id] * out[consumer[s.id]] if s.id in consumer else 1
+    return out
+
+
 def constraint_of(line: Line) -> tuple[int, Station]:
-    """The constraint station (the lowest ``Station.ideal_rate``, the first in flow order on ties) and its index."""
-    return min(enumerate(line.stations), key=lambda pair: pair[1].ideal_rate)
+    """The constraint station and its index in ``line.stations``: the lowest ideal rate counted in units the line
+    ships (``Station.ideal_rate`` over :func:`units_per_shipped`), the first in flow order on ties."""
+    per = units_per_shipped(line)
+    return min(enumerate(line.stations), key=lambda pair: pair[1].ideal_rate / per[pair[1].id])
 
 
 def line_oee(line: Line, kpis: RunKpis) -> LineOee:
