@@ -1,18 +1,22 @@
 """Why a line stops: the downtime Pareto of its stations, and each stop of a station traced back to its cause.
 
 Both answers are pure functions of the state events over a window ``[start_h, end_h)``: ``StateChanged`` of
-process stations and ``StoreOccupancy`` of delay stations (other events are ignored, so an engine's whole event
-stream will do). The events come in time order, led by each machine's and store's state at the window start:
-an event before ``start_h`` only sets the state the window begins in. ``LiveLine.state_events`` gives exactly
-that for any window of a live line's history. A machine that has not reported counts as STARVED (as in the
-engine's snapshot) and a store that has not reported as empty.
+process stations and of stores (a store's faults: the failure mode's index as the machine, DOWN at the fault and
+WORKING at its repair), ``StoreOccupancy`` of delay stations and, on a line with merges, ``BufferLevel`` of the
+buffers a merge station takes from (other events are ignored, so an engine's whole event stream will do). The
+events come in time order, led by each machine's and store's state and each such buffer's level at the window
+start: an event before ``start_h`` only sets the state the window begins in. ``LiveLine.state_events`` gives
+exactly that for any window of a live line's history. A machine that has not reported counts as STARVED (as in
+the engine's snapshot) and a store that has not reported as empty.
 
 Downtime Pareto (:func:`downtime_pareto`). Per station, the machine-hours in the window spent DOWN, in SETUP or
 in a PLANNED_STOP, per state and reason (an empty reason is reported as ``"unspecified"``), and the number of
 stops: a machine's stretch in one state with one reason counts once if any of it lies in the window (one already
-running at the window start counts; one reported and left at the same instant does not). Entries are sorted by
-hours, largest first, with their share of the station's total and the cumulative share; the line-wide Pareto
-ranks the same entries across stations against the line's total.
+running at the window start counts; one reported and left at the same instant does not). A store's faults count
+as DOWN with their failure mode as the reason, for the hours each lasted (one "machine" per failure mode, whatever
+share of the positions it takes out of use). Entries are sorted by hours, largest first, with their share of the
+station's total and the cumulative share; the line-wide Pareto ranks the same entries across stations against the
+line's total.
 
 Stop attribution (:func:`attribute_stops`). A station's summary state is that of ``LiveLine.status``
 (one rule, ``twin.status.summary_state`` and ``twin.status.summary_reason``):
@@ -21,17 +25,24 @@ Stop attribution (:func:`attribute_stops`). A station's summary state is that of
   machines, ties going to DOWN, BLOCKED, STARVED, SETUP, PLANNED_STOP in that order. So a station is down only
   if its down machines are at least as many as those idle for any other reason: one broken machine among many
   starved ones is not why the station stands, the others would stand as well. Its reason is the one most of its
-  machines in that state give (ties: the first in alphabetical order; machines that give none are not counted).
-- a delay station is BLOCKED while it holds ready units at its exit, STARVED while empty, WORKING otherwise.
+  machines in that state give (ties: the first in alphabetical order; machines that give none are not counted);
+  a starved merge station's reason is the input its machines wait for (the engine names the first input short).
+- a delay station (``twin.status.store_summary``) is BLOCKED while it holds ready units at its exit, DOWN while a
+  fault has positions out of use and its intake waits for room (the reason: that fault's mode), WORKING while units
+  dwell, STARVED while empty.
 
 Several events at one instant leave the station in the state after the last of them. A station is *stopped*
 while its summary is not WORKING, and a *stop* is a maximal stretch of that (never of zero length), clipped to
 the window. Each stop of the chosen station (default: the last, the line's output) is traced from its start (a
 stop running at the window start: from the window start), looking at one station at one instant at a time:
 
-1. a station DOWN, in SETUP or in a PLANNED_STOP is the cause, with its reason;
-2. a STARVED station leads to the station before it (the first station: the cause is ``supply``, the line's
-   input), a BLOCKED one to the station after it (the last station: ``shipping``, the line's exit);
+1. a station DOWN, in SETUP or in a PLANNED_STOP is the cause, with its reason (its failure mode, its changeover,
+   ``off_shift``, ``break``, ``holiday`` or the planned stop's name): changeovers and planned stops are causes of
+   their own, as breakdowns are;
+2. a STARVED station leads to its input (``Line.inputs``): a branch start's cause is ``supply``, the line's input;
+   a merge station leads to the input its starved state names; if it names none the line knows, to the input whose
+   buffer (``BufferLevel``) held less than one unit's worth at that instant, else to its first input. A BLOCKED
+   station leads to the station it feeds (``Line.consumer``; the last station: ``shipping``, the line's exit);
 3. if that neighbour is stopped at the same instant, the trace goes on from it;
 4. if it is working, the trace goes on from the neighbour's most recent stop that ended after the current
    station last began working (a stop whose effect still lasts through a buffer it emptied or filled), at the
@@ -63,9 +74,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from twin.events import Event, MachineState, StateChanged, StoreOccupancy
+from twin.events import BufferLevel, Event, MachineState, StateChanged, StoreOccupancy
 from twin.schema import Line
-from twin.status import summary_reason, summary_state
+from twin.status import store_summary, summary_reason, summary_state
 
 __all__ = [
     "UNSPECIFIED",
@@ -100,12 +111,14 @@ class CauseKind(StrEnum):
     SLOW = "slow"
     """The cause station was working, but too slowly to keep its neighbour going: a speed loss."""
     SUPPLY = "supply"
-    """The first station ran out of material: the line's input (no cause station)."""
+    """A branch start (the first station of a serial line) ran out of material: the line's input (no cause station)."""
     SHIPPING = "shipping"
     """The last station could not ship: the line's exit (no cause station)."""
 
 
 _OWN_KIND = {DOWN: CauseKind.DOWN, SETUP: CauseKind.SETUP, PLANNED_STOP: CauseKind.PLANNED_STOP}
+_REASONED = (DOWN, SETUP, PLANNED_STOP, STARVED)
+"""The states whose reasons a station summary gives (a starved merge station names its short input)."""
 
 
 # -- results ---------------------------------------------------------------------------------------------------
@@ -278,15 +291,51 @@ class _Machines:
         self.since = [-math.inf] * n
         self.counts = dict.fromkeys(MachineState, 0)
         self.counts[STARVED] = n
-        self.reasons: dict[MachineState, dict[str, int]] = {s: {} for s in _OWN_KIND}
+        self.reasons: dict[MachineState, dict[str, int]] = {s: {} for s in _REASONED}
+        self.reasons[STARVED][""] = n
 
     def summary(self) -> tuple[MachineState, str]:
         # the one station-summary rule of the live status (twin.status)
         best = summary_state(self.counts)
         assert best is not None  # every machine counts, one that has not reported as STARVED
-        if best not in _OWN_KIND:
+        if best not in self.reasons:
             return best, ""
         return best, summary_reason(self.reasons[best])
+
+
+class _Store:
+    """A store as the replay follows it: its latest occupancy and its faults under repair (mode -> since)."""
+
+    __slots__ = ("faults", "occupancy")
+
+    def __init__(self) -> None:
+        self.occupancy = (0, 0, False)  # dwelling, held, intake blocked: a store that has not reported is empty
+        self.faults: dict[str, float] = {}
+
+    def summary(self) -> tuple[MachineState, str]:
+        return store_summary(*self.occupancy, self.faults)
+
+
+class _Levels:
+    """A buffer's level as a step function (the buffers merge stations take from)."""
+
+    __slots__ = ("levels", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.levels: list[int] = []
+
+    def push(self, t: float, level: int) -> None:
+        if self.times and self.times[-1] == t:
+            self.levels[-1] = level
+        else:
+            self.times.append(t)
+            self.levels.append(level)
+
+    def at(self, t: float) -> int | None:
+        """The level at ``t`` (None: not reported yet)."""
+        k = bisect_right(self.times, t) - 1
+        return self.levels[k] if k >= 0 else None
 
 
 class _Replay:
@@ -302,7 +351,12 @@ class _Replay:
         self.machines: dict[str, tuple[int, _Machines]] = {
             s.id: (i, _Machines(s.machines)) for i, s in enumerate(line.stations) if s.kind == "process"
         }
-        self.stores = {s.id: i for i, s in enumerate(line.stations) if s.kind == "delay"}
+        self.stores = {
+            s.id: (i, _Store(), [f.name for f in s.failures]) for i, s in enumerate(line.stations) if s.kind == "delay"
+        }
+        # the buffers merge stations take from: their levels tell which input ran short when the state does not
+        merging = [s.id for s in line.stations if len(line.inputs[s.id]) > 1]
+        self.levels = {inp.station: _Levels() for sid in merging for inp in line.inputs[sid]}
         self.timelines: list[_Timeline] = []
         for s in line.stations:
             initial = self.machines[s.id][1].summary() if s.kind == "process" else (STARVED, "")
@@ -316,7 +370,11 @@ class _Replay:
     def run(self, events: Iterable[Event]) -> None:
         start, end = self.start, self.end
         last = -math.inf
-        dispatch: dict[type, Callable[[Any, float], None]] = {StateChanged: self._on_state, StoreOccupancy: self._on_store}
+        dispatch: dict[type, Callable[[Any, float], None]] = {
+            StateChanged: self._on_state,
+            StoreOccupancy: self._on_store,
+            BufferLevel: self._on_level,
+        }
         for ev in events:
             on = dispatch.get(type(ev))
             if on is None:
@@ -332,15 +390,19 @@ class _Replay:
             for m, state in enumerate(st.states):
                 if state in _OWN_KIND:
                     self._stopped(i, st, m, end)
+        for i, store, _modes in self.stores.values():
+            for mode, since in store.faults.items():
+                self._repaired(i, mode, since, end)
         for timeline in self.timelines:
             timeline.close(end)
 
     def _on_state(self, ev: StateChanged, tc: float) -> None:
         t, sid, m, state, reason = ev
-        try:
-            i, st = self.machines[sid]
-        except KeyError:
-            raise self._refuse(ev) from None
+        found = self.machines.get(sid)
+        if found is None:
+            self._on_fault(ev, tc)
+            return
+        i, st = found
         if not 0 <= m < len(st.states) or state not in st.counts:
             raise self._refuse(ev)
         prev, prev_reason = st.states[m], st.why[m]
@@ -348,11 +410,12 @@ class _Replay:
             return  # a repeated report: the state goes on
         if prev in _OWN_KIND:
             self._stopped(i, st, m, t)
+        if prev in st.reasons:
             left = st.reasons[prev]
             left[prev_reason] -= 1
             if not left[prev_reason]:
                 del left[prev_reason]
-        if state in _OWN_KIND:
+        if state in st.reasons:
             entered = st.reasons[state]
             entered[reason] = entered.get(reason, 0) + 1
         st.counts[prev] -= 1
@@ -369,12 +432,46 @@ class _Replay:
             acc[0] += t - a
             acc[1] += 1
 
-    def _on_store(self, ev: StoreOccupancy, tc: float) -> None:
-        _t, sid, dwelling, held, _intake = ev
-        j = self.stores.get(sid)
-        if j is None:
+    def _on_fault(self, ev: StateChanged, tc: float) -> None:
+        """A store's failure mode ``ev.machine`` faulted (DOWN) or was repaired (any other state)."""
+        t, sid, j, state, _reason = ev
+        found = self.stores.get(sid)
+        if found is None or not 0 <= j < len(found[2]):
             raise self._refuse(ev)
-        self.timelines[j].push(tc, BLOCKED if held else WORKING if dwelling else STARVED, "")
+        i, store, modes = found
+        mode = modes[j]
+        if state is DOWN:
+            if mode in store.faults:
+                return  # a repeated report
+            store.faults[mode] = t
+        else:
+            since = store.faults.pop(mode, None)
+            if since is None:
+                return
+            self._repaired(i, mode, since, t)
+        self.timelines[i].push(tc, *store.summary())
+
+    def _repaired(self, i: int, mode: str, since: float, t: float) -> None:
+        """A store's fault of ``mode`` since ``since`` ends at ``t`` (or the window ends): count its part in the window."""
+        a = since if since > self.start else self.start
+        if t > a:
+            acc = self.downtime.setdefault((i, DOWN, mode), [0.0, 0])
+            acc[0] += t - a
+            acc[1] += 1
+
+    def _on_store(self, ev: StoreOccupancy, tc: float) -> None:
+        _t, sid, dwelling, held, intake = ev
+        found = self.stores.get(sid)
+        if found is None:
+            raise self._refuse(ev)
+        i, store, _modes = found
+        store.occupancy = (dwelling, held, intake)
+        self.timelines[i].push(tc, *store.summary())
+
+    def _on_level(self, ev: BufferLevel, tc: float) -> None:
+        levels = self.levels.get(ev.station)
+        if levels is not None:  # only the buffers merge stations take from are followed
+            levels.push(tc, ev.level)
 
 
 # -- the Pareto ------------------------------------------------------------------------------------------------
@@ -424,11 +521,43 @@ def downtime_pareto(events: Iterable[Event], line: Line, start_h: float, end_h: 
 
 
 # -- the attribution -------------------------------------------------------------------------------------------
+class _Flow:
+    """Where a trace goes from a station: its inputs (index, units a job takes from it) and the station it feeds."""
+
+    def __init__(self, line: Line, index: dict[str, int], levels: dict[str, _Levels]) -> None:
+        inputs, consumer = line.inputs, line.consumer
+        self.inputs: list[list[tuple[int, int]]] = []
+        self.consumer: list[int | None] = []
+        for s in line.stations:
+            job = s.batch_size or s.lot
+            self.inputs.append([(index[inp.station], inp.per_unit * job) for inp in inputs[s.id]])
+            self.consumer.append(index[consumer[s.id]] if s.id in consumer else None)
+        self.index = index
+        self.ids = list(index)
+        self.levels = levels
+
+    def starved_by(self, i: int, reason: str, t: float) -> int | None:
+        """The input station a starved station ``i`` waits for at ``t`` (None: the line's supply)."""
+        ins = self.inputs[i]
+        if not ins:
+            return None
+        if len(ins) == 1:
+            return ins[0][0]
+        named = self.index.get(reason)
+        if named is not None and any(j == named for j, _need in ins):
+            return named
+        for j, need in ins:
+            levels = self.levels.get(self.ids[j])
+            level = levels.at(t) if levels is not None else None
+            if level is not None and level < need:
+                return j
+        return ins[0][0]
+
+
 def _trace(
-    timelines: list[_Timeline], ids: list[str], i: int, t: float
+    timelines: list[_Timeline], ids: list[str], i: int, t: float, flow: _Flow
 ) -> tuple[int | None, CauseKind, str, tuple[TraceStep, ...]]:
     """The cause of the stop of station ``i`` that holds at ``t`` (see the module docstring)."""
-    n = len(timelines)
     just_before = False
     tl = timelines[i]
     k = tl.at(t, just_before)
@@ -439,14 +568,11 @@ def _trace(
         own = _OWN_KIND.get(state)
         if own is not None:
             return i, own, tl.reasons[k] or UNSPECIFIED, tuple(chain)
-        if state == STARVED:
-            j = i - 1
-            if j < 0:
-                return None, CauseKind.SUPPLY, "", tuple(chain)
-        else:
-            j = i + 1
-            if j == n:
-                return None, CauseKind.SHIPPING, "", tuple(chain)
+        nxt = flow.starved_by(i, tl.reasons[k], t) if state == STARVED else flow.consumer[i]
+        if nxt is None:
+            kind = CauseKind.SUPPLY if state == STARVED else CauseKind.SHIPPING
+            return None, kind, "", tuple(chain)
+        j = nxt
         if j in seen:
             return i, CauseKind.SLOW, "", tuple(chain)  # they wait on each other: see the module docstring
         near = timelines[j]
@@ -483,11 +609,12 @@ def attribute_stops(
     replay.run(events)
     i = replay.index[sid]
     timelines, ids = replay.timelines, replay.ids
+    flow = _Flow(line, replay.index, replay.levels)
     tl = timelines[i]
     stops: list[AttributedStop] = []
     totals: dict[tuple[int | None, CauseKind, str], list[float]] = {}
     for a, b in zip(tl.stop_starts, tl.stop_ends, strict=True):
-        cause, kind, reason, chain = _trace(timelines, ids, i, a)
+        cause, kind, reason, chain = _trace(timelines, ids, i, a, flow)
         stops.append(
             AttributedStop(
                 station=sid,
