@@ -293,6 +293,9 @@ class Machine:
         self.setup_end = None
         self.since_changeover = 0
         self.changeover_due = False
+        # the setup is over: the machine shows its next state (loading, working) itself; left at SETUP, a machine
+        # that then loads behind a planned stop would be snapshot as in SETUP holding units
+        self.state = None
 
     # -- the machine's life -------------------------------------------------------------------------------
     def _run(self, start: MachineSnapshot | None) -> Generator[simpy.Event, Any, None]:
