@@ -7,14 +7,18 @@ say, repair and work left, failure clocks, is in the spread), and summarises the
 - ``good_output``: good units the line's end ships from the knowledge's instant to the horizon (mean, standard
   deviation and the 10th, 50th and 90th percentiles over the replications), and ``hourly``, the same percentiles
   of the cumulative output at each whole hour (the fan chart);
-- ``plan``: the plan's units by the horizon (``plan_per_hour`` times the horizon, unless a target is given) and
-  the share of replications that reach it (``p_meet``);
+- ``plan``: the plan's units by the horizon (``plan_per_hour`` times the line's working hours within it, unless a
+  target is given: ``twin.shifts.working_hours``, no plan outside its calendar's shifts, in breaks, on holidays or
+  in the line's planned stops) and the share of replications that reach it (``p_meet``);
 - per station: ``p_failure``, the share of replications in which at least one of its machines starts a new failure
   within the horizon (the repairs under way at the start are not new); ``expected_downtime_h``, the mean
-  machine-hours down within the horizon, the repairs under way included; ``p_down_at_horizon``, the share in which
-  at least one of its machines is down at the horizon (and ``machines_down_at_horizon``, their mean number);
-  ``repair_left_h``, the 50th and 90th percentiles of the time until every machine down at the start is repaired
-  (null when none is); ``p_bottleneck``, the share in which it is the bottleneck by the active-period method.
+  machine-hours down within the horizon, the repairs under way included (a repair behind a planned stop counts as
+  the stop, as the machine shows it); ``p_down_at_horizon``, the share in which at least one of its machines is
+  down at the horizon (and ``machines_down_at_horizon``, their mean number); ``repair_left_h``, the 50th and 90th
+  percentiles of the time until every machine down at the start is repaired (null when none is); ``p_bottleneck``,
+  the share in which it is the bottleneck by the active-period method. A store's faults count as its failures
+  (one "machine" per failure mode, as ``twin.stops`` counts them), its faults under repair at the start in
+  ``repair_left_h``.
 
 Failure times come from the machines' ages (the age-only hazard), or, for machines with recent condition signals,
 from the condition-signal hazard model (``twin.condition``) when one is fitted: the knowledge's
@@ -48,6 +52,7 @@ from twin.knowledge import LineKnowledge
 from twin.kpis import ActivePeriods
 from twin.sampler import SamplingNotes, sample_snapshots
 from twin.schema import Line
+from twin.shifts import working_hours
 
 __all__ = ["CHUNK", "MAX_HORIZON_H", "MIN_HORIZON_H", "Forecast", "StationForecast", "forecast"]
 
@@ -146,9 +151,9 @@ def _chunk(
             periods.attach(engine)
             engine.run(end)
             repair_left = {
-                sid: max(m.repair_left_h for m in st.machines if m.state is DOWN)
+                sid: max([m.repair_left_h for m in st.machines if m.state is DOWN] + list(st.faults.values()))
                 for sid, st in snapshot.stations.items()
-                if any(m.state is DOWN for m in st.machines)
+                if st.faults or any(m.state is DOWN for m in st.machines)
             }
             runs.append(watch.result(end, repair_left, periods.bottleneck()))
             del engine, watch, periods
@@ -258,7 +263,7 @@ def forecast(
     total = cumulative[:, -1]
     steps = t0 + np.minimum(np.arange(1, cumulative.shape[1] + 1, dtype=float), horizon_h)
     hourly = [{"end": float(end), **_quantiles(cumulative[:, k])} for k, end in enumerate(steps)]
-    target = plan_per_hour * horizon_h if plan_target is None else plan_target
+    target = plan_per_hour * working_hours(line, t0, t0 + horizon_h) if plan_target is None else plan_target
     n = len(runs)
     stations: dict[str, StationForecast] = {}
     for spec in line.stations:

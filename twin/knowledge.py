@@ -15,11 +15,19 @@ instant (:meth:`KnowledgeBuilder.at`):
   counts its waiting as repair time: the wire does not tell them apart.)
 - per machine, the units it holds, inferred (units are not on the wire, only counters): a working, blocked or
   down machine holds a lot the size of its last completed one (good and scrap; a full lot or batch before its
-  first); a starved batch machine's partial fill comes from conservation at its upstream buffer. The units its
-  station took from that buffer are the upstream station's good output less what the upstream holds finished
-  (blocked machines, a store's units held at its exit) less the buffer's level; machines load first come, first
-  served, so all the units taken since the later of the oldest starving machine's start of loading and the last
-  batch completed loading are that machine's fill, and the other starving machines hold none;
+  first); a starved batch machine's partial fill comes from conservation at its input's buffer (``Line.inputs``:
+  a batch station with one input taking one unit per unit). The units its station took from that buffer are the
+  input station's good output less what the input holds finished (blocked machines, a store's units held at its
+  exit) less the buffer's level; machines load first come, first served, so all the units taken since the later
+  of the oldest starving machine's start of loading and the last batch completed loading are that machine's fill,
+  and the other starving machines hold none. A merge station (or one taking several units of its input per unit)
+  takes its inputs all at once when every one is there: its starved machines hold none;
+- per machine in SETUP or a planned stop: for a planned stop, what it was doing when the stop came
+  (``stopped_from``: a machine stopped mid-cycle holds its lot and its cycle pauses; one stopped while blocked holds
+  its finished lot; one stopped while down or in a changeover goes on being repaired or changed over behind the
+  stop, as the engine does, and shows it again when the stop ends if it is not done); when the repair or the
+  changeover began; and per machine the units it finished since its last changeover ended (None: none seen). A
+  stop that comes at the instant a unit is finished finds the machine between units (idle);
 - per buffer: its level;
 - per machine of a station with condition signals (``Signal.condition``: vibration, drive current), its recent
   condition features, level and trend (``twin.condition``), from the ``ProcessValue`` events; and, fitted from the
@@ -31,7 +39,9 @@ instant (:meth:`KnowledgeBuilder.at`):
   not on the wire: a store's intake is the growth of its occupancy plus what it released (its completions), taken
   at each occupancy report. The units in a store are its newest entries (stores release first in, first out), so
   only the latest entries covering the occupancy are kept; the units that entered before the events began are
-  counted as ``unknown_units``.
+  counted as ``unknown_units``. And its faults: each failure mode under repair since when (``StateChanged`` of the
+  store with the mode's index as the machine), and each other mode's age, the calendar hours since its last repair
+  ended (None: none seen).
 
 What the wire does not tell (work left on the units in a machine, the repair time left, the time to the next
 failure, dwell left of units whose entry was not seen) is drawn per replication by ``twin.sampler``.
@@ -53,6 +63,7 @@ from twin.schema import Line
 __all__ = ["KnowledgeBuilder", "LineKnowledge", "MachineKnowledge", "StoreKnowledge"]
 
 WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
+SETUP, PLANNED_STOP = MachineState.SETUP, MachineState.PLANNED_STOP
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,17 @@ class MachineKnowledge:
     condition: ConditionFeatures | None = None
     """Its recent condition-signal features (``twin.condition``); None: it has none (no condition signals, none
     recent, or it is down)."""
+    stopped_from: MachineState | None = None
+    """PLANNED_STOP: the state the planned stop found it in (WORKING: mid-cycle; BLOCKED: holding finished units;
+    DOWN or SETUP: repaired or changed over behind the stop; STARVED: idle)."""
+    stopped_since_h: float = math.nan
+    """PLANNED_STOP: when the planned stop began."""
+    began_h: float = math.nan
+    """DOWN or SETUP (or a planned stop that found it so): when the repair or the changeover began (NaN: not seen)."""
+    repair_mode: str = ""
+    """DOWN, or a planned stop that found it down: the failure mode under repair."""
+    since_changeover: int | None = None
+    """Units it finished since its last changeover ended; None: no changeover seen."""
 
     def now_elapsed(self, now_h: float) -> float:
         """Hours in its current state at ``now_h`` (0 when it never reported)."""
@@ -98,6 +120,10 @@ class StoreKnowledge:
     """Units in the store whose entry came before the events began (``occupancy`` less the entries')."""
     known_since_h: float
     """Entries are known from this instant on (when the events began)."""
+    faults: dict[str, float] = field(default_factory=dict)
+    """Failure modes under repair, and since when."""
+    fault_ages_h: dict[str, float | None] = field(default_factory=dict)
+    """Per failure mode not under repair: the calendar hours since its last repair ended (None: none seen)."""
 
 
 @dataclass(frozen=True)
@@ -116,15 +142,21 @@ class LineKnowledge:
 
 class _Machine:
     __slots__ = (
+        "began",
+        "changed",
         "cycle_worked",
+        "done_at",
         "down_from",
         "last_good",
         "last_lot",
         "mark",
+        "mode",
         "reason",
         "repaired",
         "since",
         "state",
+        "stop_since",
+        "stopped_from",
         "worked",
         "working_since",
     )
@@ -141,12 +173,20 @@ class _Machine:
         self.last_lot = 0  # good + scrap of its last completion (0: none seen)
         self.last_good = 0
         self.mark = math.nan  # batch machines: units its station had taken when it began loading (NaN: not loading)
+        self.stopped_from: MachineState | None = None  # PLANNED_STOP: the state the stop found it in
+        self.stop_since = math.nan  # PLANNED_STOP: when the stop began
+        self.mode = ""  # the failure mode of the repair under way (DOWN, or hidden by a planned stop)
+        self.began = math.nan  # when the repair or changeover under way began
+        self.changed: int | None = None  # units finished since its last changeover ended (None: none seen)
+        self.done_at = math.nan  # when it last finished a lot
 
 
 class _Store:
-    __slots__ = ("entries", "held", "high", "occupancy", "ready", "released")
+    __slots__ = ("entries", "faults", "held", "high", "occupancy", "ready", "released", "repaired")
 
     def __init__(self) -> None:
+        self.faults: dict[str, float] = {}  # failure modes under repair: since when
+        self.repaired: dict[str, float] = {}  # failure modes seen repaired: when the last repair ended
         self.occupancy: int | None = None  # None until the first report: the baseline of the intake
         self.ready = 0  # units whose dwell is over, held at the exit
         self.released = 0
@@ -155,9 +195,30 @@ class _Store:
         self.held = 0  # the units of the entries kept
 
 
+def _was(m: _Machine) -> MachineState | None:
+    """What the machine was doing before its repair or planned stop (through both: a stop that found it down)."""
+    state = m.state
+    if state is PLANNED_STOP:
+        state = m.stopped_from
+    if state is DOWN:
+        state = m.down_from
+    return state
+
+
 def _holding(m: _Machine) -> bool:
-    """Whether the machine holds finished units not handed over: blocked, or broken down while blocked."""
-    return m.state is BLOCKED or (m.state is DOWN and m.down_from is BLOCKED)
+    """Whether the machine holds finished units not handed over: blocked, or broken down or stopped while blocked."""
+    return m.state is BLOCKED or (m.state in (DOWN, PLANNED_STOP) and _was(m) is BLOCKED)
+
+
+def _mid_cycle(m: _Machine) -> bool:
+    """Whether the machine is working, or holds a cycle that a repair or a planned stop paused."""
+    return m.state is WORKING or (m.state in (DOWN, PLANNED_STOP) and _was(m) is WORKING)
+
+
+def _hidden(m: _Machine) -> MachineState | None:
+    """The repair (DOWN) or changeover (SETUP) the machine is in, shown or behind a planned stop (None: neither)."""
+    state = m.stopped_from if m.state is PLANNED_STOP else m.state
+    return state if state in (DOWN, SETUP) else None
 
 
 class KnowledgeBuilder:
@@ -187,10 +248,15 @@ class KnowledgeBuilder:
         # instant, and when its last batch completed loading.
         self._good: dict[str, int] = {s.id: 0 for s in line.stations}
         self._blocked: dict[str, int] = {s.id: 0 for s in line.stations}
-        ids = [s.id for s in line.stations]
+        inputs = line.inputs
+        # batch stations loading one by one from one input's buffer (a merge takes all its inputs at once)
         self._upstream = {
-            s.id: ids[i - 1] for i, s in enumerate(line.stations) if i > 0 and s.kind == "process" and s.batch_size is not None
+            s.id: inputs[s.id][0].station
+            for s in process
+            if s.batch_size is not None and len(inputs[s.id]) == 1 and inputs[s.id][0].per_unit == 1
         }
+        self._merging = {s.id for s in process if sum(i.per_unit for i in inputs[s.id]) > 1}
+        self._store_modes = {s.id: [f.name for f in s.failures] for s in line.stations if s.kind == "delay"}
         self._taken_before = dict.fromkeys(self._upstream, 0.0)
         self._loaded_at = dict.fromkeys(self._upstream, -math.inf)
         self._handlers: dict[type, Callable[..., None]] = {
@@ -267,6 +333,9 @@ class KnowledgeBuilder:
             return
         m = self._machines[station][machine]
         m.last_lot, m.last_good = good + scrap, good
+        m.done_at = t
+        if m.changed is not None:
+            m.changed += good + scrap
         if m.state is WORKING:  # the next lot, if one waits, starts now without a state report
             self._book_work(m, t)
             m.working_since = t
@@ -295,11 +364,7 @@ class KnowledgeBuilder:
         """The partial fill of each starving machine of batch station ``sid`` (first come, first served)."""
         spec = self._specs[sid]
         assert spec.batch_size is not None
-        loading = sorted(
-            (m.mark, m.since, i)
-            for i, m in enumerate(ms)
-            if m.mark == m.mark and (m.state is STARVED or (m.state is DOWN and m.down_from is STARVED))
-        )
+        loading = sorted((m.mark, m.since, i) for i, m in enumerate(ms) if m.mark == m.mark and _was(m) is STARVED)
         fills = dict.fromkeys((i for _, _, i in loading), 0)
         if loading:
             head = loading[0][2]
@@ -312,33 +377,68 @@ class KnowledgeBuilder:
             self._on_store(ev)
         self._pending.clear()
 
+    def _fault(self, sid: str, j: int, t: float, state: MachineState) -> None:
+        """Store ``sid``'s failure mode ``j`` faulted (DOWN) or was repaired (any other state)."""
+        store = self._stores[sid]
+        mode = self._store_modes[sid][j]  # IndexError: a mode the store does not have
+        if state is DOWN:
+            store.faults.setdefault(mode, t)
+        elif mode in store.faults:
+            del store.faults[mode]
+            store.repaired[mode] = t
+
     def _state(self, t: float, sid: str, idx: int, state: MachineState, reason: str) -> None:
         self._tick(t)
-        m = self._machines[sid][idx]
-        if m.state == state and m.reason == reason:
+        machines = self._machines.get(sid)
+        if machines is None:
+            self._fault(sid, idx, t, state)  # KeyError: not a station of the line
+            return
+        m = machines[idx]
+        prev = m.state
+        if prev == state and m.reason == reason:
             return  # a repeated report (a heartbeat)
-        if state is DOWN and m.state is not DOWN:
+        hidden = _hidden(m)
+        # a repair or changeover a planned stop hid, shown again when the stop ends: it goes on
+        resumed = prev is PLANNED_STOP and hidden is state and (state is SETUP or reason == m.mode)
+        if state is DOWN and prev is not DOWN and not resumed:
             self.condition.failed(t, sid, idx)  # a new failure: it labels the machine's samples of the last window
-        if m.state is WORKING:
+        if prev is WORKING:
             self._book_work(m, t)
         was_holding = _holding(m)
+        was_mid_cycle = _mid_cycle(m)
         if sid in self._upstream:
             if state is STARVED and m.mark != m.mark:
                 m.mark = self._taken_before[sid]  # it takes what waits at this instant: count from before it
-            elif state is WORKING and m.state is STARVED:
+            elif state is WORKING and _was(m) is STARVED:
                 self._loaded_at[sid] = self._taken(sid)  # a batch completed loading: later units go to the next
                 m.mark = math.nan
-        if m.state is DOWN and m.reason and (state is not DOWN or reason != m.reason):
-            m.repaired[m.reason] = t  # the repair of that mode ended: its age starts again
-            if m.reason in m.worked:
-                m.worked[m.reason] = 0.0
-        if state is DOWN:
-            m.down_from = m.state if m.state is not DOWN else m.down_from
+        if hidden is not None and state is not PLANNED_STOP and not resumed and (state is not DOWN or reason != m.mode):
+            # the repair (or changeover) ended, now or behind the stop that ends now
+            if hidden is DOWN and m.mode:
+                m.repaired[m.mode] = t  # that mode's age starts again
+                if m.mode in m.worked:
+                    m.worked[m.mode] = 0.0
+                m.mode = ""
+            if hidden is SETUP:
+                m.changed = 0
+            m.began = math.nan
+        if state is PLANNED_STOP and prev is not PLANNED_STOP:
+            # a stop at the instant a lot was finished finds the machine between lots
+            m.stopped_from = STARVED if prev is WORKING and m.done_at == t else prev
+            m.stop_since = t
+        if not resumed and state in (DOWN, SETUP):
+            if state is DOWN:
+                m.down_from = _was(m) if prev is not DOWN else m.down_from
+                m.mode = reason
+            m.began = t
         if state is WORKING:
             m.working_since = t
-            if m.state is not DOWN or m.down_from is not WORKING:
-                m.cycle_worked = 0.0  # a new cycle (after a repair mid-cycle, the interrupted one goes on)
-        m.state, m.reason, m.since = state, reason, t
+            if not was_mid_cycle:
+                m.cycle_worked = 0.0  # a new cycle (after a repair or a stop mid-cycle, the paused one goes on)
+        if state is not PLANNED_STOP:
+            m.stopped_from = None
+        m.state, m.reason = state, reason
+        m.since = m.began if resumed and m.began == m.began else t
         self._blocked[sid] += (_holding(m) - was_holding) * m.last_good
 
     @staticmethod
@@ -405,13 +505,15 @@ class KnowledgeBuilder:
             fills = self._fills(sid, ms) if sid in self._upstream else {}
             out = []
             for i, m in enumerate(ms):
-                if m.state is WORKING or (m.state is DOWN and m.down_from is WORKING):
+                if _mid_cycle(m):
                     units: int | None = m.last_lot or full
                 elif _holding(m):
                     units = m.last_good or full
                 elif i in fills:
                     units = fills[i]
-                elif spec.batch_size is not None and m.state is not None:
+                elif sid in self._merging and m.state is not None:
+                    units = 0  # a merge takes its inputs all at once: idle, it holds none
+                elif spec.batch_size is not None and m.state is not None and _hidden(m) is not SETUP:
                     units = None  # loading from the line's supply, or never seen to load: not known
                 else:
                     units = 0 if m.state is not None else None
@@ -420,12 +522,17 @@ class KnowledgeBuilder:
                     MachineKnowledge(
                         state=m.state,
                         since_h=m.since,
-                        reason=m.reason if m.state is DOWN else "",
-                        cycle_worked_h=m.cycle_worked + working if m.state in (WORKING, DOWN) else 0.0,
+                        reason=m.reason if m.state in (DOWN, SETUP, PLANNED_STOP) else "",
+                        cycle_worked_h=m.cycle_worked + working if _mid_cycle(m) else 0.0,
                         ages_h=self._ages(sid, m, now),
-                        down_from=m.down_from if m.state is DOWN else None,
+                        down_from=m.down_from if _hidden(m) is DOWN else None,
                         units=units,
-                        condition=None if m.state is DOWN else self.condition.features(sid, i, now),
+                        condition=None if _hidden(m) is DOWN else self.condition.features(sid, i, now),
+                        stopped_from=m.stopped_from if m.state is PLANNED_STOP else None,
+                        stopped_since_h=m.stop_since if m.state is PLANNED_STOP else math.nan,
+                        began_h=m.began if _hidden(m) is not None else math.nan,
+                        repair_mode=m.mode if _hidden(m) is DOWN else "",
+                        since_changeover=m.changed,
                     )
                 )
             machines[sid] = tuple(out)
@@ -438,7 +545,12 @@ class KnowledgeBuilder:
                 t0, u0 = entries[0]
                 entries[0] = (t0, u0 - (held - occupancy))
                 held = occupancy
-            stores[sid] = StoreKnowledge(occupancy, s.ready, tuple(entries), occupancy - held, self._start)
+            ages: dict[str, float | None] = {
+                mode: (now - s.repaired[mode]) if mode in s.repaired else None
+                for mode in self._store_modes[sid]
+                if mode not in s.faults
+            }
+            stores[sid] = StoreKnowledge(occupancy, s.ready, tuple(entries), occupancy - held, self._start, dict(s.faults), ages)
         return LineKnowledge(
             time_h=now,
             observed_since_h=self._start,

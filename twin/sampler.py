@@ -23,8 +23,21 @@ from its distribution **conditioned on what is known** (``twin.residual``):
 - **units in machines** are not on the wire either (only counters): ``twin.knowledge`` infers them (a lot the size
   of the machine's last one; a starved batch machine's fill by conservation at its upstream buffer). Where it
   cannot (a batch machine that loads from the line's supply), the fill is drawn uniformly from 0 to
-  ``batch_size - 1`` and counted in the notes. Machines in SETUP or a planned stop are started idle (the engine
-  does not model them yet), and counted in the notes;
+  ``batch_size - 1`` and counted in the notes. A merge station's starved machines hold none (it takes its inputs
+  all at once);
+- **changeovers**: a machine in SETUP for ``e`` hours starts in SETUP with the changeover's duration less ``e``
+  given that it exceeds ``e``; the units a machine made since its last changeover are counted from the events, or,
+  when no changeover was seen, drawn uniformly from 0 to ``every_units - 1`` (counted in the notes). A machine in
+  SETUP at a station without a changeover in the line file starts idle, counted in the notes
+  (``idle_for_unmodelled``);
+- **planned stops**: a machine in a planned stop starts in it as the stop found it: holding its lot mid-cycle (the
+  work left drawn as for a working machine), holding finished units (blocked), or idle; one the stop found down or
+  in a changeover is repaired or changed over behind the stop, so its repair (setup) is drawn given that it lasted
+  until the stop began: where it runs past now the machine starts DOWN (SETUP) with what is left, else in the
+  planned stop. The engine's calendar then keeps it stopped until the stop ends;
+- **store faults**: a store's failure mode under repair for ``e`` hours starts with its repair time less ``e`` given
+  that it exceeds ``e``; the others with their time to the next fault given their age (the hours since their last
+  repair ended), or from the equilibrium residual life when no repair was seen (counted with the machines' ages);
 - **dwell left** of the units in a store: their dwell given the time since they entered, for the entries the
   events saw; units that entered before the events began (``unknown_units``) are spread evenly over the dwell
   still possible for them (from 0 to the mean dwell less the time observed), and the notes say how many.
@@ -57,6 +70,7 @@ from twin.snapshot import LineSnapshot, MachineSnapshot, StationSnapshot, StoreL
 __all__ = ["SampledSnapshot", "SamplingNotes", "sample_snapshots"]
 
 WORKING, STARVED, BLOCKED, DOWN = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED, MachineState.DOWN
+SETUP, PLANNED_STOP = MachineState.SETUP, MachineState.PLANNED_STOP
 UNKNOWN_STORE_LOTS = 64
 """Lots the units of unknown entry time in a store are spread over."""
 CANDIDATE_AGES = 64
@@ -73,9 +87,12 @@ class SamplingNotes:
     unreported_machines: int = 0
     """Machines that never reported a state: started idle and empty."""
     idle_for_unmodelled: int = 0
-    """Machines in SETUP or a planned stop, started idle (the engine does not model these states yet)."""
+    """Machines in a state the line file cannot model (SETUP at a station without a changeover), started idle."""
     sampled_batch_fills: int = 0
     """Starved batch machines whose partial fill was drawn uniformly."""
+    sampled_changeover_counts: int = 0
+    """Machines of stations changing over every so many units that were never seen to change over: the units since
+    their last changeover drawn uniformly."""
     store_units_spread: dict[str, int] = field(default_factory=dict)
     """Per store, the units whose entry the events did not see, spread evenly over their possible dwell left."""
     hazard: dict[str, str] = field(default_factory=dict)
@@ -89,6 +106,7 @@ class SamplingNotes:
             "unreported_machines": self.unreported_machines,
             "idle_for_unmodelled": self.idle_for_unmodelled,
             "sampled_batch_fills": self.sampled_batch_fills,
+            "sampled_changeover_counts": self.sampled_changeover_counts,
             "store_units_spread": dict(self.store_units_spread),
             "hazard": dict(self.hazard),
         }
@@ -122,6 +140,11 @@ def _work_left(spec: Station, units: int, worked: float, rng: np.random.Generato
     return sample_residual(Gamma(dist="gamma", mean=mean * k, cv=cv), worked, rng, n)
 
 
+def _repair_mode(mk: MachineKnowledge) -> str:
+    """The failure mode under repair, shown (DOWN) or behind a planned stop ("": none)."""
+    return mk.repair_mode or (mk.reason if mk.state is DOWN else "")
+
+
 def _ttf_left(
     spec: Station, mk: MachineKnowledge, repair_left: np.ndarray, rng: np.random.Generator, n: int
 ) -> tuple[dict[str, np.ndarray], int]:
@@ -129,7 +152,7 @@ def _ttf_left(
     ttf: dict[str, np.ndarray] = {}
     unknown = 0
     for mode in spec.failures:
-        if mk.state is DOWN and mode.name == mk.reason:
+        if mode.name == _repair_mode(mk):
             # the mode under repair starts afresh when the repair ends (a calendar clock counts from then on)
             fresh = sample_residual(mode.ttf, 0.0, rng, n)
             ttf[mode.name] = fresh + repair_left if mode.basis == "calendar" else fresh
@@ -203,6 +226,14 @@ def _ttf_by_condition(
     return ttf, unknown
 
 
+def _hidden_left(dist: DurationDist, mk: MachineKnowledge, now: float, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` draws of what is left at ``now`` of a repair or changeover (``dist``) that a planned stop hid: it lasted
+    at least until the stop began; <= 0 where it ended behind the stop."""
+    began = mk.began_h if math.isfinite(mk.began_h) else mk.stopped_since_h
+    before = max(mk.stopped_since_h - began, 0.0)
+    return sample_residual(dist, before, rng, n) - max(now - mk.stopped_since_h, 0.0)
+
+
 def _machines(
     spec: Station,
     known: tuple[MachineKnowledge, ...],
@@ -217,86 +248,160 @@ def _machines(
     failure times of its machines that are up with recent condition features are drawn with it."""
     modes = {f.name: f for f in spec.failures}
     full = spec.batch_size or spec.lot
+    change = spec.changeover
     per_rep: list[list[MachineSnapshot]] = [[] for _ in range(n)]
     zeros = np.zeros(n)
     for mk in known:
         state = mk.state
+        stopped_from = mk.stopped_from if state is PLANNED_STOP else None
         down = state is DOWN and mk.reason in modes
+        repairing = stopped_from is DOWN and mk.repair_mode in modes
         repair_left = zeros
+        states: MachineState | list[MachineState] = STARVED
+        reasons: str | list[str] = ""
+        setup_left: np.ndarray | float = 0.0
         if down:
             elapsed = max(mk.now_elapsed(now), 0.0)
             repair_left = sample_residual(modes[mk.reason].ttr, elapsed, rng, n)
+        elif repairing:  # down when the planned stop came: repaired behind it, perhaps done by now
+            repair_left = _hidden_left(modes[mk.repair_mode].ttr, mk, now, rng, n)
         if model is not None and hazard is not None and mk.condition is not None and state not in (None, DOWN) and spec.failures:
             p_fail = float(model.p_within(hazard.p_within(spec, mk.ages_h), mk.condition.level, mk.condition.trend))
             ttf, unknown = _ttf_by_condition(spec, mk, p_fail, hazard, rng, n)
             tally[f"condition:{spec.id}"] += 1
         else:
-            ttf, unknown = _ttf_left(spec, mk, repair_left, rng, n)
+            ttf, unknown = _ttf_left(spec, mk, np.maximum(repair_left, 0.0), rng, n)
         tally["equilibrium_ages"] += unknown
         held = min(mk.units or full, full)  # a lot the size of its last one (knowledge), else a full one
         units: np.ndarray | int = 0
-        work, finished, reason = zeros, False, mk.reason if down else ""
-        if state is None or state in (MachineState.SETUP, MachineState.PLANNED_STOP):
+        work, finished = zeros, False
+        was = mk.down_from if (down or repairing) else stopped_from if state is PLANNED_STOP else state
+        if state is None or (state is SETUP and change is None):
             tally["unreported_machines" if state is None else "idle_for_unmodelled"] += 1
-            state = STARVED
-        elif state is WORKING or (down and mk.down_from is WORKING):
-            units, work = held, _work_left(spec, held, mk.cycle_worked_h, rng, n)
-        elif state is BLOCKED or (down and mk.down_from is BLOCKED):
-            units, finished = held, down
-        elif down:  # broke down idle: repaired, then it loads on (a batch machine keeps its partial fill)
-            units = (mk.units or 0) if spec.batch_size is not None else 0
-        else:  # STARVED (or DOWN for a reason the line file does not know: idle, as the model cannot repair it)
-            state = STARVED
-            if spec.batch_size is not None and mk.state is STARVED:
+        elif state is SETUP:
+            assert change is not None
+            elapsed = max(now - mk.began_h if math.isfinite(mk.began_h) else mk.now_elapsed(now), 0.0)
+            states, reasons = SETUP, change.name
+            setup_left = sample_residual(change.duration, elapsed, rng, n)
+        else:
+            if was is WORKING:
+                units, work = held, _work_left(spec, held, mk.cycle_worked_h, rng, n)
+            elif was is BLOCKED:
+                units, finished = held, state is not BLOCKED
+            elif down or repairing:  # broke down idle: repaired, then it loads on (a batch machine keeps its fill)
+                units = (mk.units or 0) if spec.batch_size is not None else 0
+            elif spec.batch_size is not None and was is STARVED:
                 if mk.units is not None:
                     units = min(mk.units, spec.batch_size - 1)
                 else:
                     tally["sampled_batch_fills"] += 1
                     units = rng.integers(0, spec.batch_size, n)
-        _append(per_rep, state, units, finished, work, repair_left, reason, ttf)
+            if down:
+                states, reasons = DOWN, mk.reason
+            elif state is WORKING or state is BLOCKED:
+                states = state
+            elif state is PLANNED_STOP:
+                stop = mk.reason
+                if repairing:
+                    going = (repair_left > 0).tolist()
+                    states = [DOWN if g else PLANNED_STOP for g in going]
+                    reasons = [mk.repair_mode if g else stop for g in going]
+                    repair_left = np.maximum(repair_left, 0.0)
+                elif stopped_from is SETUP and change is not None:
+                    left = _hidden_left(change.duration, mk, now, rng, n)
+                    going = (left > 0).tolist()
+                    states = [SETUP if g else PLANNED_STOP for g in going]
+                    reasons = [change.name if g else stop for g in going]
+                    setup_left = np.maximum(left, 0.0)
+                else:
+                    states, reasons = PLANNED_STOP, stop
+            # else STARVED (or DOWN for a reason the line file does not know: idle, as the model cannot repair it)
+        since_change: np.ndarray | int = 0
+        if change is not None and change.every_units is not None:
+            if mk.since_changeover is not None:
+                since_change = min(mk.since_changeover, change.every_units)
+            else:
+                tally["sampled_changeover_counts"] += 1
+                since_change = rng.integers(0, change.every_units, n)
+        _append(per_rep, states, units, finished, work, repair_left, reasons, ttf, setup_left, since_change)
     return per_rep
 
 
 def _append(
     per_rep: list[list[MachineSnapshot]],
-    state: MachineState,
+    state: MachineState | list[MachineState],
     units: np.ndarray | int,
     finished: bool,
     work: np.ndarray,
     repair_left: np.ndarray,
-    reason: str,
+    reason: str | list[str],
     ttf: dict[str, np.ndarray],
+    setup_left: np.ndarray | float = 0.0,
+    since_changeover: np.ndarray | int = 0,
 ) -> None:
-    """One machine's snapshot in each replication, from per-replication arrays (a scalar: the same in all)."""
+    """One machine's snapshot in each replication, from per-replication arrays or lists (a scalar: the same in all)."""
     n = len(per_rep)
     names = list(ttf)
 
-    def column(values: np.ndarray | int) -> list[Any]:
+    def column(values: np.ndarray | float) -> list[Any]:
         # as Python numbers once: indexing a numpy array per replication costs more than the snapshot itself
         out: list[Any] = np.broadcast_to(np.asarray(values), (n,)).tolist()
         return out
 
     counts, works, repairs = column(units), column(work), column(repair_left)
+    states = state if isinstance(state, list) else [state] * n
+    reasons = reason if isinstance(reason, list) else [reason] * n
+    setups = column(setup_left) if not isinstance(setup_left, float) or setup_left else None
+    changed = column(since_changeover) if not isinstance(since_changeover, int) or since_changeover else None
     cols = [column(ttf[name]) for name in names]
     for i, machines in enumerate(per_rep):
+        st = states[i]
         machines.append(
             trusted(  # checked once, with the whole snapshot
                 MachineSnapshot,
                 {
-                    "state": state,
+                    "state": st,
                     "units": counts[i],
                     "finished": finished,
                     "work_left_h": works[i],
-                    "repair_left_h": repairs[i],
-                    "reason": reason,
+                    "repair_left_h": repairs[i] if st is DOWN else 0.0,
+                    "reason": reasons[i],
                     "ttf_left_h": {name: col[i] for name, col in zip(names, cols, strict=True)},
-                    "setup_left_h": 0.0,
-                    "units_since_changeover": 0,
+                    "setup_left_h": setups[i] if setups is not None and st is SETUP else 0.0,
+                    "units_since_changeover": changed[i] if changed is not None else 0,
                     "changeover_due": False,
                     "micro_stop_left_h": None,
                 },
             )
         )
+
+
+def _store_faults(
+    spec: Station, knowledge: LineKnowledge, rng: np.random.Generator, n: int, tally: Counter[str]
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """A store's faults (repair left per mode under repair) and its time to the next fault of every other mode, in
+    each of ``n`` replications."""
+    if not spec.failures:
+        return [{} for _ in range(n)], [{} for _ in range(n)]
+    sk = knowledge.stores.get(spec.id)
+    now = knowledge.time_h
+    faults: dict[str, list[float]] = {}
+    ttf: dict[str, list[float]] = {}
+    for f in spec.failures:
+        since = sk.faults.get(f.name) if sk is not None else None
+        if since is not None:
+            faults[f.name] = sample_residual(f.ttr, max(now - since, 0.0), rng, n).tolist()
+            continue
+        age = sk.fault_ages_h.get(f.name) if sk is not None else None
+        if age is None:
+            tally["equilibrium_ages"] += 1
+            ttf[f.name] = sample_equilibrium_residual(f.ttf, rng, n).tolist()
+        else:
+            ttf[f.name] = sample_residual(f.ttf, age, rng, n).tolist()
+    return (
+        [{k: v[i] for k, v in faults.items()} for i in range(n)],
+        [{k: v[i] for k, v in ttf.items()} for i in range(n)],
+    )
 
 
 def _store_lots(
@@ -382,9 +487,11 @@ def sample_snapshots(
     spread: dict[str, int] = {}
     machines: dict[str, list[list[MachineSnapshot]]] = {}
     lots: dict[str, list[list[StoreLot]]] = {}
+    store_faults: dict[str, tuple[list[dict[str, float]], list[dict[str, float]]]] = {}
     for spec in line.stations:
         if spec.kind == "delay":
             lots[spec.id] = _store_lots(spec, knowledge, rng, n, spread, horizon_h)
+            store_faults[spec.id] = _store_faults(spec, knowledge, rng, n, tally)
         else:
             known = knowledge.machines.get(spec.id, ())
             machines[spec.id] = _machines(spec, known, knowledge.time_h, rng, n, tally, condition_model, hazard)
@@ -401,6 +508,7 @@ def sample_snapshots(
         unreported_machines=tally["unreported_machines"],
         idle_for_unmodelled=tally["idle_for_unmodelled"],
         sampled_batch_fills=tally["sampled_batch_fills"],
+        sampled_changeover_counts=tally["sampled_changeover_counts"],
         store_units_spread=spread,
         hazard={
             s.id: CONDITION_SIGNAL if tally[f"condition:{s.id}"] else AGE_ONLY
@@ -411,7 +519,14 @@ def sample_snapshots(
     out = []
     for i in range(n):
         stations = {sid: StationSnapshot.model_construct(machines=ms[i], lots=[]) for sid, ms in machines.items()}
-        stations.update({sid: StationSnapshot.model_construct(machines=[], lots=ls[i]) for sid, ls in lots.items()})
+        stations.update(
+            {
+                sid: StationSnapshot.model_construct(
+                    machines=[], lots=ls[i], faults=store_faults[sid][0][i], ttf_left_h=store_faults[sid][1][i]
+                )
+                for sid, ls in lots.items()
+            }
+        )
         snapshot = LineSnapshot.model_construct(time_h=knowledge.time_h, buffers=buffers, arrivals_queued=0, stations=stations)
         if i == 0:
             snapshot.check(line)  # one check: every replication has the same structure
