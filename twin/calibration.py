@@ -8,8 +8,12 @@ estimates, per station:
   exponential, Weibull, lognormal and gamma families, the family chosen by AIC, with the 95 % interval of the mean
   and a goodness-of-fit distance (``twin.fitting``). A mode with fewer than ``min_failures`` complete
   time-to-failure observations keeps its design values (``used: design``, and why); its estimate is still shown;
-- **the cycle time**: working machine-hours per unit (per batch for batch stations), against the design mean. No
-  interval: the history gives one total, not the units' spread; the ratio says how far it is;
+- **the cycle time**: working machine-hours per unit (per batch for batch stations), against the working hours the
+  line file implies per unit: the mean cycle time over the speed factor (the mean of its inverse, for a factor
+  drawn per cycle), lengthened by the micro-stops a machine makes while WORKING (their mean duration per mean
+  operating time between them). No interval: the history gives one total, not the units' spread; the ratio says
+  how far it is. A store's failure modes (its faults, positions out of use) are fitted as a machine's are, on the
+  calendar basis;
 - **scrap**: defective over processed, with the exact Clopper-Pearson 95 % interval.
 
 **Drift.** A parameter is flagged (``drift``: the fitted value over the design value) when its design value lies
@@ -34,7 +38,7 @@ from twin.distributions import Distribution
 from twin.durations import HOURS_PER_UNIT
 from twin.fitting import FitError, FitResult, clopper_pearson, fit_censored
 from twin.observations import LineObservations, ModeObservations
-from twin.schema import Line, Station
+from twin.schema import Line, Speed, Station
 
 __all__ = [
     "DRIFT_TOLERANCE",
@@ -47,6 +51,7 @@ __all__ = [
     "StationCalibration",
     "calibrate",
     "calibrated_line",
+    "expected_cycle_h",
 ]
 
 DRIFT_TOLERANCE = 0.10
@@ -110,12 +115,15 @@ class ModeCalibration:
 
 @dataclass(frozen=True)
 class CycleCalibration:
-    """Working machine-hours per unit (per batch for batch stations) against the design mean."""
+    """Working machine-hours per unit (per batch for batch stations) against the design: ``design_h`` is the line
+    file's mean cycle time, ``expected_h`` the working hours it implies with the station's speed factor and
+    micro-stops (module docstring), and ``ratio`` the estimate over ``expected_h``."""
 
     mean_h: float | None
     design_h: float | None
     units: int
     ratio: float | None
+    expected_h: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,7 @@ class Calibration:
                     "cycle_time": {
                         "mean_s": None if st.cycle_time.mean_h is None else st.cycle_time.mean_h * 3600,
                         "design_s": None if st.cycle_time.design_h is None else st.cycle_time.design_h * 3600,
+                        "expected_s": None if st.cycle_time.expected_h is None else st.cycle_time.expected_h * 3600,
                         "units": st.cycle_time.units,
                         "ratio": st.cycle_time.ratio,
                     },
@@ -221,6 +230,37 @@ class Calibration:
                 for sid, st in self.stations.items()
             },
         }
+
+
+def _inverse_speed(spec: Station) -> float:
+    """The mean of 1 / the station's speed factor: a cycle's length over its ideal, on average."""
+    speed = spec.speed
+    if not isinstance(speed, Speed):
+        return 1.0 / float(speed)
+    a, b = speed.low, speed.high
+    if b - a < 1e-12:
+        return 1.0 / a
+    if speed.mode is None:  # uniform on [a, b]
+        return math.log(b / a) / (b - a)
+    c = speed.mode
+
+    # triangular (a, c, b): E[1/X] = 2 / (b - a) * (b ln(b/c) / (b - c) - a ln(c/a) / (c - a)), each term 1 in its limit
+    def term(x: float, y: float, z: float) -> float:  # z ln(y/x) / (y - x), its limit z / x when y -> x
+        return z * math.log(y / x) / (y - x) if y - x > 1e-12 else z / x
+
+    return 2.0 / (b - a) * (term(c, b, b) - term(a, c, a))
+
+
+def expected_cycle_h(spec: Station) -> float | None:
+    """The working hours a process station's machine takes per cycle by its line file, losses while WORKING included
+    (module docstring); None for a store."""
+    if spec.kind != "process" or spec.cycle_time is None:
+        return None
+    hours = spec.cycle_time.mean_value * _inverse_speed(spec)
+    micro = spec.micro_stops
+    if micro is not None:
+        hours *= 1.0 + micro.duration.mean_value / micro.every.mean_value
+    return hours
 
 
 def _drift(fitted: float, design: float | None) -> float | None:
@@ -281,11 +321,13 @@ def calibrate(
         design_cycle = None
         if spec.kind == "process" and spec.cycle_time is not None:
             design_cycle = spec.cycle_time.mean_value
+        expected = expected_cycle_h(spec)
         cycle = CycleCalibration(
             mean_h=so.cycle_time_h,
             design_h=design_cycle,
             units=so.cycle_units,
-            ratio=so.cycle_time_h / design_cycle if so.cycle_time_h is not None and design_cycle else None,
+            ratio=so.cycle_time_h / expected if so.cycle_time_h is not None and expected else None,
+            expected_h=expected,
         )
         rate, ci, drift = None, None, None
         if so.processed > 0:

@@ -27,7 +27,21 @@ right-censored. The rules:
 - **Machine states.** A machine's state is unknown until its first ``StateChanged``: nothing before it counts
   (no working hours, no clock, no repair), and completions reported before it do not count towards the cycle
   time (they do count as processed). A report that repeats the machine's state and reason (a heartbeat) changes
-  nothing; the reason of a state other than ``DOWN`` is ignored.
+  nothing; the reason of a state other than ``DOWN`` is ignored. SETUP and PLANNED_STOP are not working: an
+  ``operating`` clock stands still in them, as the engine's does.
+- **Planned stops.** The engine (and a plant) goes on repairing a machine behind a planned stop and shows it DOWN
+  again when the stop ends if the repair is not done: a ``DOWN`` with the same reason right after the stop is the
+  same repair going on (not a new failure). A repair that a stop hid and that was done when it ended (the machine
+  shows another state) ended some time in the stop: its TTR is right-censored at its length up to the stop's start,
+  and the mode's next clock starts at the stop's end for an ``operating`` mode (the machine did not work in the
+  stop) and is not observed for a ``calendar`` one (its start is not known). A ``DOWN`` that a machine shows when
+  a stop ends, not under repair before it, is a failure that struck in the stop: it counts as a failure, its repair
+  gives no TTR (its start is not known, only its end, which starts the mode's clock), and the mode's running clock
+  is right-censored at the stop's start.
+- **Store faults.** A store (delay station) reports its faults as ``StateChanged`` with the failure mode's index as
+  the machine: ``DOWN`` at the fault, ``WORKING`` at its repair. Each mode is a "machine" of its own with a calendar
+  clock (a store's failure clock always runs), observed by the same rules; a store has no working hours or cycle
+  time.
 - **Cycle time.** In the line file a process station's ``cycle_time`` is per unit (transfer lots included: a lot of
   ``n`` takes ``n`` unit cycles) or, with ``batch_size``, per batch (as ``twin.kpis`` reads it: ideal hours per
   unit = mean / (batch_size or 1)). So ``cycle_time_h`` = working machine-hours x (batch_size or 1) / units
@@ -40,7 +54,8 @@ right-censored. The rules:
   machine's first state on, up to ``end_h``). Delay stations (stores) have no machines' states: only their counts.
 
 The durations of a mode come out in two arrays each (``durations`` in hours, ``observed``: True = complete, False =
-right-censored): the complete ones in the order they ended, then the censored ones in machine order. Events must
+right-censored): the complete ones in the order they ended, then the censored ones (those a planned stop censored,
+in the order it ended, then those running at ``end_h`` in machine order). Events must
 come in time order, within the window, from the line's own stations and machines; anything else is an
 :class:`ObservationError` that names it.
 """
@@ -61,7 +76,7 @@ from twin.schema import Line
 
 __all__ = ["LineObservations", "ModeObservations", "ObservationBuilder", "ObservationError", "StationObservations"]
 
-WORKING, DOWN = MachineState.WORKING, MachineState.DOWN
+WORKING, DOWN, PLANNED_STOP = MachineState.WORKING, MachineState.DOWN, MachineState.PLANNED_STOP
 NAN = math.nan
 
 Basis = Literal["operating", "calendar"]
@@ -100,7 +115,7 @@ class ModeObservations:
     """Failures (``DOWN`` spells of the mode) seen to begin in the window, including those whose TTF is not an
     observation (the first on each machine: left-truncated)."""
     censored: int
-    """Right-censored TTF observations: the mode's clocks running at the window's end."""
+    """Right-censored TTF observations: the mode's clocks running at the window's end, or cut by a planned stop."""
 
     @property
     def ttf_complete(self) -> int:
@@ -159,7 +174,7 @@ class LineObservations:
 class _Mode:
     """A station's failure mode, pooled over its machines: the complete observations so far."""
 
-    __slots__ = ("basis", "failures", "known", "name", "ttf", "ttr")
+    __slots__ = ("basis", "failures", "known", "name", "ttf", "ttf_censored", "ttr", "ttr_censored")
 
     def __init__(self, name: str, basis: Basis, known: bool) -> None:
         self.name = name
@@ -167,11 +182,25 @@ class _Mode:
         self.known = known
         self.ttf: list[float] = []
         self.ttr: list[float] = []
+        self.ttf_censored: list[float] = []  # right-censored by a planned stop (module docstring)
+        self.ttr_censored: list[float] = []
         self.failures = 0
 
 
 class _Machine:
-    __slots__ = ("clocks", "down_since", "first_done", "last_done", "reason", "state", "units", "worked", "working_since")
+    __slots__ = (
+        "clocks",
+        "down_since",
+        "first_done",
+        "hidden",
+        "last_done",
+        "reason",
+        "state",
+        "stop_since",
+        "units",
+        "worked",
+        "working_since",
+    )
 
     def __init__(self) -> None:
         self.state: MachineState | None = None
@@ -184,13 +213,17 @@ class _Machine:
         self.first_done = NAN  # working hours at its first counted completion (NaN: none yet)
         self.last_done = NAN  # ... and at its last
         self.units = 0  # units of its completions after the first
+        self.hidden = ""  # in a planned stop: the mode whose repair the stop hides ("": none)
+        self.stop_since = NAN  # in a planned stop: when it began
 
 
 class _Station:
-    __slots__ = ("batch", "good", "machines", "modes", "scrap")
+    __slots__ = ("batch", "faults", "good", "machines", "modes", "scrap")
 
-    def __init__(self, machines: int, modes: dict[str, _Mode], batch: int) -> None:
+    def __init__(self, machines: int, modes: dict[str, _Mode], batch: int, faults: int = 0) -> None:
         self.machines = [_Machine() for _ in range(machines)]
+        self.faults = [_Machine() for _ in range(faults)]
+        """A store: one "machine" per failure mode, its faults (module docstring)."""
         self.modes = modes
         self.batch = batch
         self.good = 0
@@ -207,10 +240,15 @@ class ObservationBuilder:
         self.start_h = float(start_h)
         self._clock = self.start_h
         self._stations: dict[str, _Station] = {}
+        self._store_modes: dict[str, list[str]] = {}
         for s in line.stations:
-            modes = {f.name: _Mode(f.name, f.basis, True) for f in s.failures}
-            machines = s.machines if s.kind == "process" else 0  # a store reports counts, never states
-            self._stations[s.id] = _Station(machines, modes, s.batch_size or 1)
+            if s.kind == "process":
+                modes = {f.name: _Mode(f.name, f.basis, True) for f in s.failures}
+                self._stations[s.id] = _Station(s.machines, modes, s.batch_size or 1)
+            else:  # a store's failure clock always runs; it reports counts and faults, no machine's states
+                modes = {f.name: _Mode(f.name, "calendar", True) for f in s.failures}
+                self._stations[s.id] = _Station(0, modes, 1, faults=len(s.failures))
+                self._store_modes[s.id] = [f.name for f in s.failures]
         self._handlers: dict[type, Callable[..., None]] = {StateChanged: self._state, UnitsCompleted: self._completed}
 
     def __call__(self, ev: Event) -> None:
@@ -249,33 +287,68 @@ class ObservationBuilder:
 
     def _state(self, t: float, sid: str, idx: int, state: MachineState, reason: str) -> None:
         self._tick(t)
-        m = self._machine(sid, idx)
+        store = self._store_modes.get(sid)
+        if store is not None:
+            if not 0 <= idx < len(store):
+                raise ObservationError(f"store {sid!r} has {len(store)} failure mode(s) in the line file: no mode {idx}")
+            # a store's fault: its mode is the one of that index; any other state is its repair
+            m = self._stations[sid].faults[idx]
+            state, reason = (DOWN, store[idx]) if state is DOWN else (WORKING, "")
+        else:
+            m = self._machine(sid, idx)
         if state is not DOWN:
             reason = ""  # only a DOWN's reason names a failure mode
         if state is m.state and reason == m.reason:
             return  # a heartbeat
-        if m.state is WORKING:
+        prev = m.state
+        if prev is PLANNED_STOP:
+            self._stop_ends(sid, m, t, state, reason)
+        if prev is WORKING:
             m.worked += t - m.working_since
             m.working_since = NAN
-        elif m.state is DOWN:
+        elif prev is DOWN and state is PLANNED_STOP:
+            m.hidden, m.stop_since = m.reason, t  # the repair goes on behind the stop
+        elif prev is DOWN:
             # the repair of m.reason ends: its length if its start was seen, and the mode's clock starts again
             mode = self._mode(sid, m.reason)
             if m.down_since == m.down_since:
                 mode.ttr.append(t - m.down_since)
             m.clocks[m.reason] = m.worked if mode.basis == "operating" else t
             m.down_since = NAN
-        if state is DOWN:
+        if state is PLANNED_STOP and prev is not PLANNED_STOP and prev is not DOWN:
+            m.stop_since = t
+        resumed = prev is PLANNED_STOP and state is DOWN and reason == m.hidden
+        if state is DOWN and not resumed:
             mode = self._mode(sid, reason)
-            if m.state is not None:
-                # a failure seen to begin (a first state DOWN is a repair of unknown start)
+            if prev is not None:
+                # a failure seen to begin (a first state DOWN is a repair of unknown start; one shown as a stop ends
+                # struck in the stop: its start is not known either)
                 mode.failures += 1
-                m.down_since = t
+                m.down_since = t if prev is not PLANNED_STOP else NAN
             start = m.clocks.pop(reason, NAN)  # under repair, the mode has no running clock
             if start == start:
-                mode.ttf.append((m.worked if mode.basis == "operating" else t) - start)
+                if prev is PLANNED_STOP:  # it ran at least until the stop began
+                    mode.ttf_censored.append((m.worked if mode.basis == "operating" else m.stop_since) - start)
+                else:
+                    mode.ttf.append((m.worked if mode.basis == "operating" else t) - start)
         elif state is WORKING:
             m.working_since = t
+        if state is not PLANNED_STOP:
+            m.hidden = ""
         m.state, m.reason = state, reason
+
+    def _stop_ends(self, sid: str, m: _Machine, t: float, state: MachineState, reason: str) -> None:
+        """A planned stop of machine ``m`` ends at ``t`` (it shows ``state``): a repair it hid that is done has ended
+        some time in the stop (module docstring)."""
+        if not m.hidden or (state is DOWN and reason == m.hidden):
+            return  # nothing hidden, or the same repair goes on
+        mode = self._mode(sid, m.hidden)
+        if m.down_since == m.down_since:
+            mode.ttr_censored.append(m.stop_since - m.down_since)
+        if mode.basis == "operating":
+            m.clocks[m.hidden] = m.worked  # the machine did not work in the stop: its clock starts now
+        m.down_since = NAN
+        m.hidden = ""
 
     def _completed(self, t: float, sid: str, idx: int, good: int, scrap: int) -> None:
         self._tick(t)
@@ -310,13 +383,18 @@ class ObservationBuilder:
             ttr_cens: dict[str, list[float]] = {name: [] for name in st.modes}
             working = cycle_working = 0.0
             units = 0
-            for m in st.machines:
+            for name, mode in st.modes.items():
+                ttf_cens[name] += mode.ttf_censored
+                ttr_cens[name] += mode.ttr_censored
+            for k, m in enumerate((*st.machines, *st.faults)):
                 worked = m.worked + (end_h - m.working_since if m.state is WORKING else 0.0)
-                working += worked
+                if k < len(st.machines):  # a store's faults are no work
+                    working += worked
                 for name, start in m.clocks.items():
                     ttf_cens[name].append((worked if st.modes[name].basis == "operating" else end_h) - start)
-                if m.state is DOWN and m.down_since == m.down_since:
-                    ttr_cens[m.reason].append(end_h - m.down_since)
+                repairing = m.reason if m.state is DOWN else m.hidden if m.state is PLANNED_STOP else ""
+                if repairing and m.down_since == m.down_since:
+                    ttr_cens[repairing].append(end_h - m.down_since)
                 if m.units:
                     cycle_working += m.last_done - m.first_done
                     units += m.units
