@@ -15,6 +15,7 @@ from twin.forecast import forecast
 from twin.knowledge import KnowledgeBuilder
 from twin.sampler import sample_snapshots
 from twin.schema import Line
+from twin.scoring import Outcome
 from twin.simulate import run_once
 
 WORKING, STARVED, BLOCKED = MachineState.WORKING, MachineState.STARVED, MachineState.BLOCKED
@@ -192,3 +193,24 @@ def test_the_forecasts_plan_counts_only_working_time() -> None:
     f = forecast(line, builder.at(0.0), 24.0, replications=2, seed=0, plan_per_hour=4.0)
     assert f.plan["target"] == pytest.approx(32.0)
     assert f.good_output["p50"] == 32.0
+
+
+def test_a_repair_shown_again_after_a_planned_stop_is_not_a_new_failure() -> None:
+    """What a forecast's p_failure is scored against: a machine down at 1 h, behind a stop from 2 h, shown down again
+    with the same reason when the stop ends at 3 h, failed once; a different reason after the stop is a new failure."""
+    outcome = Outcome(make_line({"id": "M", "cycle_time": 0.1}))
+    for e in (
+        StateChanged(0.0, "M", 0, WORKING, ""),
+        StateChanged(1.0, "M", 0, DOWN, "jam"),
+        StateChanged(2.0, "M", 0, PLANNED_STOP, "pm"),
+        StateChanged(3.0, "M", 0, DOWN, "jam"),
+        StateChanged(4.0, "M", 0, WORKING, ""),
+        StateChanged(5.0, "M", 0, DOWN, "jam"),
+        StateChanged(6.0, "M", 0, PLANNED_STOP, "pm"),
+        StateChanged(7.0, "M", 0, DOWN, "motor"),
+    ):
+        outcome(e)
+    assert outcome.failed("M", 0.0, 1.0)
+    assert not outcome.failed("M", 1.0, 4.9)
+    assert outcome.failed("M", 4.9, 5.0)
+    assert outcome.failed("M", 5.0, 7.0)

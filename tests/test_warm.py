@@ -10,7 +10,7 @@ from connectors.feed import VirtualPlant
 from connectors.linefile import read_line
 from connectors.publishing import CollectingPublisher
 from connectors.telemetry import CountsReading, Topics, decode
-from tests.conftest import LINES
+from tests.conftest import LINES, make_line
 from twin.engine import Engine
 from twin.schema import Line
 from twin.simulate import run_once
@@ -90,3 +90,19 @@ def test_bad_warm_ups_are_refused() -> None:
             typical_start(REFERENCE, 0, hours)
     with pytest.raises(ValueError, match="max_extra_h must be >= 0"):
         typical_start(REFERENCE, 0, 10.0, max_extra_h=-1)
+
+
+def test_a_line_with_a_calendar_opens_on_a_working_hour() -> None:
+    """One 8-h shift a day: the warm-up's first candidates fall off shift, where nothing ships; it goes on to the
+    first hour that is working time and typical of the shift, not to a night (where a median over all hours of the
+    day, 0, would have stopped it at once)."""
+    line = make_line(
+        {"id": "A", "cycle_time": 0.25, "buffer_after": 4},
+        {"id": "B", "cycle_time": 0.2},
+        calendar={"shifts": [{"start": "06:00", "hours": 8}]},
+    )
+    start = typical_start(line, 0, 20.0)  # 20:00 on the first day: off shift until 06:00
+    assert start.typical
+    assert start.hours == 30.0  # 06:00 on the second day
+    assert start.typical_per_hour == 4.0
+    assert start.first_hour_good == 4

@@ -62,7 +62,7 @@ MIN_HORIZON_H = 1 / 60
 """The shortest horizon a forecast takes: a minute (a shorter one says nothing, and a vanishing one no window)."""
 MAX_HORIZON_H = 7 * 24.0
 """The longest horizon a forecast takes: a week."""
-DOWN = MachineState.DOWN
+DOWN, PLANNED_STOP = MachineState.DOWN, MachineState.PLANNED_STOP
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class _Watch:
         self.times: list[float] = []
         self.goods: list[int] = []
         self.down_since: dict[tuple[str, int], float] = {}
+        self.repairing: dict[tuple[str, int], str] = {}  # under repair (shown, or behind a planned stop): the mode
         self.downtime: dict[str, float] = {}
         self.failed: set[str] = set()
 
@@ -102,8 +103,13 @@ class _Watch:
             self.downtime[station] = self.downtime.get(station, 0.0) + (t - since)
         if state is DOWN:
             self.down_since[key] = t
-            if t > self.t0:  # the repairs under way at the start are restored at t0: they are not new failures
+            # the repairs under way at the start are restored at t0, and one a planned stop hid is shown again
+            # with its reason as the stop ends: neither is a new failure
+            if t > self.t0 and self.repairing.get(key) != reason:
                 self.failed.add(station)
+            self.repairing[key] = reason
+        elif state is not PLANNED_STOP:
+            self.repairing.pop(key, None)
 
     def result(self, end: float, repair_left: dict[str, float], bottleneck: str) -> _Run:
         downtime = dict(self.downtime)

@@ -1,7 +1,8 @@
 """How right forecasts were: what happened after each one, its score, and the scores summed up by horizon.
 
 :class:`Outcome` follows what the line did (an observer of its events): the good units its last station shipped
-over time, and when a new failure started at each station (a machine going DOWN that was not DOWN). It forgets
+over time, and when a new failure started at each station (a machine going DOWN that was not DOWN, nor under
+that repair behind a planned stop). It forgets
 what lies before :meth:`Outcome.forget_before`, so a service can keep it for as long as a forecast waits.
 
 :func:`score` measures one forecast against an outcome once its horizon has passed:
@@ -40,7 +41,7 @@ from twin.schema import Line
 
 __all__ = ["Outcome", "Score", "accuracy", "auc", "lead_of", "score"]
 
-DOWN = MachineState.DOWN
+DOWN, PLANNED_STOP = MachineState.DOWN, MachineState.PLANNED_STOP
 
 
 class Outcome:
@@ -54,7 +55,7 @@ class Outcome:
         self._times: list[float] = []  # line-end completions, in time order
         self._cum: list[int] = [0]  # good units up to and including each completion (one leading 0)
         self._failures: dict[str, list[float]] = {s.id: [] for s in line.stations}
-        self._down: set[tuple[str, int]] = set()
+        self._down: dict[tuple[str, int], str] = {}  # machines under repair (shown, or behind a planned stop): its mode
         self.clock_h: float | None = None
         """The newest event's time (None before the first)."""
 
@@ -92,15 +93,16 @@ class Outcome:
             self._cum[k] += good
 
     def state(self, t: float, station: str, machine: int, state: MachineState, reason: str) -> None:
-        """A machine's state: a DOWN of a machine that was not down starts a failure."""
+        """A machine's state: a DOWN of a machine that was not down starts a failure (a repair a planned stop hid and
+        shown again when it ends, with the same reason, is the same failure; a store's fault is its failure)."""
         self._tick(t)
         key = (station, machine)
         if state is DOWN:
-            if key not in self._down and station in self._failures:
+            if self._down.get(key) != reason and station in self._failures:
                 bisect.insort(self._failures[station], t)
-            self._down.add(key)
-        else:
-            self._down.discard(key)
+            self._down[key] = reason
+        elif state is not PLANNED_STOP:
+            self._down.pop(key, None)
 
     def shipped(self, t0: float, t1: float) -> int:
         """Good units the line's end shipped in ``(t0, t1]``."""

@@ -14,6 +14,10 @@ first hour ships at least the median hour of that day at the line's end, with no
 median quarter: an hour typical of the day it opens. (The warm-up's own last week is no measure: at 504 h its
 line end still ships what entered the aging store during the first week, while the line was filling.) After
 ``max_extra_h`` candidates it takes the one whose first hour came closest and says that it found no typical one.
+
+A line with a calendar or planned stops of its own ships nothing off shift: its typical hour is the median over
+the day's hours that are wholly working time (``twin.shifts.working_hours``), and a candidate stop is typical only
+if its first hour is one of them, so a demo opens on a working hour, not on a night or a break.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from twin.engine import Engine
 from twin.events import UnitsCompleted
 from twin.schema import Line
+from twin.shifts import working_hours
 from twin.snapshot import LineSnapshot
 
 __all__ = ["WarmStart", "typical_start"]
@@ -48,7 +53,8 @@ class WarmStart:
     """Good units the line's end ships in the first hour after the snapshot."""
     typical: bool
     """Whether that hour is a typical one (see the module docstring); False after ``max_extra_h`` atypical tries,
-    or when the line ships nothing in the day ahead (then the snapshot is the one after ``hours``)."""
+    or when the line ships nothing in the working hours of the day ahead (then the snapshot is the one after
+    ``hours``)."""
 
 
 class _LineEnd:
@@ -69,19 +75,24 @@ class _LineEnd:
         return [self.bins.get(k, 0) for k in range(first, first + n)]
 
 
-def _day_ahead(line: Line, seed: int | tuple[int, ...], snapshot: LineSnapshot) -> tuple[float, list[int]]:
-    """The median hourly good output at the line's end over the day after ``snapshot`` (run with ``seed``), and the
-    good output of each quarter of its first hour."""
+def _day_ahead(line: Line, seed: int | tuple[int, ...], snapshot: LineSnapshot) -> tuple[float, list[int], bool, bool]:
+    """The median hourly good output at the line's end over the day after ``snapshot`` (run with ``seed``; over its
+    wholly working hours when it has any), the good output of each quarter of its first hour, whether that hour is
+    wholly working time, and whether the day has any such hour."""
     engine = Engine(line, seed, snapshot)
     quarters = _LineEnd(line.stations[-1].id, snapshot.time_h, 0.25)
     engine.subscribe_fields(UnitsCompleted, quarters)
     engine.run(snapshot.time_h + LOOKAHEAD_H)
     counts = np.array(quarters.counts(0, 4 * LOOKAHEAD_H)).reshape(LOOKAHEAD_H, 4)
-    return float(np.median(counts.sum(axis=1))), [int(q) for q in counts[0]]
+    hourly = counts.sum(axis=1)
+    t0 = snapshot.time_h
+    working = np.array([working_hours(line, t0 + h, t0 + h + 1) >= 1.0 - 1e-9 for h in range(LOOKAHEAD_H)])
+    median = float(np.median(hourly[working])) if working.any() else float(np.median(hourly))
+    return median, [int(q) for q in counts[0]], bool(working[0]), bool(working.any())
 
 
-def _is_typical(median: float, quarters: list[int]) -> bool:
-    return median > 0 and sum(quarters) >= median and min(quarters) >= QUARTER_FLOOR * median / 4
+def _is_typical(median: float, quarters: list[int], working: bool = True) -> bool:
+    return working and median > 0 and sum(quarters) >= median and min(quarters) >= QUARTER_FLOOR * median / 4
 
 
 def typical_start(
@@ -101,16 +112,22 @@ def typical_start(
     ahead_seed = seed if feed_seed is None else feed_seed
     engine = Engine(line, seed)
     best: WarmStart | None = None
+    last: WarmStart | None = None
     for extra in range(max_extra_h + 1):
         engine.run(hours + extra)
         snapshot = engine.snapshot()
-        median, quarters = _day_ahead(line, ahead_seed, snapshot)
-        here = WarmStart(snapshot, hours + extra, median, sum(quarters), _is_typical(median, quarters))
+        median, quarters, working, works = _day_ahead(line, ahead_seed, snapshot)
+        here = WarmStart(snapshot, hours + extra, median, sum(quarters), _is_typical(median, quarters, working))
         if here.typical:
             return here
-        if median <= 0:  # the line ships nothing for a day: no hour is typical, and waiting will not tell
+        if median <= 0 and works:  # the line ships nothing in a day's work: no hour is typical, waiting will not tell
             return here
-        if best is None or here.first_hour_good / median > best.first_hour_good / best.typical_per_hour:
+        if (
+            working
+            and median > 0
+            and (best is None or here.first_hour_good / median > best.first_hour_good / best.typical_per_hour)
+        ):
             best = here
-    assert best is not None
-    return best
+        last = here
+    assert last is not None  # max_extra_h >= 0: at least one candidate
+    return best if best is not None else last
