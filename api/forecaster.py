@@ -45,7 +45,7 @@ from twin.forecast import MAX_HORIZON_H, forecast
 from twin.knowledge import KnowledgeBuilder, LineKnowledge
 from twin.schema import Line
 from twin.scoring import Outcome, score
-from twin.shifts import shift_of
+from twin.shifts import ShiftPlan
 from twin.snapshot import LineSnapshot
 
 __all__ = ["Forecaster", "NotReady", "store_entries"]
@@ -180,17 +180,25 @@ class Forecaster:
         """:meth:`compute`, with the forecast's instant in hours."""
         knowledge = self.knowledge(now_h)
         t0 = knowledge.time_h
-        start, end = shift_of(t0, self.shift_hours, self.shift_origin_h)
+        # the shifts of the line's calendar (or fixed blocks without one); the plan counts working hours only
+        plan = ShiftPlan(self._using[0], self.plan_per_hour, shift_hours=self.shift_hours, origin_h=self.shift_origin_h)
+        span = plan.shift_at(t0)
+        if not span.working:  # between shifts: forecast to the end of the next one
+            span = plan.shift_at(span.end_h)
+        start, end = span.start_h, span.end_h
         default = horizon_h is None and replications is None and seed == 0
         horizon = min(max(end - t0, MIN_DEFAULT_HORIZON_H), MAX_HORIZON_H) if horizon_h is None else horizon_h
         target: float | None = None
         made = 0
         # to the shift's end (not an hour into the next): against the shift's plan
-        if horizon_h is None and end - t0 >= MIN_DEFAULT_HORIZON_H and self.shift_good is not None:
-            shift = self.shift_good()
-            if shift is not None and shift[0] == start:  # the shift's plan by its end, less what it has made so far
-                _, made, planned = shift
-                target = max(planned + self.plan_per_hour * (end - t0) - made, 0.0)
+        if horizon_h is None and end - t0 >= MIN_DEFAULT_HORIZON_H and end - t0 <= MAX_HORIZON_H:
+            if start > t0:  # the next shift: all of its plan is still to make
+                target = plan.plan_between(t0, end)
+            elif self.shift_good is not None:
+                shift = self.shift_good()
+                if shift is not None and shift[0] == start:  # the shift's plan by its end, less what it made so far
+                    _, made, planned = shift
+                    target = max(planned + plan.plan_between(t0, end) - made, 0.0)
         try:
             executor = self._executor()
         except NotReady:

@@ -318,7 +318,10 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
     live_kwargs: dict[str, Any] = {
         "shift_hours": settings.shift_hours,
         "shift_origin_h": settings.shift_origin_h,
-        "history_h": max(settings.history_hours, settings.shift_hours),
+        # the live state looks back at least one shift: the settings' blocks, or the calendar's longest shift
+        "history_h": max(settings.history_hours, settings.shift_hours, *(s.hours for s in line.calendar.shifts))
+        if line.calendar is not None
+        else max(settings.history_hours, settings.shift_hours),
         "plan_per_hour": settings.plan_per_hour,
     }
     plant = None
@@ -329,7 +332,9 @@ def _assemble(settings: PipelineSettings, line: Line, topics: Topics, store: Sto
         snapshot = warm_start(line, settings.demo_seed, settings.demo_warmup_hours)
         origin_ms = round(time.time() * 1000)
         plant_start, plant_origin_ms = snapshot, origin_ms
-        live = LiveStatePublisher(LiveLine(line, begin_h=origin_ms / MS_PER_HOUR, wip0=initial_wip(snapshot), **live_kwargs))
+        live = LiveStatePublisher(
+            LiveLine(line, begin_h=origin_ms / MS_PER_HOUR, wip0=initial_wip(snapshot, line), **live_kwargs)
+        )
         ingest = _ingest(settings, line, topics, store, live)
         faults = Faults(malformed=settings.demo_malformed, seed=settings.demo_seed) if settings.demo_malformed else None
         publisher = _DemoClockPublisher(ingest)

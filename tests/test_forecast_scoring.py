@@ -196,3 +196,28 @@ def test_without_refreshes_nothing_is_kept_and_nothing_accumulates() -> None:
     engine.run(50.0)
     assert f.outcome.clock_h is None
     assert f.compute(horizon_h=1.0)["good_output"]["p50"] > 0  # on demand, still
+
+
+def test_the_default_forecast_follows_the_calendar_and_plans_working_hours_only() -> None:
+    """One 8-h shift from 06:00 every day: inside it the default forecast runs to its end; between shifts to the
+    end of the next one, against the plan of its working hours only (none for the hours off shift)."""
+    from twin.shifts import ShiftPlan
+
+    line = make_line(
+        {"id": "A", "cycle_time": 0.3, "buffer_after": 4},
+        {"id": "B", "cycle_time": 0.5},
+        calendar={"shifts": [{"start": "06:00", "hours": 8}]},
+    )
+    f = Forecaster(line, period_s=0, replications=4, workers=0, shift_hours=8, shift_origin_h=6, plan_per_hour=2.0)
+    engine = Engine(line, 0)
+    engine.subscribe(Wire(line, f))
+    engine.run(30.0)
+    t0 = f.knowledge().time_h
+    shift = ShiftPlan(line, 2.0).shift_at(t0)
+    assert shift.working
+    inside = f.compute()
+    assert inside["horizon_h"] == pytest.approx(shift.end_h - t0)
+    evening = shift.end_h + 2.0  # 16:00: off shift until 06:00, then the shift to 14:00
+    between = f.compute(now_h=evening)
+    assert between["horizon_h"] == pytest.approx(22.0)
+    assert between["plan"]["target"] == pytest.approx(2.0 * 8)

@@ -231,6 +231,7 @@ def test_a_run_from_a_snapshot_of_a_tree_starts_its_wip_from_the_pieces_in_it() 
     cont = run_once(TREE, hours=30, start=snap)
     whole = run_once(TREE, hours=30, warmup=20.5)
     assert initial_wip(snap) + 1 == _pieces(TREE, snap)  # M works on one unit made of 2 inputs
+    assert initial_wip(snap, TREE) == _pieces(TREE, snap)  # counted as pieces, as a live state starts from it
     assert cont.wip_mean == pytest.approx(whole.wip_mean)
     assert cont.lead_time_mean_h == pytest.approx(whole.lead_time_mean_h)
 

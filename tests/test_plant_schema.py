@@ -157,6 +157,13 @@ FLOW = "name: bad\ntime_unit: h\nstations:\n"
             id="input-twice",
         ),
         pytest.param(
+            "  - {id: A, cycle_time: 1, buffer_after: 1}\n  - {id: B, cycle_time: 1, buffer_after: 1, inputs: []}\n"
+            "  - {id: S, kind: delay, capacity: 10, dwell: 1h, inputs: [A, B]}\n",
+            "stations[2].inputs",
+            "a store (kind: delay) takes from one station",
+            id="store-as-merge",
+        ),
+        pytest.param(
             "  - {id: A, cycle_time: 1, speed: 1.2}\n",
             "stations[0].speed",
             "(0, 1]",

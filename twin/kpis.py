@@ -150,13 +150,22 @@ def bottleneck_shares(periods: dict[str, list[tuple[float, float]]], start_h: fl
     return {sid: h / span for sid, h in held.items()}
 
 
-def initial_wip(snapshot: LineSnapshot | None) -> int:
-    """Units in the line in a starting state (buffers, machines and stores)."""
+def initial_wip(snapshot: LineSnapshot | None, line: Line | None = None) -> int:
+    """Units in the line in a starting state (buffers, machines and stores). Given ``line``, the pieces of material
+    as the WIP counts them (module docstring): a merge machine working on units counts the inputs it took (its
+    ``per_unit`` of each input per unit), as a live state starting from the snapshot must; the KPI reducer adds
+    those itself (:meth:`KpiReducer.seed_buffers`)."""
     if snapshot is None:
         return 0
     total = sum(snapshot.buffers.values()) + snapshot.arrivals_queued
     for st in snapshot.stations.values():
         total += sum(m.units for m in st.machines) + sum(lot.units for lot in st.lots)
+    if line is not None:
+        for sid, ins in line.inputs.items():
+            extra = sum(inp.per_unit for inp in ins) - 1
+            snap = snapshot.stations.get(sid)
+            if extra > 0 and snap is not None:
+                total += extra * sum(m.units for m in snap.machines if not (m.finished or m.state is MachineState.BLOCKED))
     return total
 
 

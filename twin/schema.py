@@ -382,6 +382,12 @@ class Line(_Model):
                     )
                 fed_by[inp.station] = (i, k)
                 edges[st.id].append(inp.station)
+        for i, st in enumerate(self.stations):
+            if st.kind == "delay" and st.inputs is not None and (len(st.inputs) > 1 or any(x.per_unit != 1 for x in st.inputs)):
+                raise ValueError(
+                    f"stations[{i}].inputs: a store (kind: delay) takes from one station, one unit per unit; "
+                    "merge in a process station before it"
+                )
         # the default input: the station listed before, unless that one feeds a station named explicitly
         for i, st in enumerate(self.stations):
             if st.inputs is None and i > 0:
