@@ -1,8 +1,10 @@
 // GigaTwin live dashboard: a plain ES module (strict by definition), no build step, no framework, no external
 // requests. It loads the line's description and status from the API, then follows the line over Server-Sent
 // Events (`state` recolours stations, `kpi` updates the KPIs, buffers and throughput chart, `resync` refetches
-// the status). Charts use the vendored uPlot (static/vendor). Text from the API only ever goes into the page
-// as text nodes (textContent), never as markup.
+// the status). The flow is drawn as the line's tree: branches side by side merging into the trunk. The calendar
+// badge says whether the line is in a shift, a break, off shift or a planned stop, and is asked again when the line's
+// clock passes the current stretch's end. Charts use the vendored uPlot (static/vendor). Text from the API only ever
+// goes into the page as text nodes (textContent), never as markup.
 
 const uPlot = globalThis.uPlot;
 
@@ -79,6 +81,10 @@ const S = {
   pareto: { labels: [], hours: [], cum: [], colors: [] },
   charts: { tp: null, pareto: null, fc: null },
   panelsLoaded: null, // {clock, shift, wall} when the windowed panels were last reloaded for the line's progress
+  calendar: null, // where the line's calendar stands (the API's CalendarNowOut)
+  calendarUntil: NaN, // ms: the end of the current stretch or shift, when the calendar is asked again
+  calendarLoading: false,
+  calendarAsked: -Infinity, // performance.now() of the last ask
 };
 
 // -- small helpers -----------------------------------------------------------------------------------------------
@@ -256,88 +262,151 @@ function meterRow(label, aria) {
   return { row, bar, val };
 }
 
-/** Mark the stations that end a row of the flow: their arrow would point off the panel, not at the next station. */
+/** Mark the stations that end a row of their chain: their arrow would point off the panel, not at the next station. */
 function markRowEnds() {
-  const cards = [...$("flow").children];
-  cards.forEach((card, i) => {
-    const next = cards[i + 1];
-    card.toggleAttribute("data-row-end", !next || next.offsetTop > card.offsetTop);
-  });
+  for (const chain of $("flow").querySelectorAll(".chain")) {
+    const cards = [...chain.children];
+    cards.forEach((card, i) => {
+      const next = cards[i + 1];
+      card.toggleAttribute("data-row-end", !next || next.offsetTop > card.offsetTop);
+    });
+  }
 }
 
+/** The line's chains of stations (the API's `branches`: each chain before the one it merges into, the trunk last);
+ * a service without them is one chain of every station. */
+function chainsOf(line) {
+  if (Array.isArray(line.branches) && line.branches.length) return line.branches;
+  return [{ id: "trunk", stations: line.stations.map((s) => s.id), into: null }];
+}
+
+/** The flow as a tree: the chains that merge into a station drawn side by side (lanes) above it, joined by a merge
+ * marker, then the chain that begins at the merge station; nested merges the same way inside a lane. Cards are
+ * list items of their chain (an ordered list in flow order). */
 function buildFlow(line) {
   const flow = $("flow");
   flow.replaceChildren();
   S.stations.clear();
-  line.stations.forEach((spec, index) => {
-    const last = index === line.stations.length - 1;
-    const stateEl = el("span", { class: "st-state", text: LABEL.UNKNOWN });
-    const head = el("div", { class: "st-head" }, el("span", { class: "st-id", text: spec.id }), stateEl);
-    const body = el("div", { class: "st-body" });
-    body.append(el("div", { class: "st-name", title: spec.name, text: spec.name }));
-    const since = el("div", { class: "st-since", "data-role": "since" });
-    body.append(since);
+  const specs = new Map(line.stations.map((spec) => [spec.id, spec]));
+  const chains = chainsOf(line);
+  const endingAt = new Map(chains.map((c) => [c.stations[c.stations.length - 1], c]));
+  const last = line.stations[line.stations.length - 1]?.id;
 
-    let mc = null;
-    if (spec.machines > 1) {
-      const bar = el("div", { class: "mc-bar", "aria-hidden": "true" });
-      const text = el("div", { class: "mc-text" });
-      const segs = {};
-      const counts = {};
-      for (const s of STATES) {
-        segs[s] = el("span", { class: "seg", "data-state": s, style: "width:0" });
-        bar.append(segs[s]);
-        counts[s] = el("span", { class: "n", "data-state": s, "data-count": s, title: LABEL[s], hidden: true });
-        text.append(counts[s]);
+  const group = (chain) => {
+    const parts = [];
+    const head = specs.get(chain.stations[0]);
+    const feeders = (head?.inputs ?? []).map((input) => endingAt.get(input.station)).filter(Boolean);
+    if (feeders.length > 1) {
+      const lanes = el("div", { class: "lanes", "data-merge": head.id, style: `--lanes:${feeders.length}` });
+      for (const feeder of feeders) {
+        const lane = el(
+          "section",
+          { class: "lane", "data-branch": feeder.id, "aria-label": `Branch ${feeder.id} into ${head.id}` },
+          el("h3", { class: "lane-title" }, `Branch ${feeder.id} `, el("span", { class: "muted", text: `→ ${head.id}` })),
+        );
+        lane.append(...group(feeder));
+        lanes.append(lane);
       }
-      body.append(bar, text);
-      mc = { segs, counts };
+      const ins = head.inputs.map((i) => (i.per_unit > 1 ? `${i.per_unit} × ${i.station}` : i.station)).join(" + ");
+      parts.push(lanes, el("div", { class: "join", "data-join": head.id, text: `↓ ${ins} merge at ${head.id}` }));
     }
-
-    const reason = el("div", { class: "st-reason", "data-role": "reason", hidden: true });
-    body.append(reason);
-
-    let store = null;
-    if (spec.kind === "delay") {
-      store = meterRow("store", `${spec.id} store fill`);
-      store.flag = el("div", { class: "flow-flag", text: "intake blocked", hidden: true });
-      store.row.dataset.role = "store";
-      body.append(store.row, store.flag);
+    const list = el("ol", { class: "chain", "data-chain": chain.id, "aria-label": chain.id === "trunk" ? "Trunk" : `Branch ${chain.id}` });
+    for (const id of chain.stations) {
+      const spec = specs.get(id);
+      if (spec) list.append(stationCard(spec, id === last, (specs.get(spec.feeds)?.inputs?.length ?? 0) > 1));
     }
+    parts.push(list);
+    return parts;
+  };
+  const trunk = chains.find((c) => c.into === null || c.into === undefined) ?? chains[chains.length - 1];
+  flow.append(...group(trunk));
+  flow.dataset.branches = String(chains.length);
+}
 
-    let buffer = null;
-    if (!last) {
-      if (spec.buffer_after === 0) {
-        body.append(el("div", { class: "muted", "data-role": "buffer", text: "direct hand-off" }));
-      } else {
-        buffer = meterRow("buffer", `buffer after ${spec.id}`);
-        buffer.row.dataset.role = "buffer";
-        if (spec.buffer_after === null) buffer.bar.hidden = true;
-        body.append(buffer.row);
-      }
+function stationCard(spec, last, intoMerge) {
+  const stateEl = el("span", { class: "st-state", text: LABEL.UNKNOWN });
+  const head = el("div", { class: "st-head" }, el("span", { class: "st-id", text: spec.id }), stateEl);
+  const body = el("div", { class: "st-body" });
+  body.append(el("div", { class: "st-name", title: spec.name, text: spec.name }));
+  const since = el("div", { class: "st-since", "data-role": "since" });
+  body.append(since);
+
+  let mc = null;
+  if (spec.machines > 1) {
+    const bar = el("div", { class: "mc-bar", "aria-hidden": "true" });
+    const text = el("div", { class: "mc-text" });
+    const segs = {};
+    const counts = {};
+    for (const s of STATES) {
+      segs[s] = el("span", { class: "seg", "data-state": s, style: "width:0" });
+      bar.append(segs[s]);
+      counts[s] = el("span", { class: "n", "data-state": s, "data-count": s, title: LABEL[s], hidden: true });
+      text.append(counts[s]);
     }
+    body.append(bar, text);
+    mc = { segs, counts };
+  }
 
-    const root = el(
-      "li",
-      { class: "station", "data-station": spec.id, "data-kind": spec.kind, "data-state": "UNKNOWN", "data-transitions": 0 },
-      head,
-      body,
-    );
-    flow.append(root);
-    S.stations.set(spec.id, {
-      spec,
-      root,
-      stateEl,
-      since,
-      sinceMs: NaN,
-      reason,
-      mc,
-      store,
-      buffer,
-      capacity: spec.buffer_after,
-      transitions: 0,
-    });
+  const reason = el("div", { class: "st-reason", "data-role": "reason", hidden: true });
+  body.append(reason);
+
+  let store = null;
+  if (spec.kind === "delay") {
+    store = meterRow("store", `${spec.id} store fill`);
+    store.flag = el("div", { class: "flow-flag", text: "intake blocked", hidden: true });
+    store.row.dataset.role = "store";
+    body.append(store.row, store.flag);
+  }
+
+  let buffer = null;
+  if (!last) {
+    if (spec.buffer_after === 0) {
+      body.append(el("div", { class: "muted", "data-role": "buffer", text: "direct hand-off" }));
+    } else {
+      // the buffer after a branch's last station is one input of the merge station it feeds
+      buffer = meterRow(intoMerge ? `to ${spec.feeds}` : "buffer", `buffer after ${spec.id}`);
+      buffer.row.dataset.role = "buffer";
+      if (spec.buffer_after === null) buffer.bar.hidden = true;
+      body.append(buffer.row);
+    }
+  }
+
+  const root = el(
+    "li",
+    {
+      class: "station",
+      "data-station": spec.id,
+      "data-kind": spec.kind,
+      "data-branch": spec.branch ?? "trunk",
+      "data-state": "UNKNOWN",
+      "data-transitions": 0,
+    },
+    head,
+    body,
+  );
+  S.stations.set(spec.id, {
+    spec,
+    root,
+    stateEl,
+    since,
+    sinceMs: NaN,
+    reason,
+    mc,
+    store,
+    buffer,
+    capacity: spec.buffer_after,
+    transitions: 0,
   });
+  return root;
+}
+
+const CALENDAR_REASONS = { off_shift: "off shift", break: "break", holiday: "holiday" };
+
+/** A state's reason for people: a planned stop's kind or name, a changeover's name, a merge station's short input. */
+function reasonText(state, reason) {
+  if (state === "PLANNED_STOP") return `planned stop: ${CALENDAR_REASONS[reason] ?? reason}`;
+  if (state === "STARVED") return `starved: waiting for ${reason}`;
+  return `${LABEL[state].toLowerCase()}: ${reason}`;
 }
 
 function applyStation(id, s) {
@@ -360,7 +429,7 @@ function applyStation(id, s) {
 
   const reason = typeof s.reason === "string" ? s.reason : "";
   r.reason.hidden = !reason || state === "WORKING";
-  setText(r.reason, reason ? `${LABEL[state].toLowerCase()}: ${reason}` : "");
+  setText(r.reason, reason ? reasonText(state, reason) : "");
 
   if (r.mc && s.machine_counts) {
     const counts = s.machine_counts;
@@ -510,8 +579,81 @@ function applyOee(oee) {
   }
 }
 
+// -- the calendar: in a shift, a break, off shift, a holiday or a planned stop of the line ----------------------------
+
+const CALENDAR_REFRESH_MS = 60_000;
+const CALENDAR_MIN_MS = 1_000; // the line's clock passes a stretch's end: ask again, at most this often
+
+function calendarKind(cal) {
+  if (!cal) return "none";
+  if (cal.working) return "working";
+  return CALENDAR_REASONS[cal.reason] ? cal.reason : "planned_stop";
+}
+
+/** A time ahead of the line's clock (UTC, as every time on the page): "05:00" on the clock's day, "Mon 05:00" within
+ * the week, else "2027-08-03 05:00". */
+function whenText(ms) {
+  if (!isNum(ms)) return "—";
+  const day = new Date(ms).toISOString().slice(0, 10);
+  const clock = isNum(S.clock) ? S.clock : ms;
+  if (day === new Date(clock).toISOString().slice(0, 10)) return hm(ms);
+  if (ms - clock < 6 * 24 * 3_600_000) {
+    return `${new Date(ms).toLocaleDateString("en-GB", { weekday: "short", timeZone: "UTC" })} ${hm(ms)}`;
+  }
+  return `${day} ${hm(ms)}`;
+}
+
+function applyCalendar(cal) {
+  const node = $("calendar");
+  S.calendar = cal ?? null;
+  // asked again when the stretch ends or the shift changes (shifts may follow each other without a stop)
+  const ends = cal ? [parseTime(cal.until), parseTime(cal.shift_end)].filter(isNum) : [];
+  S.calendarUntil = ends.length ? Math.min(...ends) : NaN;
+  const always = S.line && !S.line.calendar && !(S.line.planned_stops ?? []).length;
+  const kind = always ? "always" : calendarKind(cal);
+  node.dataset.calendar = kind;
+  node.hidden = !cal && !always;
+  if (always) {
+    setText("calendar-text", "No shift calendar: works round the clock");
+    return;
+  }
+  if (!cal) return;
+  const untilMs = parseTime(cal.until);
+  const until = isNum(untilMs) ? ` until ${whenText(untilMs)} UTC` : "";
+  const shift = cal.shift
+    ? `Shift ${cal.shift} (${hm(parseTime(cal.shift_start))}–${hm(parseTime(cal.shift_end))} UTC)`
+    : "";
+  let text;
+  if (cal.working) text = `${shift || "Working"} · working${until}`;
+  else if (kind === "planned_stop") text = `Planned stop ${cal.reason}${until}${shift ? ` · ${shift}` : ""}`;
+  else text = `${CALENDAR_REASONS[cal.reason][0].toUpperCase()}${CALENDAR_REASONS[cal.reason].slice(1)}${until}${shift ? ` · ${shift}` : ""}`;
+  setText("calendar-text", text);
+  node.title = cal.working
+    ? "The line is asked to work now (its calendar and its planned stops)"
+    : "The line is not asked to work now: its stations show planned stops";
+}
+
+/** Ask where the calendar stands when the line's clock has passed the current stretch's end (and now and then). */
+async function followCalendar(gen, force = false) {
+  if (!S.line || (!S.line.calendar && !(S.line.planned_stops ?? []).length)) return;
+  const wall = performance.now();
+  const due = force || (isNum(S.calendarUntil) && isNum(S.clock) && S.clock >= S.calendarUntil);
+  if (!due || S.calendarLoading || wall - (S.calendarAsked ?? -Infinity) < CALENDAR_MIN_MS) return;
+  S.calendarLoading = true;
+  S.calendarAsked = wall;
+  try {
+    const cal = await api(linePath("/calendar"));
+    if (gen === S.generation) applyCalendar(cal);
+  } catch (error) {
+    if (gen === S.generation) failed(error, "calendar-text", "Calendar unavailable");
+  } finally {
+    S.calendarLoading = false;
+  }
+}
+
 function applyStatus(status) {
   setClock(status.now);
+  applyCalendar(status.calendar);
   applyShift(status.shift);
   applyTotals(status);
   for (const st of status.stations ?? []) applyStation(st.id, st);
@@ -680,6 +822,7 @@ function onKpi(k) {
   if (isNum(k.dead_letters)) setText("dead-letters-count", int(k.dead_letters));
   extendThroughput(k);
   applyFreshness(k);
+  followCalendar(S.generation);
   document.body.dataset.kpiNow = k.now ?? "";
   reloadPanelsAsTheLineMoves(k);
 }
@@ -1261,6 +1404,7 @@ async function start() {
     setText("line-name", line.id);
     document.title = `GigaTwin · ${line.id}`;
     buildFlow(line);
+    applyCalendar(null);
     markRowEnds();
     new ResizeObserver(() => requestAnimationFrame(markRowEnds)).observe($("flow"));
     buildOeeTable(line);
@@ -1280,6 +1424,7 @@ async function start() {
     loadAccuracy(gen);
     every(() => loadAccuracy(gen), FORECAST_REFRESH_MS);
     every(watchdog, 5_000);
+    every(() => followCalendar(gen, true), CALENDAR_REFRESH_MS);
     document.body.dataset.ready = "true";
   } catch (error) {
     if (gen !== S.generation) return;

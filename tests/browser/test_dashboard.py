@@ -45,6 +45,27 @@ def _text(page: Page, selector: str) -> str:
     return page.inner_text(selector).strip()
 
 
+def _drawn_chains(page: Page) -> dict[str, list[str]]:
+    """The chains of stations the flow draws, each as its cards in order."""
+    chains: dict[str, list[str]] = page.eval_on_selector_all(
+        "#flow .chain",
+        "els => Object.fromEntries(els.map(e => [e.dataset.chain, [...e.children].map(c => c.dataset.station)]))",
+    )
+    return chains
+
+
+def _arrows(page: Page) -> list[tuple[str, str, bool, bool]]:
+    """Per station card: its arrow's content, whether the next card of its chain is on a lower row, whether it ends its
+    chain."""
+    rows: list[list[Any]] = page.eval_on_selector_all(
+        "#flow .chain",
+        """chains => chains.flatMap(chain => [...chain.children].map((c, i, cards) => [c.dataset.station,
+            getComputedStyle(c, '::after').content, i + 1 < cards.length && cards[i + 1].offsetTop > c.offsetTop,
+            i + 1 === cards.length]))""",
+    )
+    return [(str(sid), str(content), bool(row_end), bool(chain_end)) for sid, content, row_end, chain_end in rows]
+
+
 def _assert_clean(problems: PageProblems) -> None:
     assert problems.page_errors == []
     assert problems.console_errors == []
@@ -66,11 +87,19 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     page.goto(demo.url)
     page.wait_for_selector("body[data-ready=true]", timeout=LIVE_TIMEOUT_MS)
 
-    # every station of the line, in flow order, each with a known state
+    # every station of the line, each after the stations it takes from, each with a known state; drawn as the line's
+    # chains of stations (the trunk, and one lane per branch merging into it)
     first = _station_states(page)
-    assert list(first) == expected
+    assert sorted(first) == sorted(expected)
+    order = list(first)
+    for spec in line["stations"]:
+        for inp in spec["inputs"]:
+            assert order.index(inp["station"]) < order.index(spec["id"]), (inp, spec["id"])
     assert set(first.values()) <= STATES
     assert _text(page, "#line-name") == line_id
+    assert _drawn_chains(page) == {b["id"]: b["stations"] for b in line["branches"]}
+    lanes = page.eval_on_selector_all(".lane", "els => els.map(e => e.dataset.branch)")
+    assert sorted(lanes) == sorted(b["id"] for b in line["branches"] if b["into"] is not None)
 
     # the stream is live and its state messages are applied: station states change as the plant runs
     page.wait_for_selector("#connection[data-conn=live]", timeout=LIVE_TIMEOUT_MS)
@@ -190,15 +219,10 @@ def test_dashboard_follows_the_demo_line(chromium: Chromium, services: Services)
     page.wait_for_timeout(300)
     overflow = page.eval_on_selector("#station-oee", "t => t.parentElement.scrollWidth - t.parentElement.clientWidth")
     assert overflow <= 1, f"the station table is {overflow} px wider than its panel at 800 px"
-    # the flow wraps into rows: no arrow at a row's end points off the panel
-    arrows = page.eval_on_selector_all(
-        "#flow [data-station]",
-        """cards => cards.map((c, i) => [c.dataset.station, getComputedStyle(c, '::after').content,
-            i + 1 < cards.length && cards[i + 1].offsetTop > c.offsetTop])""",
-    )
-    assert any(row_end for _, _, row_end in arrows), "the flow does not wrap at 800 px"
-    for sid, content, row_end in arrows:
-        assert (content in ("none", "normal")) == (row_end or sid == expected[-1]), f"{sid}: arrow {content!r}"
+    # each chain of the flow wraps into rows: no arrow at a row's end (or a chain's end) points off the panel
+    assert any(row_end for _, _, row_end, _ in _arrows(page)), "the flow does not wrap at 800 px"
+    for sid, content, row_end, chain_end in _arrows(page):
+        assert (content in ("none", "normal")) == (row_end or chain_end), f"{sid}: arrow {content!r}"
 
     # the service stops on SIGINT with the dashboard still connected, and the page shows it lost the stream
     _stop(demo)
@@ -308,9 +332,10 @@ def test_the_badge_says_when_every_message_is_rejected(chromium: Chromium, servi
 # -- screenshots through a shift ---------------------------------------------------------------------------------
 SHIFT_HOURS: float = Settings.model_fields["shift_hours"].default
 PHASES = {"early": (0.02, 0.2), "middle": (0.4, 0.6), "late": (0.8, 0.98)}
-"""Parts of a shift (fractions of it gone) the dashboard is photographed in: at x600 a shift lasts 48 wall seconds."""
+"""Parts of a shift (fractions of it gone) the dashboard is photographed in: at x600 an 8-hour shift lasts 48 wall
+seconds, a 12-hour one 72."""
 PHASE_TAIL = 0.08
-"""The end of a phase kept for the panels to reload and the photo to be taken (4 wall seconds at x600)."""
+"""The end of a phase kept for the panels to reload and the photo to be taken (4-6 wall seconds at x600)."""
 WIDTHS = (1440, 800)
 CAPPED = re.compile(r"(\d[\d,.]*) %")
 
@@ -346,9 +371,25 @@ _LAYOUT_PROBLEMS = """() => {
 }"""
 
 
-def _shift_fraction(clock_ms: float, origin_h: float) -> float:
+def _shift_fraction(clock_ms: float, origin_h: float, shift_h: float) -> float:
     hours = clock_ms / 3_600_000
-    return ((hours - origin_h) % SHIFT_HOURS) / SHIFT_HOURS
+    return ((hours - origin_h) % shift_h) / shift_h
+
+
+def _shifts(line: dict[str, Any], origin_h: float) -> tuple[float, float]:
+    """(origin, length) in hours of the shifts the live state follows: the line's calendar's (equal shifts tiling the
+    day in UTC, as the reference line's 2 x 12 h), else the service's settings'."""
+    cal = line["calendar"]
+    if cal is None:
+        return origin_h, SHIFT_HOURS
+    shifts = cal["shifts"]
+    length = shifts[0]["hours"]
+    assert cal["timezone"] == "UTC", cal
+    assert len(cal["days"]) == 7, cal
+    assert all(s["hours"] == length for s in shifts), cal
+    assert len(shifts) * length == 24, cal
+    hour, minute = shifts[0]["start"].split(":")
+    return (int(hour) + int(minute) / 60) % length, length
 
 
 def _phases_in_order(fraction: float) -> list[str]:
@@ -389,11 +430,14 @@ def test_screenshots_early_middle_and_late_in_a_shift_keep_the_dashboards_promis
     or off the page, no label off a chart, the shift card on the shift of the data. The screenshots are kept in the
     test's directory (and copied to $GIGATWIN_SCREENSHOT_DIR when it is set)."""
     browser = chromium.launch()
-    # shifts aligned so that the demo starts 70 % into one: its end comes within seconds at x600 (a shift: 48 s)
+    # shifts aligned so that the demo starts 70 % into one: its end comes within seconds at x600 (a shift: 48 s); a
+    # line with a calendar has the calendar's shifts instead, wherever the demo starts in them
     origin_h = (time.time() / 3600 - 0.7 * SHIFT_HOURS) % SHIFT_HOURS
     demo = services.start(
         ["demo", "--port", "0", "--speed", "600", "--malformed", "0.002"], env={"GIGATWIN_SHIFT_ORIGIN_H": f"{origin_h:.6f}"}
     )
+    line_id = demo.get_json("api/v1/lines")[0]["id"]
+    origin_h, shift_h = _shifts(demo.get_json(f"api/v1/lines/{line_id}"), origin_h)
     page = browser.new_page(viewport={"width": WIDTHS[0], "height": 1000})
     problems = PageProblems()
     problems.watch(page)
@@ -404,17 +448,17 @@ def test_screenshots_early_middle_and_late_in_a_shift_keep_the_dashboards_promis
     shots: list[Path] = []
     found: list[str] = []
     started = datetime.fromisoformat(page.eval_on_selector("body", "b => b.dataset.kpiNow"))
-    for phase in _phases_in_order(_shift_fraction(started.timestamp() * 1000, origin_h)):
+    for phase in _phases_in_order(_shift_fraction(started.timestamp() * 1000, origin_h, shift_h)):
         low, high = PHASES[phase]
         # the page's data (its latest kpi message) within the phase, then a moment for the windowed panels, which
         # reload as the line's clock moves
         page.wait_for_function(
             f"""() => {{
               const h = Date.parse(document.body.dataset.kpiNow) / 3.6e6;
-              const f = (((h - {origin_h}) % {SHIFT_HOURS}) + {SHIFT_HOURS}) % {SHIFT_HOURS} / {SHIFT_HOURS};
+              const f = (((h - {origin_h}) % {shift_h}) + {shift_h}) % {shift_h} / {shift_h};
               return f >= {low} && f <= {high - PHASE_TAIL};
             }}""",
-            timeout=2 * SHIFT_HOURS * 3600 / 600 * 1000,
+            timeout=2 * shift_h * 3600 / 600 * 1000,
             polling=100,
         )
         page.wait_for_timeout(1_000)
@@ -422,10 +466,10 @@ def test_screenshots_early_middle_and_late_in_a_shift_keep_the_dashboards_promis
             page.set_viewport_size({"width": width, "height": 1000})
             page.wait_for_timeout(300)  # the charts follow their panels' width in the next frame
             kpi_now = datetime.fromisoformat(page.eval_on_selector("body", "b => b.dataset.kpiNow"))
-            fraction = _shift_fraction(kpi_now.timestamp() * 1000, origin_h)
+            fraction = _shift_fraction(kpi_now.timestamp() * 1000, origin_h, shift_h)
             assert low <= fraction <= high, f"{phase}: the page moved on to {fraction:.0%} of the shift before its photo"
-            shift_start = kpi_now - timedelta(hours=fraction * SHIFT_HOURS)
-            expected = f"{shift_start:%H:%M}–{shift_start + timedelta(hours=SHIFT_HOURS):%H:%M} UTC"
+            shift_start = kpi_now - timedelta(hours=fraction * shift_h)
+            expected = f"{shift_start:%H:%M}–{shift_start + timedelta(hours=shift_h):%H:%M} UTC"
             assert _text(page, "#shift-window") == expected, f"{phase}: the shift card shows another shift"
             shot = tmp_path / f"dashboard-{phase}-{width}px.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -442,6 +486,115 @@ def test_screenshots_early_middle_and_late_in_a_shift_keep_the_dashboards_promis
     assert len(shots) == len(PHASES) * len(WIDTHS)
     assert all(shot.stat().st_size > 10_000 for shot in shots)  # a page, not a blank
     assert found == [], "\n".join(found)
+    _assert_clean(problems)
+    page.close()
+    _stop(demo)
+
+
+# -- a line as plants run it: branches merging, a calendar, planned stops and changeovers ------------------------------
+# Two branches merging at STACK, then the trunk. Twelve 2-hour shifts a day, each with a half-hour break (6 wall
+# seconds at x300, every 24), STACK's maintenance for 10 min every hour and COAT_C's changeover for 6 min after every
+# 10 units (about every 16 min): within a minute of wall time every kind of stop shows.
+TREE_LINE = """
+name: tree_demo
+time_unit: min
+calendar:
+  shifts: [{SHIFTS}]
+  breaks: [{BREAKS}]
+stations:
+  - {id: MIX_A, inputs: [], cycle_time: {dist: exponential, mean: 1}, buffer_after: 30}
+  - id: COAT_A
+    cycle_time: {dist: exponential, mean: 1}
+    buffer_after: 30
+    failures: [{name: web_break, ttf: {dist: exponential, mean: 60}, ttr: {dist: exponential, mean: 6}}]
+  - {id: MIX_C, inputs: [], cycle_time: {dist: exponential, mean: 1}, buffer_after: 30}
+  - id: COAT_C
+    cycle_time: {dist: exponential, mean: 1}
+    buffer_after: 30
+    changeover: {name: chemistry_change, duration: 6, every_units: 10}
+  - id: STACK
+    inputs: [COAT_A, COAT_C]
+    cycle_time: {dist: exponential, mean: 0.9}
+    buffer_after: 30
+    planned_stops: [{name: stacker_pm, start: "2025-01-01T00:00:00Z", duration: 10, every: 60}]
+  - {id: WELD, cycle_time: {dist: exponential, mean: 0.8}, buffer_after: 30}
+  - {id: EOL, cycle_time: {dist: exponential, mean: 0.5}}
+""".replace("{SHIFTS}", ", ".join(f'{{name: s{h:02d}, start: "{h:02d}:00", hours: 2}}' for h in range(0, 24, 2))).replace(
+    "{BREAKS}", ", ".join(f'{{start: "{h:02d}:00", duration: 30}}' for h in range(1, 24, 2))
+)
+TREE_TIMEOUT_MS = 60_000
+_COLOURS = """() => {
+  const head = (e) => getComputedStyle(e.querySelector('.st-head')).backgroundColor;
+  const out = {};
+  for (const e of document.querySelectorAll('#flow [data-station]')) {
+    const s = e.dataset.state;
+    if (!out[s]) out[s] = {station: e.dataset.station, reason: e.querySelector('.st-reason').textContent,
+                           head: head(e), border: getComputedStyle(e).borderTopStyle};
+  }
+  return out;
+}"""
+
+
+def test_the_flow_draws_the_lines_tree_and_planned_stops_setups_and_the_calendar_in_their_own_colours(
+    chromium: Chromium, services: Services, tmp_path: Path
+) -> None:
+    browser = chromium.launch()
+    line_file = tmp_path / "tree.yaml"
+    line_file.write_text(TREE_LINE)
+    demo = services.start(
+        ["demo", "--port", "0", "--speed", "300", "--warmup", "2", "--line", str(line_file)],
+        env={"GIGATWIN_KPI_PERIOD_S": "0.5"},
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = PageProblems()
+    problems.watch(page)
+    page.goto(demo.url)
+    page.wait_for_selector("body[data-ready=true]", timeout=LIVE_TIMEOUT_MS)
+
+    # the tree: the anode and cathode branches side by side, each in its lane, above the merge and the trunk
+    assert _drawn_chains(page) == {
+        "MIX_A": ["MIX_A", "COAT_A"],
+        "MIX_C": ["MIX_C", "COAT_C"],
+        "trunk": ["STACK", "WELD", "EOL"],
+    }
+    anode = page.locator(".lane[data-branch=MIX_A]").bounding_box()
+    cathode = page.locator(".lane[data-branch=MIX_C]").bounding_box()
+    trunk = page.locator(".chain[data-chain=trunk]").bounding_box()
+    assert anode is not None
+    assert cathode is not None
+    assert trunk is not None
+    assert anode["y"] == cathode["y"]  # side by side
+    assert anode["x"] + anode["width"] <= cathode["x"]
+    assert trunk["y"] >= max(anode["y"] + anode["height"], cathode["y"] + cathode["height"])  # the trunk below both
+    assert "merge at STACK" in _text(page, "[data-join=STACK]")
+    assert "to STACK" in _text(page, "[data-station=COAT_A] [data-role=buffer]")  # the merge's input buffers
+
+    # a station in a planned stop and one in a changeover, each in its own colour, unlike the losses' colours
+    legend = page.eval_on_selector_all(
+        ".legend .swatch", "els => Object.fromEntries(els.map(e => [e.dataset.state, getComputedStyle(e).backgroundColor]))"
+    )
+    assert len(set(legend.values())) == len(legend), f"two states share a colour: {legend}"
+    seen: dict[str, dict[str, str]] = {}
+    deadline = time.monotonic() + TREE_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline and not {"PLANNED_STOP", "SETUP"} <= set(seen):
+        for state, found in page.evaluate(_COLOURS).items():
+            seen.setdefault(state, found)
+        page.wait_for_timeout(100)
+    assert {"PLANNED_STOP", "SETUP"} <= set(seen), f"no planned stop and setup seen: {seen}"
+    for state in ("PLANNED_STOP", "SETUP"):
+        assert seen[state]["head"] == legend[state], (state, seen[state])
+        assert seen[state]["head"] not in {legend[s] for s in ("WORKING", "STARVED", "BLOCKED", "DOWN")}, state
+    assert seen["PLANNED_STOP"]["border"] == "dashed"
+    assert seen["PLANNED_STOP"]["reason"].startswith("planned stop: "), seen["PLANNED_STOP"]
+    assert seen["SETUP"] == {**seen["SETUP"], "station": "COAT_C", "reason": "setup: chemistry_change"}
+
+    # the calendar badge follows the line's clock: a break, then work again in the next shift
+    page.wait_for_selector("#calendar[data-calendar=break]", timeout=TREE_TIMEOUT_MS)
+    assert re.fullmatch(r"Break until (\w{3} )?\d\d:\d\d UTC · Shift s\d\d \(\d\d:\d\d–\d\d:\d\d UTC\)", _text(page, "#calendar"))
+    page.wait_for_selector("#calendar[data-calendar=working]", timeout=TREE_TIMEOUT_MS)
+    assert re.fullmatch(
+        r"Shift s\d\d \(\d\d:\d\d–\d\d:\d\d UTC\) · working until (\w{3} )?\d\d:\d\d UTC", _text(page, "#calendar")
+    )
     _assert_clean(problems)
     page.close()
     _stop(demo)
