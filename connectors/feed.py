@@ -26,8 +26,9 @@ reference line's aging store holds them 14 days). :func:`warm_start` runs the en
 snapshot to start the feed from, as the embedded demo does: at least the hours asked, then on to the first whole
 hour after which the line's next hour is typical of the day ahead (:mod:`twin.warm`), so that the first minutes a
 user watches look like a normal shift and not like the slow hour the aging store happens to release then. A line on
-the wall clock is warmed up on the wall clock, up to the origin (``warm_start(..., end_ms=origin)``), for exactly the
-hours asked.
+the wall clock is warmed up the same way (on the engine's clock from 0, whose calendar is that of January 1970) and
+its snapshot moved to the feed's origin: what the line holds is that of a typical working hour, and the engine puts
+its machines into whatever stop of the calendar the origin falls in.
 
 **What is published.**
 
@@ -305,25 +306,14 @@ def on_wall_clock(line: Line) -> bool:
     return any(st.planned_stops or (st.changeover is not None and st.changeover.schedule is not None) for st in line.stations)
 
 
-def warm_start(line: Line, seed: int, hours: float, *, end_ms: int | None = None) -> LineSnapshot | None:
+def warm_start(line: Line, seed: int, hours: float) -> LineSnapshot | None:
     """The line after at least ``hours`` simulated hours from empty, stopped where the next hour of a feed run with
     ``seed`` is a typical one (:func:`twin.warm.typical_start`), as a snapshot to start the feed from (None for 0
-    hours).
-
-    A line on the wall clock (:func:`on_wall_clock`) is warmed up for exactly ``hours`` on the wall clock, ending at
-    ``end_ms`` (ms since the epoch; default now): give the feed's origin, so that the snapshot holds the line as the
-    calendar has it then (a feed moves a snapshot to its origin). Its hours are not searched for a typical one: a
-    line with shifts has off-shift hours by design, and no hour of the day ahead is "typical" of the others."""
+    hours). A feed moves the snapshot of a line on the wall clock (:func:`on_wall_clock`) to its origin."""
     if not (hours >= 0 and math.isfinite(hours)):
         raise ValueError(f"warmup: simulated hours must be >= 0, got {hours}")
     if hours == 0:
         return None
-    if on_wall_clock(line):
-        end_h = (end_ms if end_ms is not None else round(time.time() * 1000)) / MS_PER_HOUR
-        engine = Engine(line, seed, LineSnapshot(time_h=end_h - hours))
-        engine.run(end_h)
-        log.info("warm-up: %g simulated hours on the wall clock, up to %s", hours, _iso(end_h * MS_PER_HOUR))
-        return engine.snapshot()
     warm = typical_start(line, seed, hours)
     log.info(
         "warm-up: %g simulated hours; the first hour ships %d good units, %s (median hour of the day ahead: %g)",

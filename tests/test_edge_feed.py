@@ -246,12 +246,23 @@ def test_motion_signals_read_zero_while_a_machine_is_down_in_setup_or_stopped_bu
         assert seen[key] >= 3, (key, dict(seen))
 
 
-def test_a_warm_start_ends_at_the_origin_and_a_snapshot_from_elsewhere_is_moved_to_it() -> None:
-    warm = warm_start(TREE, SEED, 30.0, end_ms=ORIGIN)
+def test_a_warm_start_or_a_snapshot_from_elsewhere_is_moved_to_the_origin_and_the_calendar_applies_from_it() -> None:
+    warm = warm_start(TREE, SEED, 30.0)  # on the engine's own clock: January 1970
     assert warm is not None
-    assert warm.time_h == ORIGIN_H
     assert sum(warm.buffers.values()) > 0  # it has run: the line is not empty
-    # a snapshot taken on Saturday night (off shift) starts a feed whose origin is Tuesday 09:17 (working)
+    # from Wednesday 10:15 (in the morning break) every process machine shows the break at the origin
+    origin = round(datetime(2025, 11, 19, 10, 15, tzinfo=UTC).timestamp() * 1000)
+    readings = _published(0.5, origin_ms=origin, start=warm, process_period_s=600.0)
+    at_origin = {
+        (r.source.station, r.machine, r.state, r.reason) for r in readings if isinstance(r, StateReading) and r.ts_ms == origin
+    }
+    assert {(sid, 0, MachineState.PLANNED_STOP, "break") for sid in ("A1", "A2", "C1", "M", "E")} <= at_origin
+    # the snapshot's buffers are published at the origin, the engine's clock being the wall clock
+    assert {r.source.station for r in readings if isinstance(r, BufferReading) and r.ts_ms == origin} >= {
+        sid for sid, level in warm.buffers.items() if level
+    }
+    # a snapshot taken on Saturday night (off shift) starts a feed whose origin is Tuesday 09:17 (working): no machine
+    # stays stopped
     saturday = Engine(TREE, SEED, LineSnapshot(time_h=ORIGIN_H - 58.0))
     saturday.run(ORIGIN_H - 50.0)
     snap = saturday.snapshot()
@@ -260,9 +271,6 @@ def test_a_warm_start_ends_at_the_origin_and_a_snapshot_from_elsewhere_is_moved_
     first = {(r.source.station, r.machine): r for r in reversed(readings) if isinstance(r, StateReading)}
     assert all(r.ts_ms >= ORIGIN for r in first.values())
     assert not any(r.state is MachineState.PLANNED_STOP for r in first.values() if r.ts_ms < ORIGIN + 0.5 * MS_PER_HOUR)
-    assert {r.source.station for r in readings if isinstance(r, BufferReading) and r.ts_ms == ORIGIN} >= {
-        sid for sid, level in snap.buffers.items() if level
-    }
 
 
 @pytest.mark.parametrize("hour", [3, 10.25])
