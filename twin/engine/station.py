@@ -174,7 +174,6 @@ class Machine:
         self.resume: simpy.Event | None = None
         self.interrupting = False
         self.parked = False
-        self.step_end = 0.0
         self.setup_end: float | None = None
         self.since_changeover = start.units_since_changeover if start is not None else 0
         self.changeover_due = start.changeover_due if start is not None else False
@@ -223,11 +222,16 @@ class Machine:
             self.resume = self.env.event()
         if self.working:
             # a step ending this very instant is let finish (its unit is done at the stop, not after it)
-            if not after_batch and not self.interrupting and self.step_end > self.env.now:
+            if not after_batch and not self.interrupting and self._step_ends_after_now():
                 self.interrupting = True
                 self.process.interrupt(_PAUSE)
             return  # shown once the machine stops
         self._show_stop()
+
+    def _step_ends_after_now(self) -> bool:
+        # the step's end from its timeout (SimPy keeps the delay): recording it for every step would cost each unit
+        target = self.process.target
+        return self.step_start + float(getattr(target, "_delay", 0.0)) > self.env.now
 
     def go(self) -> None:
         """The planned stop ends: the machine shows its own state again and goes on."""
@@ -317,6 +321,7 @@ class Machine:
         micro = st.micro
         inputs = st.inputs
         merge = inputs is not None
+        changeover = st.changeover
 
         phase = "load"
         have = 0
@@ -357,7 +362,7 @@ class Machine:
             if phase == "load":
                 # a machine in a planned stop still takes material (as it would have waited for it anyway) but
                 # starts no work; a changeover that is due is done before loading, outside planned stops
-                if st.changeover is not None and self._changeover_due():
+                if changeover is not None and self._changeover_due():
                     yield from self._between_units()
                 if merge:
                     assert inputs is not None
@@ -402,23 +407,22 @@ class Machine:
                 if self.state is not WORKING or self.reason:
                     self._set(WORKING)
                 # the work, in steps up to the next operating failure (inline: it runs for every unit)
+                if self.hold is not None and not self.hold_after_batch:  # started (or restarted) inside a stop
+                    yield from self._stopped()
+                    self._set(WORKING)
                 while self.work_left > 0:
-                    if self.hold is not None and not self.hold_after_batch:
-                        yield from self._stopped()
-                        self._set(WORKING)
                     step = self.work_left
                     failing: _Mode | None = None
-                    micro_next = False
                     for m in op_modes:
                         left = ttf_left[m.name]
                         if left < step:
                             step, failing = left, m
                     if micro is not None:
+                        micro_next = False
                         assert self.micro_left is not None
                         if self.micro_left < step:
                             step, failing, micro_next = self.micro_left, None, True
                     self.step_start = env.now
-                    self.step_end = env.now + step
                     self.working = True
                     try:
                         yield env.timeout(step)
@@ -436,12 +440,19 @@ class Machine:
                             # a micro-stop: the machine stays WORKING and makes nothing meanwhile
                             yield env.timeout(micro[1].draw())
                             self.micro_left = micro[0].draw()
+                            if self.hold is not None and not self.hold_after_batch and self.work_left > 0:
+                                yield from self._stopped()  # a stop began during the micro-stop
+                                self._set(WORKING)
                     if failing is not None:
                         yield from self._repair(failing, failing.ttr.draw())
                         ttf_left[failing.name] = failing.ttf.draw()
                         self._set(WORKING)
+                        if self.hold is not None and not self.hold_after_batch and self.work_left > 0:
+                            yield from self._stopped()  # a stop began during the repair
+                            self._set(WORKING)
                 self.work_left = 0.0
-                self.since_changeover += have
+                if changeover is not None:
+                    self.since_changeover += have
                 bad = scrap.of(have)
                 good = have - bad
                 if emit_completed is not None:
@@ -487,6 +498,9 @@ class Machine:
         yield from self._repair(cause, cause.ttr.draw())
         self.calendar_due[cause.name] = env.now + cause.ttf.draw()
         self._set(WORKING)
+        if self.hold is not None and not self.hold_after_batch and self.work_left > 0:
+            yield from self._stopped()  # a stop began during the repair
+            self._set(WORKING)
 
     def _repair(self, mode: _Mode, duration: float) -> Generator[simpy.Event, Any, None]:
         env = self.env
