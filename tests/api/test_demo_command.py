@@ -30,7 +30,7 @@ def test_the_demo_starts_serves_and_stops(tmp_path: Path) -> None:
             assert "<html" in page.text.lower()
             status = http.get("/api/v1/lines/reference_cell_line/status")  # no key: the demo runs without auth
             assert status.status_code == 200
-            assert [s["id"] for s in status.json()["stations"]][:2] == ["MIX_C", "COAT_C"]
+            assert [s["id"] for s in status.json()["stations"]][:2] == ["MIX_A", "COAT_A"]
             assert http.get("/api/v1/health/ready").json()["ready"] is True
     finally:
         proc.send_signal(signal.SIGINT)
