@@ -197,6 +197,18 @@ def test_a_stop_after_the_batch_lets_the_batch_in_hand_finish() -> None:
     assert [e.t for e in hard if isinstance(e, UnitsCompleted)] == [5.0, 16.0]
 
 
+def test_a_batch_finished_inside_a_stop_after_the_batch_shows_the_stop_not_blocked() -> None:
+    """A finishes its batch 1 h into the stop and cannot hand all of it on (a direct hand-off to B, stopped too): it is
+    in the planned stop, not BLOCKED, until the stop ends; then it is blocked until B takes the second unit."""
+    stop = {"name": "shutdown", "start": "1970-01-01T10:00:00Z", "duration": "5h", "after_batch": True}
+    line = make_line(
+        {"id": "A", "batch_size": 2, "cycle_time": 3.0, "buffer_after": 0}, {"id": "B", "cycle_time": 1.0}, planned_stops=[stop]
+    )
+    _, events = record(line, 16.0)
+    a = stretches(events, "A", until=16.0)
+    assert a[-3:] == [(8.0, 11.0, "WORKING", ""), (11.0, 15.0, "PLANNED_STOP", "shutdown"), (15.0, 16.0, "BLOCKED", "")]
+
+
 def test_an_idle_machine_shows_the_stop_and_its_own_state_again_after_it() -> None:
     stop = {"name": "pm", "start": "1970-01-01T02:00:00Z", "duration": "2h"}
     line = make_line({"id": "A", "cycle_time": 10.0, "buffer_after": 5}, {"id": "B", "cycle_time": 0.5, "planned_stops": [stop]})

@@ -46,12 +46,16 @@ def _feed_first_hour_good(line: Line, seed: int, start: WarmStart) -> int:
 
 
 def test_the_demo_opens_on_a_typical_hour_and_the_feed_lives_that_hour(demo_start: WarmStart) -> None:
-    # the premise: stopped at exactly the demo's 504 h, the line's first hour is far below a typical one (the aging
-    # store releases a slow hour of two weeks before), which is what made the demo open on a crisis
+    # stopped at exactly the demo's 504 h, the line's first hour may be below a typical one (with the serial line of
+    # issue 12 it was far below: the aging store released a slow hour of two weeks before, and the demo opened on a
+    # crisis): then the warm-up goes on; an hour at least typical is kept as it is
     plain = Engine(REFERENCE, DEMO_SEED)
     plain.run(DEMO_WARMUP_H)
     first_plain = run_once(REFERENCE, 1.0, seed=DEMO_SEED, start=plain.snapshot()).good
-    assert first_plain < 0.75 * demo_start.typical_per_hour, (first_plain, demo_start.typical_per_hour)
+    if first_plain < demo_start.typical_per_hour:
+        assert demo_start.hours > DEMO_WARMUP_H, (first_plain, demo_start.typical_per_hour)
+    else:
+        assert demo_start.hours == DEMO_WARMUP_H
 
     # the warm-up went on, by whole hours, to a stop whose first hour is at least a median hour of the day ahead
     assert demo_start.typical

@@ -459,6 +459,8 @@ class Machine:
                     emit_completed(env.now, sid, idx, good, bad)
                 have = good
             # hand over (phase "work" falls through to "put")
+            if self.hold is not None and not self.showing_stop:
+                self._show_stop()  # the batch in hand is done: the stop it waited for shows now
             if have:
                 self.units = have
                 put = outlet.put(have)
