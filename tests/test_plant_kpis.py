@@ -274,3 +274,23 @@ def test_the_calendar_does_not_join_active_periods_across_the_night() -> None:
     k = run_once(maintained, hours=48, warmup=24)
     # each shift's period runs through B's own 1-h stop: 8 h
     assert k.stations["B"].active_period_mean_h == pytest.approx(8.0)
+
+
+def test_the_scrap_rate_of_a_tree_is_in_units_the_line_ships() -> None:
+    """Anode pieces scrapped at 20 %, none elsewhere, one anode and one cathode piece per cell: a scrapped anode piece
+    is half a cell's material, so per good cell 0.25 anode pieces = 0.125 cells are lost and the scrap rate is
+    0.125 / 1.125 = 1/9 (the pieces counted alike would say 0.25 / 1.25 = 0.2)."""
+    line = make_line(
+        {"id": "A", "cycle_time": 0.01, "scrap": 0.2, "buffer_after": 50},
+        {"id": "C", "cycle_time": 0.0125, "buffer_after": 50, "inputs": []},
+        {"id": "S", "cycle_time": 0.02, "inputs": ["A", "C"]},
+    )
+    kpis = run_once(line, hours=400.0, seed=5, warmup=10.0)
+    lost = 0.5 * kpis.stations["A"].scrapped
+    assert kpis.scrapped == kpis.stations["A"].scrapped
+    assert kpis.scrap_rate == pytest.approx(lost / (kpis.good + lost))
+    # rate = p / (2 - p) of the anode scrap fraction p, whose binomial sd over its n pieces is sqrt(p (1 - p) / n):
+    # 4 sd of p through the derivative 2 / (2 - p)^2
+    n = kpis.stations["A"].scrapped + kpis.good
+    tolerance = 4 * (0.2 * 0.8 / n) ** 0.5 * 2 / (2 - 0.2) ** 2
+    assert kpis.scrap_rate == pytest.approx(1 / 9, abs=tolerance)

@@ -32,6 +32,10 @@ Definitions (per station, over the window of length T), after ISO 22400-2:
   its preventive maintenance, is active, as a repair is: the station holds the line up); a delay station is
   active while it is full and nothing is held at its exit. The station with the longest mean active period limits
   the line. A merge station is starved while any of its inputs is short.
+- scrap: ``scrapped`` counts the pieces scrapped in the window, each in its own station's unit; ``scrap_rate`` is in
+  units the line ships: a piece scrapped before a merge counts as its share of what one unit made there takes (an
+  anode sheet set of a cell made of one anode and one cathode set counts half a cell), through every merge after
+  it. So ``1 - scrap_rate`` is the line's yield whether it is a chain or a tree.
 - WIP and releases: ``started`` counts the units the line's supply released in the window, summed over every
   branch start (on a line with anode and cathode branches, both electrodes' units). WIP counts pieces of material
   in the line, each in its own station's unit: a unit waiting before a merge counts as one, as does the unit a
@@ -148,6 +152,20 @@ def bottleneck_shares(periods: dict[str, list[tuple[float, float]]], start_h: fl
             held[longest[0][2]] += min(t1, end_h) - max(t0, start_h)
     span = end_h - start_h
     return {sid: h / span for sid, h in held.items()}
+
+
+def _scrap_weights(line: Line) -> dict[str, float]:
+    """Per station, the units the line ships that one piece scrapped there stands for (module docstring, scrap)."""
+    inputs = line.inputs
+    weights: dict[str, float] = {}
+    for sid in (s.id for s in line.stations):
+        w = 1.0
+        for down in line.path_to_end(sid)[1:]:
+            pieces = sum(inp.per_unit for inp in inputs[down])
+            if pieces > 1:
+                w /= pieces
+        weights[sid] = w
+    return weights
 
 
 def initial_wip(snapshot: LineSnapshot | None, line: Line | None = None) -> int:
@@ -458,6 +476,8 @@ class KpiReducer:
         self.started = 0
         self.shipped = 0
         self.scrapped = 0
+        self._scrapped_shipped_units = 0.0
+        self._scrap_weight = _scrap_weights(line)
         self.time = begin_h
         self._stretches = _Stretches(line) if any(st.merges for st in self._st.values()) else None
         self._stretch_units = [_Integral(0.0, begin_h, start_h, end_h) for _ in self._stretches.first] if self._stretches else []
@@ -495,6 +515,10 @@ class KpiReducer:
                 units[stretches.of[sid]] += level
             for g, u in enumerate(units):
                 self._stretch_units[g].value = u
+
+    def _scrap_rate(self) -> float:
+        lost = self._scrapped_shipped_units
+        return lost / (self.shipped + lost) if self.shipped + lost else 0.0
 
     def buffer_level(self, station: str) -> tuple[float, float]:
         """The buffer after ``station`` as the events taken so far left it: since when, and its level."""
@@ -598,7 +622,9 @@ class KpiReducer:
         if self.w0 <= t <= self.w1:
             st.good += good
             st.scrap += scrap
-            self.scrapped += scrap
+            if scrap:
+                self.scrapped += scrap
+                self._scrapped_shipped_units += scrap * self._scrap_weight[station]
             if last:
                 self.shipped += good
 
@@ -818,7 +844,7 @@ class KpiReducer:
             good=self.shipped,
             scrapped=self.scrapped,
             started=self.started,
-            scrap_rate=self.scrapped / exits if exits else 0.0,
+            scrap_rate=self._scrap_rate(),
             wip_mean=wip_mean,
             lead_time_mean_h=lead_time,
             bottleneck=bottleneck,
