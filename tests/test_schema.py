@@ -82,7 +82,11 @@ def test_errors_name_the_field_path() -> None:
     ("data", "path", "words"),
     [
         ({"name": "l", "stations": [{"id": "A", "cycle_time": 1}, {"id": "A", "cycle_time": 1}]}, "(top level)", "repeat"),
-        ({"name": "l", "stations": [{"id": "A", "cycle_time": 1, "buffer_after": 5}]}, "stations[0].buffer_after", "last station"),
+        (
+            {"name": "l", "stations": [{"id": "A", "cycle_time": 1, "buffer_after": 5}]},
+            "stations[0].buffer_after",
+            "last station",
+        ),
         ({"name": "l", "stations": [{"id": "A"}]}, "stations[0]", "cycle_time"),
         ({"name": "l", "stations": [{"id": "A", "kind": "delay", "capacity": 5}]}, "stations[0]", "dwell"),
         ({"name": "l", "stations": [{"id": "A", "cycle_time": 1, "scrap": 1.5}]}, "stations[0].scrap", "less than 1"),
