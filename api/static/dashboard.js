@@ -966,7 +966,9 @@ function makeCharts() {
     const n = P.labels.length;
     if (!n) return 8;
     measure.font = `12px ${getComputedStyle(document.body).fontFamily}`;
-    const extent = measure.measureText(shortLabel(n - 1)).width * Math.cos((LABEL_ANGLE * Math.PI) / 180);
+    // the rotated text's reach to the right: its length along the slant, plus its own height across it
+    const angle = (LABEL_ANGLE * Math.PI) / 180;
+    const extent = measure.measureText(shortLabel(n - 1)).width * Math.cos(angle) + 14 * Math.sin(angle);
     const halfSlot = Math.max(0, u.width - 2 * RIGHT_AXIS) / n / 2;
     return Math.max(8, Math.ceil(extent + 6 - RIGHT_AXIS - halfSlot));
   };
