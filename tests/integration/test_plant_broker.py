@@ -5,7 +5,6 @@ taken, not dead-lettered."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,16 +54,6 @@ LINE = make_line(
     calendar={"shifts": [{"name": "day", "start": "06:00", "hours": 16}]},
 )
 TOPICS = Topics("gigatwin", "plant1", LINE.name)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
-    server = MosquittoServer(tmp_path / "mosquitto")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _both_stopped(origin_ms: int, after_h: float, hours: float) -> float:
