@@ -490,3 +490,34 @@ def test_a_station_without_the_new_features_draws_the_same_numbers() -> None:
     a1 = [e for e in e1 if getattr(e, "station", None) == "A" and not isinstance(e, BufferLevel)]
     assert a0 == a1
     assert [e for e in e0 if getattr(e, "station", None) == "B"] != [e for e in e1 if getattr(e, "station", None) == "B"]
+
+
+# -- outages (what-ifs) ---------------------------------------------------------------------------------------------
+
+
+def test_an_outage_takes_a_station_down_for_its_hours_and_the_unit_resumes() -> None:
+    """A down from 2.2 h for 3 h with reason roll_change: its unit in work (0.3 h left) is finished at 5.5 h; a
+    machine already down for a repair goes down for what is left of the outage once repaired."""
+    line = make_line({"id": "A", "cycle_time": 0.5, "buffer_after": 100}, {"id": "B", "cycle_time": 0.25})
+    engine = Engine(line, 0, outages=[("A", 2.2, 3.0, "roll_change")])
+    events: list[Event] = []
+    engine.subscribe(events.append)
+    engine.run(8.0)
+    assert stretches(events, "A", until=8.0) == [
+        (0.0, 2.2, "WORKING", ""),
+        (2.2, 5.2, "DOWN", "roll_change"),
+        (5.2, 8.0, "WORKING", ""),
+    ]
+    assert [e.t for e in events if isinstance(e, UnitsCompleted) and e.station == "A"][3:5] == pytest.approx([2.0, 5.5])
+    failing = make_line({"id": "A", "cycle_time": 0.5, "failures": [{"name": "jam", "ttf": 1.0, "ttr": 2.0}]})
+    engine = Engine(failing, 0, outages=[("A", 2.0, 2.0, "planned_test")])
+    events = []
+    engine.subscribe(events.append)
+    engine.run(6.0)
+    assert stretches(events, "A", until=6.0)[:3] == [
+        (0.0, 1.0, "WORKING", ""),
+        (1.0, 3.0, "DOWN", "jam"),
+        (3.0, 4.0, "DOWN", "planned_test"),
+    ]
+    with pytest.raises(ValueError, match="not a process station"):
+        Engine(failing, 0, outages=[("NOPE", 0.0, 1.0, "x")])

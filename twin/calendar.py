@@ -42,7 +42,7 @@ __all__ = [
 OFF_SHIFT, BREAK, HOLIDAY = "off_shift", "break", "holiday"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+_CLOCK = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(:00)?$")  # a calendar dumped as JSON says 06:00:00
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -59,7 +59,7 @@ def _clock(value: Any) -> dt.time:
         return dt.time(value // 60, value % 60)
     if not isinstance(value, str) or not _CLOCK.match(value.strip()):
         raise ValueError(f"expected a clock time such as '06:00', got {value!r}")
-    hours, minutes = value.strip().split(":")
+    hours, minutes = value.strip().split(":")[:2]
     return dt.time(int(hours), int(minutes))
 
 

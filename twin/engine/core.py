@@ -11,7 +11,7 @@ from twin.calendar import StopTimeline
 from twin.distributions import Sampler
 from twin.engine.buffer import Buffer, Sink, Source
 from twin.engine.emitters import Emitters, Subscription
-from twin.engine.station import DelayStation, ProcessStation
+from twin.engine.station import DelayStation, Outage, ProcessStation
 from twin.events import Event
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
@@ -34,9 +34,24 @@ class Engine:
     no object made); with none attached no event objects are made at all.
     """
 
-    def __init__(self, line: Line, seed: int | tuple[int, ...] = 0, start: LineSnapshot | None = None) -> None:
+    def __init__(
+        self,
+        line: Line,
+        seed: int | tuple[int, ...] = 0,
+        start: LineSnapshot | None = None,
+        outages: Iterable[tuple[str, float, float, str]] = (),
+    ) -> None:
         if start is not None:
             start.check(line)
+        self.outages = list(outages)
+        """``(station, at_h, hours, reason)``: a process station down from ``at_h`` (the run's clock) for ``hours``,
+        its machines DOWN with ``reason`` (what-ifs: "the calender goes down now for four hours")."""
+        process_ids = {s.id for s in line.stations if s.kind == "process"}
+        for sid, _at, hours, reason in self.outages:
+            if sid not in process_ids:
+                raise ValueError(f"outage of {sid!r}: not a process station of line {line.name!r}")
+            if not hours >= 0 or not reason:
+                raise ValueError(f"outage of {sid!r}: needs hours >= 0 and a reason, got {hours!r}, {reason!r}")
         self.line = line
         self.seed = seed
         self.start_time = start.time_h if start is not None else 0.0
@@ -104,6 +119,12 @@ class Engine:
                     env, spec, inlet, outlet, self.seed, crews, emitters, snaps.get(spec.id), merge, timeline
                 )
             self.stations.append(station)
+        by_id = {st.id: st for st in self.stations}
+        for sid, at, hours, reason in self.outages:
+            target = by_id[sid]
+            assert isinstance(target, ProcessStation)
+            for m in target.machines:
+                env.process(m.outage(Outage(env, reason, at, at + hours)))
         self._built = True
 
     def _arrivals(self, into: Buffer) -> Generator[simpy.Event, Any, None]:

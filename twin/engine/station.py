@@ -35,7 +35,7 @@ from twin.events import MachineState
 from twin.schema import FailureMode, Speed, Station
 from twin.snapshot import MachineSnapshot, StationSnapshot, StoreLot
 
-__all__ = ["DelayStation", "Machine", "ProcessStation"]
+__all__ = ["DelayStation", "Machine", "Outage", "ProcessStation"]
 
 Inlet = Buffer | Source
 Outlet = Buffer | Sink
@@ -147,6 +147,48 @@ class _Mode:
 
     def _sampler(self, dist: Distribution, suffix: str) -> Sampler:
         return Sampler(dist, self._entropy, self._name + suffix)
+
+
+class _Fixed:
+    """A duration source that always gives ``value`` (what an outage's "failure mode" draws)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def draw(self) -> float:
+        """The value."""
+        return self.value
+
+
+class _Until:
+    """The time left to ``end`` on ``env``'s clock: an outage's repair lasts to its end, whenever it begins."""
+
+    __slots__ = ("end", "env")
+
+    def __init__(self, env: simpy.Environment, end: float) -> None:
+        self.env, self.end = env, end
+
+    def draw(self) -> float:
+        """The hours left."""
+        return max(self.end - self.env.now, 0.0)
+
+
+class Outage:
+    """A station down from ``at`` to ``end`` (engine hours) for ``name``: a what-if's "the calender goes down now for
+    four hours". Its machines go DOWN with the reason ``name`` as for a calendar-basis failure that lasts to ``end``
+    (a machine already down goes down for it once repaired, for what is left of it)."""
+
+    basis = "calendar"
+    crew: simpy.Resource | None = None
+
+    def __init__(self, env: simpy.Environment, name: str, at: float, end: float) -> None:
+        self.name = name
+        self.at = at
+        self.end = end
+        self.ttr = _Until(env, end)
+        self.ttf = _Fixed(float("inf"))
 
 
 class Machine:
@@ -496,15 +538,16 @@ class Machine:
             yield from self._stopped()
             self._set(WORKING)
             return
-        assert isinstance(cause, _Mode)
+        assert isinstance(cause, _Mode | Outage)
         yield from self._repair(cause, cause.ttr.draw())
-        self.calendar_due[cause.name] = env.now + cause.ttf.draw()
+        if isinstance(cause, _Mode):
+            self.calendar_due[cause.name] = env.now + cause.ttf.draw()
         self._set(WORKING)
         if self.hold is not None and not self.hold_after_batch and self.work_left > 0:
             yield from self._stopped()  # a stop began during the repair
             self._set(WORKING)
 
-    def _repair(self, mode: _Mode, duration: float) -> Generator[simpy.Event, Any, None]:
+    def _repair(self, mode: _Mode | Outage, duration: float) -> Generator[simpy.Event, Any, None]:
         env = self.env
         self.down = True
         self.up_event = env.event()
@@ -521,6 +564,31 @@ class Machine:
         self.down = False
         up, self.up_event = self.up_event, None
         up.succeed()
+
+    def outage(self, out: Outage) -> Generator[simpy.Event, Any, None]:
+        """Go DOWN for ``out`` from its start to its end (see :class:`Outage`)."""
+        env = self.env
+        if out.at > env.now:
+            yield env.timeout(out.at - env.now)
+        while True:
+            if self.down:
+                assert self.up_event is not None
+                yield self.up_event
+                continue
+            if env.now >= out.end:
+                return
+            if self.working:
+                if self.interrupting:  # something else stops it this instant: strike once it has
+                    yield env.timeout(0)
+                    continue
+                self.interrupting = True
+                self.process.interrupt(out)
+                return
+            before, reason = self.state, self.reason
+            yield from self._repair(out, out.ttr.draw())
+            if self.state is DOWN and before is not None:
+                self._set(before, reason)
+            return
 
     def _calendar_failures(self, mode: _Mode) -> Generator[simpy.Event, Any, None]:
         env = self.env
