@@ -25,15 +25,18 @@ from typing import Any
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped]
 
+from twin.distributions import named_stream
 from twin.engine import Engine
 from twin.errors import SnapshotError
+from twin.knowledge import LineKnowledge
 from twin.kpis import KpiReducer, RunKpis, initial_wip
+from twin.sampler import sample_snapshots
 from twin.scenario import Scenario, ScenarioError, apply_scenario
 from twin.schema import Line
 from twin.simulate import SimulationResult, replication_seeds
 from twin.snapshot import LineSnapshot
 
-__all__ = ["Delta", "WhatIfResult", "compare", "paired_delta"]
+__all__ = ["Delta", "WhatIfResult", "compare", "paired_delta", "starts_from"]
 
 BASELINE = "baseline"
 
@@ -193,6 +196,14 @@ class WhatIfResult:
                 "bottleneck_votes": self.bottleneck_votes(name),
             }
         return out
+
+
+def starts_from(line: Line, knowledge: LineKnowledge, replications: int, seed: int, hours: float) -> list[LineSnapshot]:
+    """One starting state per replication drawn from what the live plant's telemetry says (``knowledge``), as the
+    forecasts draw them (``twin.sampler``), for a what-if "from now" of ``hours``; the same seed draws the same
+    states."""
+    rng = named_stream(seed, "whatif/starts")
+    return [s.snapshot for s in sample_snapshots(line, knowledge, rng, replications, horizon_h=hours)]
 
 
 def compare(
