@@ -76,8 +76,9 @@ def test_the_paired_interval_contains_the_exact_difference(
     assert_in_ci([c - b for c, b in zip(changed, base, strict=True)], exact, f"paired difference (exact {exact:.5f})")
     delta = result.deltas["change"]["throughput_per_hour"]
     # the pairing: the same random numbers in both runs make the difference far less noisy than either run (1.9x to
-    # 2.8x narrower here, 4 to 8 times fewer replications for the same interval; with 12 replications the ratio of two sample deviations is itself uncertain by ~25 %, so
-    # the bound is set well below what pairing gives, and far above the 1x of independent runs)
+    # 2.8x narrower here: 4 to 8 times fewer replications for the same interval). With 12 replications the ratio of
+    # two sample deviations is itself uncertain by ~25 %: the bound is well below what pairing gives, and far above
+    # the 1x of independent runs.
     assert delta.ci95_unpaired > 1.5 * delta.ci95, f"pairing gain only {delta.ci95_unpaired / delta.ci95:.2f}x"
 
 
