@@ -27,8 +27,8 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-echo "== installing gigatwin with its dev tools"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+echo "== installing gigatwin with its dev tools and Dask (the what-if tests run on a local Dask cluster)"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,dask]'
 
 echo "== ruff"
 .venv/bin/ruff check .
