@@ -122,6 +122,10 @@ class PipelineSettings(BaseSettings):
     the forecast processes for minutes (the reference line runs about 30 replication-hours a second per process)."""
     forecast_workers: int = Field(1, ge=0, le=64)
     """Processes that run forecast replications (started with forkserver); 0: in a thread of the pipeline's process."""
+    dask_scheduler: str | None = Field(None, min_length=1)
+    """A Dask cluster's scheduler (``tcp://host:8786``) on which what-ifs run their replications (the ``dask`` extra:
+    ``pip install 'gigatwin[dask]'``; the cluster's workers need the same gigatwin version installed); none: on this
+    machine's processes (``whatif_workers``). Results are the same on either."""
     window_workers: int = Field(1, ge=0, le=64)
     """Processes that answer window queries (``/oee``, ``/downtime``, ``/stops``), so their replays never hold the
     interpreter the event loop needs; 0: in threads of the service's process (tests, tiny machines)."""
