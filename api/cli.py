@@ -13,6 +13,7 @@ from typing import Any
 from api.calibrate_command import add_calibrate_parser, run_calibrate
 from api.forecast_command import add_backtest_parser, add_forecast_parser, iso_ms, run_backtest, run_forecast
 from api.telemetry_commands import FEED_WARMUP_H, run_feed, run_ingest
+from api.whatif_command import add_whatif_parser, run_whatif
 from connectors.linefile import read_line
 from connectors.telemetry import MS_PER_HOUR
 from twin.errors import TwinError
@@ -145,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     add_forecast_parser(sub)
     add_backtest_parser(sub)
     add_calibrate_parser(sub)
+    add_whatif_parser(sub)
 
     serve = sub.add_parser(
         "serve", help="serve the API and dashboard; settings from GIGATWIN_* variables, .env or GIGATWIN_CONFIG_FILE"
@@ -261,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_backtest(args)
     if args.command == "calibrate":
         return run_calibrate(args)
+    if args.command == "whatif":
+        return run_whatif(args)
     if args.command in ("serve", "demo"):
         from api.server import run_demo, run_serve  # FastAPI and uvicorn load only for the commands that serve
 
