@@ -56,6 +56,7 @@ from connectors.stores.base import Bucket, DeadLetter, Health, StoredForecast, S
 from connectors.telemetry import Topics
 from twin.calibration import MIN_FAILURES
 from twin.errors import TwinError
+from twin.knowledge import LineKnowledge
 from twin.schema import Line
 from twin.status import constraint_of
 
@@ -181,6 +182,8 @@ class _Host:
             return self.runtime.latest_forecast_now()
         if op == "calibration":
             return self.runtime.calibration_now(*args)
+        if op == "whatif_basis":
+            return self.runtime.whatif_basis_now(*args)
         if op.startswith("store.") and op[6:] in _STORE_READS:
             positional, keywords = args
             return getattr(self.runtime.store, op[6:])(*positional, **keywords)
@@ -569,6 +572,12 @@ class RemoteLine:
     async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
         """The latest default forecast and the last refresh's error, from the pipeline's process."""
         result: tuple[dict[str, Any] | None, str] = await self._ask("latest_forecast")
+        return result
+
+    async def whatif_basis(self, now: bool) -> tuple[Line, str, LineKnowledge | None]:
+        """The line and parameters forecasts use and, with ``now``, the plant's knowledge, from the pipeline's process
+        (:meth:`api.runtime.LineRuntime.whatif_basis_now`)."""
+        result: tuple[Line, str, LineKnowledge | None] = await self._ask("whatif_basis", now)
         return result
 
     def _newer(self, snapshot: LiveSnapshot | None) -> None:

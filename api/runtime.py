@@ -49,6 +49,7 @@ from connectors.stores.base import Store
 from connectors.stores.forecasts import finite_json
 from connectors.telemetry import MS_PER_HOUR, Topics
 from twin.calibration import MIN_FAILURES, calibrated_line
+from twin.knowledge import LineKnowledge
 from twin.kpis import initial_wip
 from twin.schema import Line
 from twin.snapshot import LineSnapshot
@@ -265,6 +266,21 @@ class LineRuntime:
         if self.forecaster is None:
             return None, "forecasts are off in this service"
         return self.forecaster.wait_latest(wait_s), self.forecaster.error
+
+    def whatif_basis_now(self, now: bool) -> tuple[Line, str, LineKnowledge | None]:
+        """The line and parameters forecasts use and, with ``now``, the plant's knowledge at the live state's clock
+        (:meth:`api.served.ServedLine.whatif_basis`); blocking."""
+        if self.forecaster is None:
+            if now:
+                raise NotReady("forecasts are off in this service: it keeps no knowledge of the plant to start from")
+            return self.line, "line-file", None
+        line, parameters = self.forecaster.line, self.forecaster.parameters
+        knowledge = self.forecaster.knowledge(self.live.snapshot.status.clock_h) if now else None
+        return line, parameters, knowledge
+
+    async def whatif_basis(self, now: bool) -> tuple[Line, str, LineKnowledge | None]:
+        """:meth:`whatif_basis_now` in a worker thread (it waits for the pipeline's current event)."""
+        return await anyio.to_thread.run_sync(self.whatif_basis_now, now)
 
     async def calibration(
         self, action: str, since_ms: int | None = None, until_ms: int | None = None, min_failures: int = MIN_FAILURES

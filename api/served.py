@@ -19,6 +19,7 @@ from api.supervisor import TaskStatus
 from connectors.ingest import IngestStats
 from connectors.stores.base import StoreReader
 from connectors.telemetry import Topics
+from twin.knowledge import LineKnowledge
 from twin.schema import Line
 
 __all__ = ["ServedLine", "ThroughputRows"]
@@ -115,4 +116,10 @@ class ServedLine(Protocol):
 
     async def latest_forecast(self) -> tuple[dict[str, Any] | None, str]:
         """The latest default forecast (None before the first) and why the last refresh failed (empty if it did not)."""
+        ...
+
+    async def whatif_basis(self, now: bool) -> tuple[Line, str, LineKnowledge | None]:
+        """What a what-if runs: the line forecasts use, what its values are (``line-file`` or ``calibrated``), and
+        with ``now`` what the telemetry tells of the plant at the live state's clock (else None).
+        ``api.forecaster.NotReady`` for ``now`` before any telemetry."""
         ...
