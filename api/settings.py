@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from connectors.redact import redact_url
 
 __all__ = [
+    "EXAMPLE_SCENARIOS",
     "REFERENCE_LINE",
     "PipelineSettings",
     "Role",
@@ -34,6 +35,8 @@ __all__ = [
 
 REFERENCE_LINE = Path(__file__).resolve().parent.parent / "simulations" / "lines" / "reference_cell_line.yaml"
 """The reference battery-cell line shipped with GigaTwin."""
+EXAMPLE_SCENARIOS = Path(__file__).resolve().parent.parent / "simulations" / "scenarios"
+"""The example what-if scenarios shipped with GigaTwin (for the reference line)."""
 
 Role = Literal["viewer", "operator"]
 """``viewer`` reads; ``operator`` also changes settings (and, later, runs what-ifs)."""
@@ -129,6 +132,19 @@ class PipelineSettings(BaseSettings):
     window_workers: int = Field(1, ge=0, le=64)
     """Processes that answer window queries (``/oee``, ``/downtime``, ``/stops``), so their replays never hold the
     interpreter the event loop needs; 0: in threads of the service's process (tests, tiny machines)."""
+    whatif_workers: int = Field(2, ge=1, le=256)
+    """Processes that run a what-if's replications (started with forkserver, for the job's length); 1: in a thread
+    of the service's process (tests, tiny machines). Ignored when ``dask_scheduler`` names a cluster."""
+    whatif_queue: int = Field(8, ge=1, le=1000)
+    """What-ifs that may wait while one runs; one more is refused (429 with ``Retry-After``)."""
+    whatif_keep_s: float = Field(3600.0, gt=0, le=30 * 86_400)
+    """How long a finished what-if (its result, its error) is kept after it finished; then it is forgotten (404)."""
+    whatif_max_replication_hours: float = Field(20_000.0, gt=0, le=10_000_000)
+    """The most replications x (hours + warm-up) x 2 runs (baseline and scenario) one what-if may ask for: more is
+    refused (422) rather than hold the what-if processes for hours (the reference line runs about 30
+    replication-hours a second per process)."""
+    scenario_dir: Path = EXAMPLE_SCENARIOS
+    """The folder of scenario files (``*.yaml``) the dashboard's what-if page offers (a missing folder offers none)."""
 
     @field_validator("viewer_keys", "operator_keys", mode="before")
     @classmethod
