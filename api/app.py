@@ -25,13 +25,27 @@ from api.errors import install_error_handlers
 from api.line_process import RemoteLine
 from api.live import start_window_pool, use_window_pool
 from api.metrics import LatencyMiddleware, make_registry
-from api.routes import calibration, dead_letters, forecast, health, history, lines, metrics, oee, status, stops, stream
+from api.routes import (
+    calibration,
+    dead_letters,
+    forecast,
+    health,
+    history,
+    lines,
+    metrics,
+    oee,
+    status,
+    stops,
+    stream,
+    whatif,
+)
 from api.runtime import LineRuntime, build_runtime
 from api.schemas import ERROR_RESPONSES
 from api.security import document_schemes
 from api.served import ServedLine
 from api.settings import Settings
 from api.warmup import warm_up
+from api.whatif_jobs import WhatIfJobs
 from connectors.redact import redact_url
 from twin.schema import Line
 
@@ -74,11 +88,20 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         streamer = asyncio.create_task(runtime.hub.run(settings.stream_period_s, settings.kpi_period_s), name="gigatwin-stream")
+        whatifs = WhatIfJobs(
+            queue_size=settings.whatif_queue,
+            keep_s=settings.whatif_keep_s,
+            workers=settings.whatif_workers,
+            scheduler=settings.dask_scheduler,
+        )
+        app.state.whatifs = whatifs
         log.info("serving line %s from %s into %s", runtime.line.name, settings.source, redact_url(settings.store_url))
         try:
             yield
         finally:
             runtime.hub.close()  # open streams end now rather than hold the shutdown for its grace period
+            app.state.whatifs = None
+            await asyncio.to_thread(whatifs.close)  # queued and running what-ifs are cancelled, their processes ended
             streamer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await streamer
@@ -101,6 +124,7 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.runtime = None
+    app.state.whatifs = None
 
     def current() -> ServedLine | None:
         rt: ServedLine | None = app.state.runtime
@@ -112,13 +136,18 @@ def create_app(settings: Settings, *, line: Line | None = None) -> FastAPI:
     install_error_handlers(app)
     document_schemes(app)
 
-    for module in (lines, status, stream, history, oee, stops, forecast, calibration, dead_letters, health):
+    for module in (lines, status, stream, history, oee, stops, forecast, calibration, whatif, dead_letters, health):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(whatif.events_router, prefix=API_PREFIX)  # its errors documented as JSON (whatif.JSON_ERRORS)
     app.include_router(metrics.router, responses=ERROR_RESPONSES)
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/whatif", include_in_schema=False)
+    async def whatif_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "whatif.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _serve_docs(app)

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ERROR_RESPONSES",
+    "MAX_WHATIF_HOURS",
+    "MIN_WHATIF_HOURS",
     "AggregateOut",
     "AttributedStopOut",
     "AttributionOut",
@@ -53,6 +55,12 @@ __all__ = [
     "TaskOut",
     "ThroughputOut",
     "TraceStepOut",
+    "WhatIfIn",
+    "WhatIfJobOut",
+    "WhatIfJobsOut",
+    "WhatIfProgressOut",
+    "WhatIfScenarioOut",
+    "WhatIfScenariosOut",
     "hours_to_datetime",
 ]
 
@@ -732,3 +740,108 @@ class ForecastAccuracyOut(_Out):
     by_lead: list[LeadAccuracyOut]
     p_failure: FailureAccuracyOut
     p_failure_by_lead: list[FailureLeadAccuracyOut]
+
+
+# -- what-ifs ------------------------------------------------------------------------------------------------------
+MAX_WHATIF_HOURS = 24.0 * 90
+"""The longest measured window (and warm-up) of a what-if: 90 days (the cost budget usually binds first)."""
+MIN_WHATIF_HOURS = 1 / 60
+"""The shortest measured window of a what-if: a minute."""
+MAX_WHATIF_REPLICATIONS = 10_000
+
+
+class WhatIfIn(BaseModel):
+    """A what-if: a scenario (the fields of a scenario file: ``name``, ``description``, ``changes``) and how to run it
+    against the baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(examples=["faster_stacker_repairs"])
+    """The scenario's name (letters, digits, ``_ . -``)."""
+    description: str = ""
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        examples=[[{"station": "STACK", "scale": {"failures.*.ttr": 0.5}}, {"station": "CAL", "down": {"at": 0, "for": 4}}]],
+    )
+    """The scenario's changes, as in a scenario file (``scale``, ``set``, ``repair_crews``, ``planned_stop``, ``down``);
+    durations are hours when bare numbers, or carry their unit (``"20min"``)."""
+    hours: float = Field(ge=MIN_WHATIF_HOURS, le=MAX_WHATIF_HOURS)
+    """The measured window in hours: from now, or after the warm-up (required: a what-if answers a question about a
+    span of time, say the rest of the shift)."""
+    replications: int = Field(30, ge=2, le=MAX_WHATIF_REPLICATIONS)
+    """Paired replications (each runs the baseline and the scenario with the same random numbers); with ``hours`` and
+    ``warmup`` within the setting ``whatif_max_replication_hours``."""
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    start: Literal["now", "steady_state"] = "now"
+    """``now``: from the live plant's state (the forecasts' knowledge of it, a starting state drawn per replication);
+    ``steady_state``: from an empty line warmed up for ``warmup`` hours."""
+    warmup: float | None = Field(None, ge=0, le=MAX_WHATIF_HOURS)
+    """Hours run and discarded before the window; required with ``steady_state``, not allowed with ``now``."""
+
+
+class WhatIfProgressOut(_Out):
+    """Replications finished, of all."""
+
+    done: int
+    total: int
+
+
+class WhatIfJobOut(_Out):
+    """A what-if job: where it stands, and its result once done."""
+
+    id: str
+    line: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: WhatIfProgressOut
+    cancel_requested: bool
+    """A cancellation was asked; a running job stops after the replications under way."""
+    created: datetime
+    """When it was asked (the service's wall clock, as ``started`` and ``finished``)."""
+    started: datetime | None
+    finished: datetime | None
+    as_of: datetime | None
+    """A what-if from now: the line's clock when it was asked, the instant it starts from (null from steady state)."""
+    parameters: str
+    """The line's values it runs: ``line-file`` or ``calibrated`` (those forecasts use)."""
+    request: dict[str, Any]
+    """What was asked: ``scenario`` (name, description, changes), ``hours``, ``replications``, ``seed``, ``start``,
+    ``warmup``."""
+    result: dict[str, Any] | None = None
+    """Once done (not in lists): ``line``, ``config_hash``, ``parameters``, ``start`` (``snapshot`` or
+    ``steady_state``), ``hours``, ``warmup``, ``replications``, ``seed``, ``baseline`` (the simulate JSON's KPIs) and
+    ``scenarios.<name>`` with ``scenario_hash``, ``description``, ``kpis`` (the same shape), ``delta`` (scenario -
+    baseline per replication: ``throughput_per_hour``, ``good``, ``scrap_rate``, ``wip_mean``, ``lead_time_mean_h``,
+    and ``stations.<id>`` with ``down_h``, ``oee``, ``availability``, ``throughput_per_hour``; each ``{mean, ci95,
+    ci95_unpaired}``, ``ci95`` the half-width of the paired Student-t 95 % interval) and ``bottleneck_votes``.
+    A figure that is not a number (no unit finished) is null."""
+    error: str | None = None
+    """Why it failed, or ``cancelled``."""
+
+
+class WhatIfJobsOut(_Out):
+    """The what-if jobs kept, newest first (without their results: ask each job)."""
+
+    jobs: list[WhatIfJobOut]
+    queue_size: int
+    """How many jobs may wait (setting ``whatif_queue``)."""
+    keep_s: float
+    """How long a finished job is kept (setting ``whatif_keep_s``)."""
+
+
+class WhatIfScenarioOut(_Out):
+    """An example scenario file, as a what-if's body takes it."""
+
+    file: str
+    name: str
+    description: str
+    changes: list[dict[str, Any]]
+    fits: bool
+    """Whether it fits the watched line (its stations, fields and values)."""
+    problem: str | None = None
+    """Why it does not fit."""
+
+
+class WhatIfScenariosOut(_Out):
+    """The scenario files of the folder ``scenario_dir``."""
+
+    scenarios: list[WhatIfScenarioOut]
