@@ -273,7 +273,7 @@ def _pairing(delta: dict[str, float], unit: str) -> str:
     paired, unpaired = delta["ci95"], delta["ci95_unpaired"]
     if math.isnan(paired) or math.isnan(unpaired):
         return "pairing: not measured (no good output in some replications)"
-    d = decimals(unpaired, delta["mean"])
+    d = decimals(min(paired, unpaired) if paired > 0 else unpaired, delta["mean"])
     if paired > 0:
         return (
             f"pairing: the paired interval of good output is {unpaired / paired:.1f} times narrower than the unpaired one "
@@ -381,8 +381,15 @@ def run_whatif(args: argparse.Namespace) -> int:
                 return _fail(problems)
             lookback = default_lookback_h(line)
             print(f"{PROG}: reading {lookback:g} h of telemetry up to {as_of}", file=sys.stderr, flush=True)
+            read_began = time.perf_counter()
             asof = knowledge_as_of(store, topics, line, at_ms, lookback)
             starts = starts_from(line, asof.knowledge, args.replications, args.seed, args.hours)
+            print(
+                f"{PROG}: {asof.replay.readings:,} readings and {args.replications} starting states in "
+                f"{time.perf_counter() - read_began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         except (TwinError, ValueError, ConnectorError) as exc:
             return _fail(_problems(exc))
         finally:

@@ -87,7 +87,7 @@ def _e(text: object) -> str:
 def decimals(ci: float, value: float) -> int:
     """Decimals to show a figure with: two significant digits of its interval, or three of the value when it has
     none (an exact difference)."""
-    if math.isfinite(ci) and ci > 0:
+    if math.isfinite(ci) and ci > 1e-9 * max(abs(value), 1.0):  # below: rounding noise of an exact difference
         return max(0, min(4, 1 - math.floor(math.log10(ci))))
     if value == 0 or not math.isfinite(value):
         return 0
