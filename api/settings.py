@@ -139,10 +139,10 @@ class PipelineSettings(BaseSettings):
     """What-ifs that may wait while one runs; one more is refused (429 with ``Retry-After``)."""
     whatif_keep_s: float = Field(3600.0, gt=0, le=30 * 86_400)
     """How long a finished what-if (its result, its error) is kept after it finished; then it is forgotten (404)."""
-    whatif_max_replication_hours: float = Field(20_000.0, gt=0, le=10_000_000)
+    whatif_max_replication_hours: float = Field(50_000.0, gt=0, le=10_000_000)
     """The most replications x (hours + warm-up) x 2 runs (baseline and scenario) one what-if may ask for: more is
-    refused (422) rather than hold the what-if processes for hours (the reference line runs about 30
-    replication-hours a second per process)."""
+    refused (422) rather than hold the what-if processes for hours. The default takes 30 replications of a shift
+    from steady state after the 504 hours the reference line's aging store needs to fill (30 x 512 x 2 = 30,720)."""
     scenario_dir: Path = EXAMPLE_SCENARIOS
     """The folder of scenario files (``*.yaml``) the dashboard's what-if page offers (a missing folder offers none)."""
 
