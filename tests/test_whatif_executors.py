@@ -5,6 +5,7 @@ give the executor asked for."""
 from __future__ import annotations
 
 import json
+import math
 import socket
 import sys
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from connectors.executors import ExecutorError, open_executor
 from tests.conftest import make_line
+from twin import whatif
 from twin.engine import Engine
 from twin.scenario import load_scenario_data
 from twin.snapshot import LineSnapshot
@@ -55,23 +57,32 @@ SCENARIO = load_scenario_data(
         ],
     }
 )
-REPLICATIONS = 6
 HOURS = 8.0
 
 
-def _starts() -> list[LineSnapshot]:
+def _starts(replications: int) -> list[LineSnapshot]:
     """One starting state per replication (the line warmed up with different seeds): the from-now path."""
     out = []
-    for i in range(REPLICATIONS):
+    for i in range(replications):
         engine = Engine(LINE, 100 + i)
         engine.run(20.0 + i)
         out.append(engine.snapshot())
     return out
 
 
-def _compare(executor: Any, starts: list[LineSnapshot] | None) -> str:
+def _compare(executor: Any, replications: int, starts: list[LineSnapshot] | None, progress: Any = None) -> str:
     """The what-if's JSON, exactly as written (so NaN and every float's last digit count)."""
-    result = compare(LINE, [SCENARIO], HOURS, warmup=4.0, replications=REPLICATIONS, seed=7, starts=starts, executor=executor)
+    result = compare(
+        LINE,
+        [SCENARIO],
+        HOURS,
+        warmup=4.0,
+        replications=replications,
+        seed=7,
+        starts=starts,
+        executor=executor,
+        progress=progress,
+    )
     return json.dumps(result.to_dict(), sort_keys=True)
 
 
@@ -84,29 +95,43 @@ def dask_cluster() -> Iterator[distributed.LocalCluster]:
         yield cluster
 
 
-@pytest.mark.parametrize("start", ["steady_state", "snapshot"])
-def test_the_same_seeds_give_the_same_what_if_on_any_executor(start: str, dask_cluster: distributed.LocalCluster) -> None:
-    starts = _starts() if start == "snapshot" else None
-    here = _compare(None, starts)
+@pytest.mark.parametrize(
+    ("start", "replications"),
+    [
+        ("steady_state", 45),  # sent in tasks of a few replications (the last one shorter)
+        ("snapshot", 6),  # one replication a task
+    ],
+)
+def test_the_same_seeds_give_the_same_what_if_on_any_executor(
+    start: str, replications: int, dask_cluster: distributed.LocalCluster
+) -> None:
+    starts = _starts(replications) if start == "snapshot" else None
+    here = _compare(None, replications, starts)
     data = json.loads(here)
-    assert data["start"] == start
+    assert (data["start"], data["replications"]) == (start, replications)
     # not a trivial comparison: the scenario moves the line (an hour of coating lost, a stop at end of line)
     assert data["scenarios"]["faster_repairs_and_a_stop"]["delta"]["good"]["mean"] != 0
 
+    seen: list[tuple[int, int]] = []
     with open_executor(2, None) as pool:
         assert isinstance(pool, ProcessPoolExecutor)
-        assert _compare(pool, starts) == here
+        assert _compare(pool, replications, starts, lambda done, total: seen.append((done, total))) == here
+    # progress counts replications, whatever the tasks hold
+    assert seen[-1] == (replications, replications)
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen})
 
     with (
         distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as observer,
         distributed.get_task_stream(client=observer) as stream,
         open_executor(1, dask_cluster.scheduler_address) as dask,
     ):
-        on_dask = _compare(dask, starts)
+        on_dask = _compare(dask, replications, starts)
     assert on_dask == here
-    # and the replications did run on the cluster's workers, one task each
+    # and the replications did run on the cluster's workers, a few to a task
     ran = [t for t in stream.data if str(t["key"]).startswith("_replicate")]
-    assert len(ran) == REPLICATIONS
+    per_task = whatif._chunk_size(replications)
+    assert len(ran) == math.ceil(replications / per_task)
+    assert (per_task > 1) == (replications > 6)
     assert {t["worker"] for t in ran} <= set(dask_cluster.scheduler_info["workers"])
 
 

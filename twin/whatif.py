@@ -11,11 +11,13 @@ Two starting points: steady state (each variant warmed up on its own for ``warmu
 outages) count from the start of the measured window.
 
 Replications run on any ``concurrent.futures.Executor`` (a process pool here, a Dask cluster's executor elsewhere):
-each task is one replication of every variant, so the result does not depend on the executor.
+each task is a few replications (up to :data:`CHUNK`) of every variant, each replication with its own seed and
+starting state, so the result does not depend on the executor nor on how the replications are split into tasks.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, as_completed
@@ -102,10 +104,43 @@ def _run(variant: _Variant, hours: float, warmup: float, seed: tuple[int, ...], 
     return reducer.result()
 
 
-def _replicate(job: tuple[list[_Variant], float, float, tuple[int, ...], LineSnapshot | None]) -> list[RunKpis]:
-    """One replication of every variant, with one seed and one starting state (a task for any executor)."""
-    variants, hours, warmup, seed, start = job
-    return [_run(v, hours, warmup, seed, start) for v in variants]
+_Replication = tuple[tuple[int, ...], LineSnapshot | None]
+"""A replication's seed and starting state (None: from empty, warmed up)."""
+
+CHUNK = 5
+"""The most replications in one executor task: a task's lines are sent and unpickled once for all of them (and a Dask
+task costs its scheduler and worker some milliseconds), while a what-if of 100 keeps 20 tasks to spread."""
+
+
+def _chunk_size(replications: int) -> int:
+    """Replications per executor task: up to :data:`CHUNK`, keeping at least 20 tasks when there are that many."""
+    return max(1, min(CHUNK, replications // 20))
+
+
+def _replicate(job: tuple[list[_Variant], float, float, list[_Replication]]) -> list[list[RunKpis]]:
+    """Replications of every variant, each with its seed and starting state (a task for any executor): per
+    replication, the runs of every variant in order."""
+    variants, hours, warmup, replications = job
+    # As in twin.forecast: the cyclic garbage collector would walk what lives already (the job's lines and snapshots,
+    # in this process the caller's heap) again and again while an engine allocates; so that is frozen, collection is
+    # off for the runs, and one collection after each run frees its engine (reference cycles) walking only it.
+    # About a tenth of a replication of the reference line; the runs' results do not depend on it.
+    collecting = gc.isenabled()
+    gc.disable()
+    gc.freeze()
+    try:
+        out = []
+        for seed, start in replications:
+            runs = []
+            for v in variants:
+                runs.append(_run(v, hours, warmup, seed, start))
+                gc.collect()
+            out.append(runs)
+        return out
+    finally:
+        gc.unfreeze()
+        if collecting:
+            gc.enable()
 
 
 def _figures(r: RunKpis, line: Line) -> dict[str, float]:
@@ -250,20 +285,24 @@ def compare(
                 raise ScenarioError(where, [("changes", f"the scenario's line does not fit the plant's state: {exc}")]) from None
         variants.append(_Variant(sc.name, applied.line, applied.outages))
     seeds = replication_seeds(seed, replications)
-    jobs = [(variants, hours, warmup, s, starts[i] if starts is not None else None) for i, s in enumerate(seeds)]
+    pairs: list[_Replication] = [(s, starts[i] if starts is not None else None) for i, s in enumerate(seeds)]
     results: list[list[RunKpis] | None] = [None] * replications
     done = 0
     if executor is None:
-        for i, job in enumerate(jobs):
-            results[i] = _replicate(job)
+        for i, pair in enumerate(pairs):
+            (results[i],) = _replicate((variants, hours, warmup, [pair]))
             done += 1
             if progress is not None:
                 progress(done, replications)
     else:
-        futures = {executor.submit(_replicate, job): i for i, job in enumerate(jobs)}
+        size = _chunk_size(replications)
+        chunks = [range(i, min(i + size, replications)) for i in range(0, replications, size)]
+        futures = {executor.submit(_replicate, (variants, hours, warmup, [pairs[i] for i in c])): c for c in chunks}
         for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
-            done += 1
+            chunk = futures[fut]
+            for i, runs_i in zip(chunk, fut.result(), strict=True):
+                results[i] = runs_i
+            done += len(chunk)
             if progress is not None:
                 progress(done, replications)
     runs: dict[str, list[RunKpis]] = {v.name: [] for v in variants}
