@@ -207,10 +207,20 @@ class _CancellableExecutor(Executor):
         for future in futures:
             future.cancel()
 
-    def end_processes(self) -> None:
-        """End a process pool's processes at once (the service is stopping: the replications under way are not
-        worth waiting for). The executor has no public way to do it; the forecaster does the same."""
-        processes: dict[Any, Any] = getattr(self.inner, "_processes", None) or {}
+    def stop_now(self) -> None:
+        """Stop at once (the service is stopping): a process pool's processes are ended, the replications under way are
+        not worth waiting for (the executor has no public way to do it; the forecaster does the same); elsewhere (a
+        Dask cluster) the tasks not started are cancelled. The pool's tasks are left for the broken pool to fail: on
+        Python 3.11 a cancelled task of a broken pool raises in the pool's own thread (so a pool whose tasks were
+        cancelled already is left to finish the few under way)."""
+        processes: dict[Any, Any] | None = getattr(self.inner, "_processes", None)
+        if processes is None:
+            self.cancel()
+            return
+        with self._lock:
+            if self._cancelled:  # cancelled already: what is left runs out (a broken pool would trip on its cancels)
+                return
+            self._cancelled = True
         for process in list(processes.values()):
             process.terminate()
 
@@ -304,9 +314,11 @@ class WhatIfJobs:
         with self._lock:
             self._closed = True
             for job in list(self._jobs.values()):
-                self._cancel(job)
                 if job.state == "running" and job.executor is not None:
-                    job.executor.end_processes()
+                    job.cancel.set()
+                    job.executor.stop_now()
+                else:
+                    self._cancel(job)
             runner = self._runner
             self._lock.notify_all()
         if runner is not None:
@@ -414,7 +426,9 @@ class WhatIfJobs:
                     source=lambda s: f"scenario {s.name}",
                 )
             except BaseException:
-                if executor is not None:
+                with self._lock:
+                    closing = self._closed
+                if executor is not None and not closing:  # closing: stop_now has seen to them
                     executor.cancel()  # the replications not started yet: the pool's shutdown would run them all
                 raise
         return dict(finite_json(result.to_dict()))
