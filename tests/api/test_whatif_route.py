@@ -360,3 +360,23 @@ def test_the_example_scenarios_are_listed_with_whether_they_fit_the_line(tmp_pat
         )
         assert r.status_code == 202, r.text
         assert _finished(c, r.json()["id"])["state"] == "done"
+
+
+def test_from_now_before_any_telemetry_is_a_409_and_steady_state_runs(tmp_path: Path) -> None:
+    """A plant whose broker is out of reach: nothing is known of its state to start from, a line is still a line."""
+    settings = demo_settings(
+        tmp_path,
+        source="mqtt",
+        mqtt_url="mqtt://127.0.0.1:1",
+        whatif_workers=1,
+        forecast_period_s=0,
+        whatif_max_replication_hours=1e6,
+    )
+    with TestClient(create_app(settings, line=MIXED_LINE), headers={"X-API-Key": OPERATOR}) as c:
+        r = _post(c, {"name": "n", "changes": [], "hours": 2, "replications": 4})
+        assert r.status_code == 409
+        assert r.json()["error"]["code"] == "not_ready"
+        assert "no telemetry has come in yet" in r.json()["error"]["message"]
+        r = _post(c, {"name": "n", "changes": [], "hours": 2, "replications": 4, "start": "steady_state", "warmup": 2})
+        assert r.status_code == 202, r.text
+        assert _finished(c, r.json()["id"])["state"] == "done"
