@@ -23,6 +23,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,10 +37,11 @@ from connectors.linefile import read_line
 from connectors.redact import redact_text
 from connectors.scenariofile import read_scenario
 from connectors.stores.url import open_store
-from connectors.telemetry import Topics
+from connectors.telemetry import MS_PER_HOUR, Topics
 from twin.errors import LineError, TwinError
 from twin.scenario import Scenario, ScenarioError, apply_scenario
 from twin.schema import Line
+from twin.snapshot import LineSnapshot
 from twin.whatif import BASELINE, compare, starts_from
 
 __all__ = ["DEFAULT_WARMUP_H", "add_whatif_parser", "difference_text", "run_whatif", "whatif_table"]
@@ -344,6 +346,44 @@ def whatif_table(
     return "\n".join(rows)
 
 
+def _plant_starts(
+    args: argparse.Namespace, line: Line, scenarios: Sequence[Scenario], files: dict[str, str]
+) -> tuple[list[LineSnapshot], str, str] | list[str]:
+    """From ``--store``: one starting state per replication drawn from the plant's telemetry as of ``--at`` (or its
+    newest reading), the instant as ISO text and where the runs start in words; or the problems that prevent it."""
+    try:
+        store = open_store(args.store)
+    except (TwinError, ValueError, ConnectorError) as exc:
+        return [f"--store: {m}" for m in _problems(exc)]
+    try:
+        topics = Topics(args.prefix or "gigatwin", args.site or "plant1", line.name)
+        at_ms = args.at if args.at is not None else line_clock_ms(store, topics)
+        if at_ms is None:
+            return [f"--store: holds no telemetry of line {line.name!r} (site {topics.site!r})"]
+        as_of = hours_to_iso(at_ms / MS_PER_HOUR)
+        problems = _check_fit(scenarios, files, line, at_ms / MS_PER_HOUR, args.hours)
+        if problems:
+            return problems
+        lookback = default_lookback_h(line)
+        print(f"{PROG}: reading {lookback:g} h of telemetry up to {as_of}", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        asof = knowledge_as_of(store, topics, line, at_ms, lookback)
+        starts = starts_from(line, asof.knowledge, args.replications, args.seed, args.hours)
+        print(
+            f"{PROG}: {asof.replay.readings:,} readings and {args.replications} starting states in "
+            f"{time.perf_counter() - began:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        store.close()
+    text = (
+        f"from the plant's state as of {as_of} ({asof.replay.readings:,} readings of {lookback:g} h), "
+        f"{args.hours:g} h measured from then"
+    )
+    return starts, as_of, text
+
+
 def run_whatif(args: argparse.Namespace) -> int:
     """Run ``gigatwin whatif``; returns the exit status."""
     began = time.perf_counter()
@@ -363,61 +403,34 @@ def run_whatif(args: argparse.Namespace) -> int:
     if problems:
         return _fail(problems)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    starts = None
+    starts: list[LineSnapshot] | None = None
     as_of: str | None = None
-    if args.store is not None:
-        try:
-            store = open_store(args.store)
-        except (TwinError, ValueError, ConnectorError) as exc:
-            return _fail([f"--store: {m}" for m in _problems(exc)])
-        try:
-            topics = Topics(args.prefix or "gigatwin", args.site or "plant1", line.name)
-            at_ms = args.at if args.at is not None else line_clock_ms(store, topics)
-            if at_ms is None:
-                return _fail([f"--store: holds no telemetry of line {line.name!r} (site {topics.site!r})"])
-            as_of = hours_to_iso(at_ms / 3_600_000)
-            problems = _check_fit(scenarios, files, line, at_ms / 3_600_000, args.hours)
-            if problems:
-                return _fail(problems)
-            lookback = default_lookback_h(line)
-            print(f"{PROG}: reading {lookback:g} h of telemetry up to {as_of}", file=sys.stderr, flush=True)
-            read_began = time.perf_counter()
-            asof = knowledge_as_of(store, topics, line, at_ms, lookback)
-            starts = starts_from(line, asof.knowledge, args.replications, args.seed, args.hours)
-            print(
-                f"{PROG}: {asof.replay.readings:,} readings and {args.replications} starting states in "
-                f"{time.perf_counter() - read_began:.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-        except (TwinError, ValueError, ConnectorError) as exc:
-            return _fail(_problems(exc))
-        finally:
-            store.close()
-        start_text = (
-            f"from the plant's state as of {as_of} ({asof.replay.readings:,} readings of {lookback:g} h), "
-            f"{args.hours:g} h measured from then"
-        )
-    else:
-        start_text = f"steady state: each variant warmed up {warmup:g} h, then {args.hours:g} h measured"
+    start_text = f"steady state: each variant warmed up {warmup:g} h, then {args.hours:g} h measured"
     label = f"{len(scenarios)} scenario(s) + baseline, {args.replications} replications"
     try:
-        with (
-            open_executor(workers, args.scheduler) as executor,
-            _Progress(args.replications, label, sys.stderr).shown() as progress,
-        ):
-            result = compare(
-                line,
-                scenarios,
-                args.hours,
-                warmup=warmup,
-                replications=args.replications,
-                seed=args.seed,
-                starts=starts,
-                executor=executor,
-                progress=progress,
-                source=lambda sc: files[sc.name],
-            )
+        with open_executor(workers, args.scheduler) as executor:
+            if isinstance(executor, ProcessPoolExecutor):
+                # the pool's processes start (and import) while this one reads the store, not after
+                for _ in range(workers):
+                    executor.submit(int)
+            if args.store is not None:
+                plant = _plant_starts(args, line, scenarios, files)
+                if isinstance(plant, list):
+                    return _fail(plant)
+                starts, as_of, start_text = plant
+            with _Progress(args.replications, label, sys.stderr).shown() as progress:
+                result = compare(
+                    line,
+                    scenarios,
+                    args.hours,
+                    warmup=warmup,
+                    replications=args.replications,
+                    seed=args.seed,
+                    starts=starts,
+                    executor=executor,
+                    progress=progress,
+                    source=lambda sc: files[sc.name],
+                )
     except (TwinError, ValueError, ConnectorError) as exc:
         return _fail(_problems(exc))
     compute_s = time.perf_counter() - began
