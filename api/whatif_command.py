@@ -203,26 +203,23 @@ class _Progress:
     def shown(self) -> Iterator[Callable[[int, int], None]]:
         """The callback ``progress(done, total)`` for ``twin.whatif.compare``, while the bar is shown."""
         if self.stream.isatty():
-            try:
-                # a terminal's nicety only: plain lines without it (rich is not among gigatwin's requirements)
-                from rich import progress as rp
-                from rich.console import Console
-            except ImportError:
-                pass
-            else:
-                columns = (
-                    rp.TextColumn("{task.description}"),
-                    rp.BarColumn(),
-                    rp.MofNCompleteColumn(),
-                    rp.TimeElapsedColumn(),
-                    rp.TimeRemainingColumn(),
-                )
-                with rp.Progress(*columns, console=Console(file=self.stream), transient=False) as bar:
-                    self._bar = bar
-                    self._task = bar.add_task(self.label, total=self.total)
-                    yield self.update
-                self._bar = None
-                return
+            # loaded here: only a terminal shows the bar, and the other commands need not import it
+            from rich import progress as rp
+            from rich.console import Console
+
+            columns = (
+                rp.TextColumn("{task.description}"),
+                rp.BarColumn(),
+                rp.MofNCompleteColumn(),
+                rp.TimeElapsedColumn(),
+                rp.TimeRemainingColumn(),
+            )
+            with rp.Progress(*columns, console=Console(file=self.stream), transient=False) as bar:
+                self._bar = bar
+                self._task = bar.add_task(self.label, total=self.total)
+                yield self.update
+            self._bar = None
+            return
         yield self.update
 
     def update(self, done: int, total: int) -> None:
