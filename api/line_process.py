@@ -15,8 +15,9 @@ The wire, two one-way pipes of pickled tuples:
 - child to parent: ``("ready", _Ready)`` or ``("error", exception)`` once started; then ``("report", _Report)``
   after each publication of the live state (at most every ``REPORT_MIN_S``, at least every ``REPORT_MAX_S``) and
   ``("reply", id, ok, value)`` for each call;
-- parent to child: ``("call", id, op, args)``, with ``op`` one of ``window``, ``throughput``, ``set_plan`` or
-  ``store.<reader method>``, each answered from a thread of the child; ``("stop",)``.
+- parent to child: ``("call", id, op, args)``, with ``op`` one of ``window``, ``throughput``, ``set_plan``,
+  ``forecast``, ``latest_forecast``, ``calibration``, ``whatif_basis`` or ``store.<reader method>``, each answered
+  from a thread of the child; ``("stop",)``.
 
 The child stops its runtime (the feed, then the pipeline, which drains and stores what it took) when told to, or
 when the parent's end of the pipe closes (the API's process died): it never outlives the service. It ignores SIGINT

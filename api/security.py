@@ -1,4 +1,4 @@
-"""API keys and their roles: ``viewer`` reads, ``operator`` also changes settings (and, later, runs what-ifs).
+"""API keys and their roles: ``viewer`` reads, ``operator`` also changes settings and runs and cancels what-ifs.
 
 A key comes in the ``X-API-Key`` header, as ``Authorization: Bearer KEY``, or (for the browser's EventSource,
 which cannot set headers) as the ``api_key`` query parameter. With ``auth_disabled`` (only allowed on a
