@@ -183,3 +183,37 @@ def test_dask_not_installed_says_how_to_install_it(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(ExecutorError, match=r"pip install 'gigatwin\[dask\]'"):
         open_executor(2, "tcp://127.0.0.1:8786").__enter__()
+
+
+def test_a_what_if_stopped_by_its_progress_callback_cancels_the_tasks_not_started() -> None:
+    """The callback raising (a cancelled job, Ctrl-C) stops the what-if: the executor's tasks not yet started are
+    cancelled, not run to no one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import make_line
+    from twin.scenario import load_scenario_data
+    from twin.whatif import compare
+
+    line = make_line(
+        {"id": "A", "cycle_time": {"dist": "exponential", "mean": 1.0}, "buffer_after": 2}, {"id": "B", "cycle_time": 0.9}
+    )
+    scenario = load_scenario_data({"name": "s", "changes": [{"station": "A", "set": {"buffer_after": 3}}]})
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    submitted: list[Any] = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            fut = super().submit(fn, *args, **kwargs)
+            submitted.append(fut)
+            return fut
+
+    with Recording(max_workers=1) as pool, pytest.raises(Stop):
+        compare(line, [scenario], hours=200.0, replications=60, seed=1, executor=pool, progress=stop)
+    assert len(submitted) >= 10
+    assert sum(f.cancelled() for f in submitted) >= len(submitted) - 3  # at most the running and next one ran

@@ -298,13 +298,19 @@ def compare(
         size = _chunk_size(replications)
         chunks = [range(i, min(i + size, replications)) for i in range(0, replications, size)]
         futures = {executor.submit(_replicate, (variants, hours, warmup, [pairs[i] for i in c])): c for c in chunks}
-        for fut in as_completed(futures):
-            chunk = futures[fut]
-            for i, runs_i in zip(chunk, fut.result(), strict=True):
-                results[i] = runs_i
-            done += len(chunk)
-            if progress is not None:
-                progress(done, replications)
+        try:
+            for fut in as_completed(futures):
+                chunk = futures[fut]
+                for i, runs_i in zip(chunk, fut.result(), strict=True):
+                    results[i] = runs_i
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, replications)
+        except BaseException:
+            # stopped (the progress callback raised, Ctrl-C, a task failed): the tasks not started are not run
+            for fut in futures:
+                fut.cancel()
+            raise
     runs: dict[str, list[RunKpis]] = {v.name: [] for v in variants}
     for per in results:
         assert per is not None
