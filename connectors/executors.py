@@ -95,7 +95,7 @@ def _dask_executor(scheduler: str, connect_timeout_s: float) -> Iterator[Executo
         client.close()
 
 
-def _close_half_built(exc: BaseException, client_type: type) -> None:
+def _close_half_built(exc: BaseException, client_type: type[Any]) -> None:
     """Close the client whose constructor raised ``exc`` (found in the traceback's frames).
 
     A client that failed to connect still holds an event loop reference and cycles of its own; left to the garbage
