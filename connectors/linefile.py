@@ -9,6 +9,7 @@ taught and how sure it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +21,29 @@ from twin.durations import HOURS_PER_UNIT
 from twin.errors import LineError
 from twin.schema import Line, load_line_data
 
-__all__ = ["read_line", "write_calibrated"]
+__all__ = ["read_line", "read_yaml", "write_calibrated"]
+
+
+def read_yaml(path: str | Path, error: Callable[[str, list[tuple[str, str]]], Exception]) -> Any:
+    """The parsed YAML file at ``path``; ``error(file, [(where, what)])`` is raised for a file that cannot be read
+    (at ``(file)``) or is not YAML (at its line and column): line files and scenario files report alike."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(str(p), [("(file)", f"cannot read: {reason}")]) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
+        raise error(str(p), [(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]) from exc
 
 
 def read_line(path: str | Path) -> Line:
     """The line described by the YAML file at ``path``; :class:`~twin.errors.LineError` names the file and field."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LineError(str(p), [("(file)", f"cannot read: {exc.strerror or exc}")]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
-        raise LineError(str(p), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
-    return load_line_data(data, source=str(p))
+    return load_line_data(read_yaml(path, LineError), source=str(Path(path)))
 
 
 def _sig(x: float) -> float:

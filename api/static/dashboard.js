@@ -6,10 +6,10 @@
 // clock passes the current stretch's end. Charts use the vendored uPlot (static/vendor). Text from the API only ever
 // goes into the page as text nodes (textContent), never as markup.
 
+import { API, HttpError, getKey, storeKey } from "./apikey.js";
+
 const uPlot = globalThis.uPlot;
 
-const API = new URL("api/v1/", document.baseURI);
-const KEY_STORAGE = "gigatwin.apiKey";
 const STATES = ["WORKING", "STARVED", "BLOCKED", "DOWN", "SETUP", "PLANNED_STOP", "UNKNOWN"];
 const LABEL = {
   WORKING: "Working",
@@ -179,34 +179,6 @@ function every(fn, ms) {
 }
 
 // -- the API -----------------------------------------------------------------------------------------------------
-
-class HttpError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.name = "HttpError";
-    this.status = status; // 0: the service could not be reached
-  }
-}
-
-let memoryKey = "";
-
-function getKey() {
-  try {
-    return localStorage.getItem(KEY_STORAGE) ?? memoryKey;
-  } catch {
-    return memoryKey;
-  }
-}
-
-function storeKey(key) {
-  memoryKey = key;
-  try {
-    if (key) localStorage.setItem(KEY_STORAGE, key);
-    else localStorage.removeItem(KEY_STORAGE);
-  } catch {
-    // storage disabled: the key lives as long as the page
-  }
-}
 
 const linePath = (rest = "") => `lines/${encodeURIComponent(S.lineId)}${rest}`;
 

@@ -4,8 +4,8 @@
 // throughput and the other line figures, and each station's downtime. Viewers see the what-ifs others ran. Text from
 // the API only ever goes into the page as text nodes (textContent), never as markup.
 
-const API = new URL("api/v1/", document.baseURI);
-const KEY_STORAGE = "gigatwin.apiKey"; // shared with the live dashboard
+import { API, HttpError, getKey, storeKey } from "./apikey.js"; // the key is shared with the live dashboard
+
 const JOBS_REFRESH_MS = 5_000;
 const POLL_MS = 1_000; // when the progress stream is not available
 const FINISHED = new Set(["done", "failed", "cancelled"]);
@@ -73,34 +73,6 @@ function status(message, kind = "info") {
   const node = $("ask-status");
   node.dataset.kind = kind;
   setText(node, message);
-}
-
-class HttpError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.name = "HttpError";
-    this.status = status;
-  }
-}
-
-let memoryKey = "";
-
-function getKey() {
-  try {
-    return localStorage.getItem(KEY_STORAGE) ?? memoryKey;
-  } catch {
-    return memoryKey;
-  }
-}
-
-function storeKey(key) {
-  memoryKey = key;
-  try {
-    if (key) localStorage.setItem(KEY_STORAGE, key);
-    else localStorage.removeItem(KEY_STORAGE);
-  } catch {
-    // storage disabled: the key lives as long as the page
-  }
 }
 
 const linePath = (rest = "") => `lines/${encodeURIComponent(S.lineId)}${rest}`;

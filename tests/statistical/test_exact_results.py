@@ -265,6 +265,19 @@ LINES = [
 ]
 
 
+def line_of(machines: list[Machine], caps: list[int]) -> Line:
+    """The line of ``machines`` (stations S0, S1, ...) with buffers of ``caps`` between them, as the chain has them."""
+    stations: list[dict[str, Any]] = []
+    for i, m in enumerate(machines):
+        st: dict[str, Any] = {"id": f"S{i}", "cycle_time": exp(m.cycle)}
+        if m.mttf is not None and m.mttr is not None:
+            st["failures"] = [failure(m.mttf, m.mttr, m.basis)]
+        if i < len(caps):
+            st["buffer_after"] = caps[i]
+        stations.append(st)
+    return make_line(*stations)
+
+
 @pytest.mark.parametrize(("machines", "caps", "hours"), LINES)
 def test_small_lines_match_their_markov_chain(machines: list[Machine], caps: list[int], hours: float) -> None:
     """Lines of single exponential machines, some with exponential failures, and small buffers (0 = direct
@@ -274,15 +287,7 @@ def test_small_lines_match_their_markov_chain(machines: list[Machine], caps: lis
     (its blocked unit was taken during the repair). Its stationary distribution (π Q = 0, Σ π = 1) gives
     the exact throughput (π-weighted completion rate of the last machine), mean buffer levels and the
     fraction of time each machine spends in each state (``exact.solve_line``)."""
-    stations: list[dict[str, Any]] = []
-    for i, m in enumerate(machines):
-        st: dict[str, Any] = {"id": f"S{i}", "cycle_time": exp(m.cycle)}
-        if m.mttf is not None and m.mttr is not None:
-            st["failures"] = [failure(m.mttf, m.mttr, m.basis)]
-        if i < len(caps):
-            st["buffer_after"] = caps[i]
-        stations.append(st)
-    line = make_line(*stations)
+    line = line_of(machines, caps)
     exact = solve_line(machines, caps)
     reps = runs(line, hours=hours, warmup=100)
     assert_in_ci([r.throughput_per_hour for r in reps], exact.throughput, "throughput")

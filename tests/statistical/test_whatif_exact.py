@@ -13,26 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_line
 from tests.statistical.exact import Machine, solve_line
-from tests.statistical.test_exact_results import SEED, assert_in_ci, exp, failure
+from tests.statistical.test_exact_results import SEED, assert_in_ci, line_of
 from twin.scenario import load_scenario_data
 from twin.whatif import BASELINE, compare
 
 R = 12
 M = Machine
-
-
-def _line(machines: list[Machine], caps: list[int]) -> Any:
-    stations: list[dict[str, Any]] = []
-    for i, m in enumerate(machines):
-        st: dict[str, Any] = {"id": f"S{i}", "cycle_time": exp(m.cycle)}
-        if m.mttf is not None and m.mttr is not None:
-            st["failures"] = [failure(m.mttf, m.mttr, m.basis)]
-        if i < len(caps):
-            st["buffer_after"] = caps[i]
-        stations.append(st)
-    return make_line(*stations)
 
 
 CASES = [
@@ -67,7 +54,7 @@ CASES = [
 def test_the_paired_interval_contains_the_exact_difference(
     before: list[Machine], caps: list[int], change: dict[str, Any], after: list[Machine], caps_after: list[int]
 ) -> None:
-    line = _line(before, caps)
+    line = line_of(before, caps)
     exact = solve_line(after, caps_after).throughput - solve_line(before, caps).throughput
     scenario = load_scenario_data({"name": "change", "changes": [change]})
     result = compare(line, [scenario], hours=6000.0, warmup=100.0, replications=R, seed=SEED)
@@ -83,7 +70,7 @@ def test_the_paired_interval_contains_the_exact_difference(
 
 
 def test_a_scenario_that_changes_nothing_differs_by_exactly_zero_in_every_replication() -> None:
-    line = _line([M(1.0, 8.0, 2.0), M(0.9), M(1.1, 20.0, 1.0, "calendar")], [2, 1])
+    line = line_of([M(1.0, 8.0, 2.0), M(0.9), M(1.1, 20.0, 1.0, "calendar")], [2, 1])
     same = load_scenario_data({"name": "same", "changes": [{"station": "S1", "scale": {"cycle_time": 1.0}}]})
     result = compare(line, [same], hours=500.0, warmup=50.0, replications=6, seed=SEED)
     assert [r.good for r in result.runs["same"]] == [r.good for r in result.runs[BASELINE]]
