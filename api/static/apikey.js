@@ -34,3 +34,31 @@ export function storeKey(key) {
     // storage disabled: the key lives as long as the page
   }
 }
+
+/**
+ * Wire the page's key dialog (#key-dialog with #key-form, #key-input, #key-forget; #key-button opens it and
+ * #key-message says why): a key entered or forgotten is stored and ``restart()`` runs the page again with it.
+ */
+export function setupKeyDialog(restart, hint) {
+  const byId = (id) => document.getElementById(id);
+  const dialog = byId("key-dialog");
+  const input = byId("key-input");
+  byId("key-form").addEventListener("submit", () => {
+    const key = input.value.trim();
+    input.value = "";
+    if (key) {
+      storeKey(key);
+      restart();
+    }
+  });
+  byId("key-forget").addEventListener("click", () => {
+    storeKey("");
+    input.value = "";
+    dialog.close();
+    restart();
+  });
+  byId("key-button").addEventListener("click", () => {
+    byId("key-message").textContent = hint;
+    if (!dialog.open) dialog.showModal();
+  });
+}

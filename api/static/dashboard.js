@@ -6,7 +6,7 @@
 // clock passes the current stretch's end. Charts use the vendored uPlot (static/vendor). Text from the API only ever
 // goes into the page as text nodes (textContent), never as markup.
 
-import { API, HttpError, getKey, storeKey } from "./apikey.js";
+import { API, HttpError, getKey, setupKeyDialog as setupKeys } from "./apikey.js";
 
 const uPlot = globalThis.uPlot;
 
@@ -1321,26 +1321,7 @@ function askKey(message) {
 }
 
 function setupKeyDialog() {
-  const dialog = $("key-dialog");
-  const input = $("key-input");
-  $("key-form").addEventListener("submit", () => {
-    const key = input.value.trim();
-    input.value = "";
-    if (key) {
-      storeKey(key);
-      start();
-    }
-  });
-  $("key-forget").addEventListener("click", () => {
-    storeKey("");
-    input.value = "";
-    dialog.close();
-    start();
-  });
-  $("key-button").addEventListener("click", () => {
-    setText("key-message", "Enter an API key with the viewer role.");
-    if (!dialog.open) dialog.showModal();
-  });
+  setupKeys(start, "Enter an API key with the viewer role.");
   if (getKey()) $("key-button").hidden = false;
 }
 

@@ -4,7 +4,7 @@
 // throughput and the other line figures, and each station's downtime. Viewers see the what-ifs others ran. Text from
 // the API only ever goes into the page as text nodes (textContent), never as markup.
 
-import { API, HttpError, getKey, storeKey } from "./apikey.js"; // the key is shared with the live dashboard
+import { API, HttpError, getKey, setupKeyDialog as setupKeys } from "./apikey.js"; // the key is shared with the live dashboard
 
 const JOBS_REFRESH_MS = 5_000;
 const POLL_MS = 1_000; // when the progress stream is not available
@@ -403,26 +403,7 @@ function showButton(id) {
 // -- start ------------------------------------------------------------------------------------------------------------
 
 function setupKeyDialog() {
-  const dialog = $("key-dialog");
-  const input = $("key-input");
-  $("key-form").addEventListener("submit", () => {
-    const key = input.value.trim();
-    input.value = "";
-    if (key) {
-      storeKey(key);
-      start();
-    }
-  });
-  $("key-forget").addEventListener("click", () => {
-    storeKey("");
-    input.value = "";
-    dialog.close();
-    start();
-  });
-  $("key-button").addEventListener("click", () => {
-    setText("key-message", "Viewing what-ifs needs a key with the viewer role; running one needs the operator role.");
-    if (!dialog.open) dialog.showModal();
-  });
+  setupKeys(start, "Viewing what-ifs needs a key with the viewer role; running one needs the operator role.");
 }
 
 async function start() {
